@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog import selectors, services
+from catalog.api.serializers import (
+    ErrorSerializer,
+    ItemBatchInSerializer,
+    ItemBatchOutSerializer,
+    ItemOutSerializer,
+    ItemPatchSerializer,
+)
+from catalog.validation import check_item
+from recsys_project.authentication import HasApiKey
+from recsys_project.batches import check_batch
+
+
+class ItemBatchUpsertView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        request=ItemBatchInSerializer,
+        responses={200: ItemBatchOutSerializer, 400: ErrorSerializer, 401: ErrorSerializer},
+        summary="Upsert a batch of items by id",
+        description="Each item is validated on its own; valid items are stored even when others are "
+        "rejected. 200 when any item was stored or unchanged, 400 when all were rejected.",
+    )
+    def post(self, request):
+        raw_items = check_batch(request.data, key="items")
+        valid, rejected = [], []
+        for index, raw in enumerate(raw_items):
+            clean, errors = check_item(raw)
+            if errors:
+                entry = {"index": index, "errors": errors}
+                if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                    entry["id"] = raw["id"][:255]
+                rejected.append(entry)
+            else:
+                valid.append(clean)
+        result = services.item_upsert(items=valid) if valid else services.UpsertResult()
+        body = {
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": rejected,
+        }
+        return Response(body, status=status.HTTP_200_OK if valid else status.HTTP_400_BAD_REQUEST)
+
+
+class ItemDetailView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(responses={200: ItemOutSerializer, 404: ErrorSerializer}, summary="Get an item")
+    def get(self, request, item_id: str):
+        return Response(ItemOutSerializer(selectors.item_get(external_id=item_id)).data)
+
+    @extend_schema(
+        request=ItemPatchSerializer,
+        responses={200: ItemOutSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+        summary="Change some fields of an item (stock, price, ...)",
+    )
+    def patch(self, request, item_id: str):
+        item = selectors.item_get(external_id=item_id)
+        clean, errors = check_item(request.data, partial=True)
+        if errors:
+            raise ValidationError(errors)
+        item = services.item_update(item=item, values=clean)
+        return Response(ItemOutSerializer(item).data)
+
+    @extend_schema(responses={204: None, 404: ErrorSerializer}, summary="Deactivate an item")
+    def delete(self, request, item_id: str):
+        services.item_deactivate(item=selectors.item_get(external_id=item_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,42 @@
+"""Shapes of the event and user APIs, for OpenAPI. Input is validated by interactions.validation."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from interactions.models import EventType
+
+
+class EventInSerializer(serializers.Serializer):
+    event_id = serializers.CharField(max_length=128, help_text="Unique per event: the idempotency key.")
+    user_id = serializers.CharField(max_length=128, required=False, allow_null=True)
+    session_id = serializers.CharField(max_length=128, required=False)
+    item_id = serializers.CharField(max_length=255)
+    event_type = serializers.ChoiceField(choices=EventType.choices)
+    timestamp = serializers.DateTimeField(help_text="ISO 8601; at most 15 minutes in the future.")
+    device_type = serializers.CharField(max_length=50, required=False)
+    recommendation_id = serializers.UUIDField(required=False, allow_null=True)
+    surface = serializers.CharField(max_length=100, required=False)
+    position = serializers.IntegerField(min_value=0, max_value=10000, required=False, allow_null=True)
+    value = serializers.DecimalField(max_digits=14, decimal_places=4, required=False, allow_null=True)
+    quantity = serializers.IntegerField(required=False, allow_null=True)
+
+
+class EventBatchInSerializer(serializers.Serializer):
+    events = EventInSerializer(many=True, help_text="1 to 1,000 events.")
+
+
+class EventRejectedSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class EventBatchOutSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = EventRejectedSerializer(many=True)
+
+
+class UserErasedSerializer(serializers.Serializer):
+    user_id = serializers.CharField()
+    deleted = serializers.DictField(child=serializers.IntegerField())

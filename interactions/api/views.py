@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.api.serializers import ErrorSerializer
+from interactions import services
+from interactions.api.serializers import EventBatchInSerializer, EventBatchOutSerializer, UserErasedSerializer
+from interactions.validation import check_event
+from recsys_project.authentication import HasApiKey
+from recsys_project.batches import check_batch
+
+
+class EventBatchIngestView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        request=EventBatchInSerializer,
+        responses={200: EventBatchOutSerializer, 400: EventBatchOutSerializer, 401: ErrorSerializer},
+        summary="Ingest a batch of events",
+        description="Each event is validated on its own; valid events are stored even when others are "
+        "rejected. A replayed event_id counts as a duplicate. 200 when anything was accepted or "
+        "duplicated, 400 when every event was rejected. A 200 means the accepted events are durable.",
+    )
+    def post(self, request):
+        raw_events = check_batch(request.data, key="events")
+        valid, rejected = [], []
+        for index, raw in enumerate(raw_events):
+            clean, errors = check_event(raw)
+            if errors:
+                rejected.append({"index": index, "errors": errors})
+            else:
+                valid.append(clean)
+        result = services.events_ingest(events=valid) if valid else services.IngestResult()
+        body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": rejected}
+        return Response(body, status=status.HTTP_200_OK if valid else status.HTTP_400_BAD_REQUEST)
+
+
+class UserEraseView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(responses={200: UserErasedSerializer, 401: ErrorSerializer}, summary="Erase a user")
+    def delete(self, request, user_id: str):
+        deleted = services.user_erase(user_id=user_id)
+        return Response({"user_id": user_id, "deleted": deleted})

@@ -1,0 +1,109 @@
+"""Writes to the interaction stream: ingestion and erasure. Input is already validated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.dispatch import Signal
+
+from interactions.models import Event, EventType, UserProfile
+
+# Sent inside the erasure transaction with `user_id`; receivers (served-list logs, caches, ...) delete
+# what they hold for that user and return {"what": count}. Apps that import interactions connect to it,
+# so interactions needs to know nothing about them.
+user_erasure = Signal()
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    # (user_id, event pk) of the newly stored events, for the user-vector update
+    stored: list[tuple[str | None, int]] = field(default_factory=list)
+
+
+_INSERT_SQL = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
+        %s::uuid[], %s::text[], %s::int[], %s::numeric[], %s::int[]
+    ) AS b(event_id, user_id, session_id, item_external_id, event_type, ts, device_type,
+           recommendation_id, surface, position, value, quantity)
+), inserted AS (
+    INSERT INTO interactions_event (
+        event_id, user_id, session_id, item_id, item_external_id, event_type, timestamp, received_at,
+        updated_at, device_type, recommendation_id, surface, position, value, quantity
+    )
+    SELECT b.event_id, b.user_id, b.session_id, i.id, b.item_external_id, b.event_type, b.ts, now(), now(),
+           b.device_type, b.recommendation_id, b.surface, b.position, b.value, b.quantity
+    FROM batch b LEFT JOIN catalog_item i ON i.external_id = b.item_external_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING id, user_id, event_type, timestamp
+), profiles AS (
+    INSERT INTO interactions_userprofile (external_id, event_count, purchase_count, last_event_at,
+                                          created_at, updated_at)
+    SELECT user_id, count(*), count(*) FILTER (WHERE event_type = %s), max(timestamp), now(), now()
+    FROM inserted WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY user_id
+    ON CONFLICT (external_id) DO UPDATE SET
+        event_count = interactions_userprofile.event_count + EXCLUDED.event_count,
+        purchase_count = interactions_userprofile.purchase_count + EXCLUDED.purchase_count,
+        last_event_at = GREATEST(interactions_userprofile.last_event_at, EXCLUDED.last_event_at),
+        updated_at = now()
+)
+SELECT user_id, id FROM inserted
+"""
+
+
+def events_ingest(*, events: Sequence[dict[str, Any]]) -> IngestResult:
+    """Store validated events; idempotent on `event_id` (a replay is counted as a duplicate, never stored
+    twice, also within one batch). One statement, so the batch is durable as a whole when this returns:
+    events, their item links and the users' counters commit together."""
+    result = IngestResult()
+    seen: set[str] = set()
+    unique: list[dict[str, Any]] = []
+    for event in events:
+        if event["event_id"] in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event["event_id"])
+        unique.append(event)
+    if not unique:
+        return result
+    columns = [
+        [e["event_id"] for e in unique],
+        [e["user_id"] for e in unique],
+        [e["session_id"] for e in unique],
+        [e["item_id"] for e in unique],
+        [e["event_type"] for e in unique],
+        [e["timestamp"] for e in unique],
+        [e["device_type"] for e in unique],
+        [e["recommendation_id"] for e in unique],
+        [e["surface"] for e in unique],
+        [e["position"] for e in unique],
+        [e["value"] for e in unique],
+        [e["quantity"] for e in unique],
+    ]
+    with transaction.atomic(), connection.cursor() as cur:
+        # Profiles are upserted in user_id order, so concurrent batches sharing users cannot deadlock.
+        cur.execute(_INSERT_SQL, [*columns, EventType.PURCHASE])
+        result.stored = [(row[0], row[1]) for row in cur.fetchall()]
+    result.accepted = len(result.stored)
+    result.duplicates += len(unique) - result.accepted
+    return result
+
+
+@transaction.atomic
+def user_erase(*, user_id: str) -> dict[str, int]:
+    """Erase a user: their events, profile and vector, and whatever other apps hold for them (through the
+    `user_erasure` signal, in the same transaction)."""
+    deleted = {
+        "events": Event.objects.filter(user_id=user_id).delete()[0],
+        "profiles": UserProfile.objects.filter(external_id=user_id).delete()[0],
+    }
+    for _receiver, response in user_erasure.send(sender=UserProfile, user_id=user_id):
+        for key, count in (response or {}).items():
+            deleted[key] = deleted.get(key, 0) + count
+    return deleted

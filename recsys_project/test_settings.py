@@ -1,0 +1,23 @@
+"""Settings for the test suite: the real ones, with two changes.
+
+- No HTTPS redirects: the test client speaks plain http.
+- Its own Redis database (RECSYS_TEST_REDIS_DB, default 15), so a running demo's worker never consumes a
+  test's tasks and a test never sees the demo's cache. Concurrent test runs on one machine set different
+  RECSYS_TEST_REDIS_DB and RECSYS_TEST_DB_SUFFIX values.
+"""
+
+import os
+from urllib.parse import urlparse, urlunparse
+
+from recsys_project.settings import *  # noqa: F403
+from recsys_project.settings import CACHES, REDIS_URL
+
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+
+_parsed = urlparse(REDIS_URL)
+REDIS_URL = urlunparse(_parsed._replace(path="/" + os.environ.get("RECSYS_TEST_REDIS_DB", "15")))
+CELERY_BROKER_URL = REDIS_URL
+CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
