@@ -105,3 +105,68 @@ class Item(models.Model):
             "attributes": self.attributes or {},
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class PromotionTarget(models.TextChoices):
+    ITEM = "item"
+    CATEGORY = "category"
+    BRAND = "brand"
+
+
+class Promotion(models.Model):
+    """A merchandiser's rule: boost (and optionally pin) an item, a category subtree or a brand, between
+    two times, on all surfaces or only some. Applied at serving time by the re-ranking pipeline."""
+
+    name = models.CharField(max_length=200)
+    target_type = models.CharField(max_length=20, choices=PromotionTarget.choices)
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="promotions"
+    )
+    category_path = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="For a category target: names from the root; the whole subtree is promoted.",
+    )
+    brand = models.CharField(max_length=200, blank=True, default="")
+    boost = models.FloatField(default=1.5, help_text="Multiplies the score of matching items (1 = none).")
+    pinned_slot = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Optional 1-based position the best matching item is pinned to."
+    )
+    surfaces = ArrayField(
+        models.CharField(max_length=100),
+        default=list,
+        blank=True,
+        help_text="Surfaces it applies to (comma-separated); empty = all surfaces.",
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty = open-ended.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-starts_at", "name"]
+        indexes = [models.Index(fields=["is_active", "starts_at"], name="promotion_live")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors: dict[str, str] = {}
+        if self.target_type == PromotionTarget.ITEM and self.item_id is None:
+            errors["item"] = "An item promotion needs an item."
+        if self.target_type == PromotionTarget.CATEGORY and not self.category_path:
+            errors["category_path"] = "A category promotion needs a category path."
+        if self.target_type == PromotionTarget.BRAND and not self.brand:
+            errors["brand"] = "A brand promotion needs a brand."
+        if not (0 < (self.boost or 0) <= 100):
+            errors["boost"] = "The boost must be above 0 and at most 100."
+        if self.pinned_slot is not None and not (1 <= self.pinned_slot <= 100):
+            errors["pinned_slot"] = "The pinned slot must be between 1 and 100."
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The end must be after the start."
+        if errors:
+            raise ValidationError(errors)

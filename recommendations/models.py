@@ -1,0 +1,185 @@
+"""Serving state: per-surface re-ranking profiles, item popularity, the served-list log and the admin audit."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+DEFAULT_PROFILE = "default"
+
+
+class Scenario(models.TextChoices):
+    USER = "user"
+    SIMILAR = "similar"
+    SESSION = "session"
+    TRENDING = "trending"
+    SEARCH = "search"
+
+
+class DiversityMode(models.TextChoices):
+    NONE = "none"
+    MMR = "mmr"
+    CAPS = "caps"
+
+
+def _default_exclude_bought() -> list[str]:
+    return [Scenario.USER, Scenario.SIMILAR, Scenario.SESSION, Scenario.TRENDING]
+
+
+def _default_exclude_seen() -> list[str]:
+    return [Scenario.USER]
+
+
+class RerankProfile(models.Model):
+    """The re-ranking weights of one surface (`home`, `pdp`, ...); `default` serves surfaces that have no
+    profile of their own. Read on every request, so an edit in admin applies to the next answer. `version`
+    goes up on every save and is logged with each served list."""
+
+    surface = models.CharField(max_length=100, unique=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    candidate_k = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(10), MaxValueValidator(2000)], help_text="ANN candidates."
+    )
+    # freshness
+    freshness_weight = models.FloatField(default=0.05, help_text="Added to the score of a brand-new item.")
+    freshness_half_life_days = models.FloatField(default=30.0, validators=[MinValueValidator(0.1)])
+    # inventory
+    in_stock_only = models.BooleanField(default=True)
+    low_stock_threshold = models.PositiveIntegerField(default=3)
+    low_stock_factor = models.FloatField(
+        default=0.9, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Score multiplier."
+    )
+    # seen / bought, per scenario
+    exclude_bought_in = ArrayField(
+        models.CharField(max_length=20, choices=Scenario.choices),
+        default=_default_exclude_bought,
+        blank=True,
+        help_text="Scenarios that hide items the user already bought (leave out where repeat purchase is "
+        "normal).",
+    )
+    exclude_seen_in = ArrayField(
+        models.CharField(max_length=20, choices=Scenario.choices),
+        default=_default_exclude_seen,
+        blank=True,
+        help_text="Scenarios that hide items the user already viewed.",
+    )
+    # promotions
+    promotions_enabled = models.BooleanField(default=True)
+    # popularity bias
+    popularity_penalty = models.FloatField(
+        default=0.02, validators=[MinValueValidator(0.0)], help_text="Subtracted for the most popular item."
+    )
+    # near duplicates
+    duplicate_similarity = models.FloatField(
+        default=0.97,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Cosine similarity above which a lower-ranked item is collapsed into a higher one.",
+    )
+    # diversity
+    diversity_mode = models.CharField(max_length=10, choices=DiversityMode.choices, default=DiversityMode.MMR)
+    mmr_lambda = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="1 = pure relevance, 0 = pure diversity.",
+    )
+    max_per_category = models.PositiveIntegerField(default=0, help_text="Caps mode; 0 = no cap.")
+    max_per_brand = models.PositiveIntegerField(default=0, help_text="Caps mode; 0 = no cap.")
+    # exploration
+    exploration_share = models.FloatField(
+        default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)], help_text="Share of slots."
+    )
+    exploration_max_age_days = models.FloatField(default=14.0, validators=[MinValueValidator(0.0)])
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["surface"]
+
+    def __str__(self) -> str:
+        return f"{self.surface} (v{self.version})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            # Two admins saving at once may both write the same next version; the log still tells the
+            # settings apart by updated_at, and this keeps the save a plain UPDATE.
+            self.version += 1
+        super().save(*args, **kwargs)
+
+
+class ItemPopularity(models.Model):
+    """Time-decayed popularity of an item, recomputed from the event stream by a periodic task
+    (recommendations.services.item_popularity_refresh). Trending and the popularity penalty read it."""
+
+    item = models.OneToOneField("catalog.Item", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField(default=0.0)
+    interaction_count = models.PositiveIntegerField(default=0)
+    last_interaction_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-score"]
+        indexes = [models.Index(fields=["-score"], name="popularity_score")]
+        verbose_name_plural = "item popularity"
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.score:.3f}"
+
+
+class ServedList(models.Model):
+    """One answer of the recommendation API, exactly as served: what attribution and CTR are computed
+    from (events carry the `recommendation_id`). Written with one INSERT per answer."""
+
+    recommendation_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.CharField(max_length=128, blank=True, default="")
+    session_id = models.CharField(max_length=128, blank=True, default="")
+    surface = models.CharField(max_length=100, blank=True, default="")
+    scenario = models.CharField(max_length=20, choices=Scenario.choices)
+    profile_surface = models.CharField(max_length=100, blank=True, default="")
+    profile_version = models.PositiveIntegerField(default=0)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    backend = models.CharField(max_length=50, blank=True, default="")
+    # the list, in served order
+    item_pks = ArrayField(models.BigIntegerField(), default=list)
+    item_ids = ArrayField(models.CharField(max_length=255), default=list)
+    scores = ArrayField(models.FloatField(), default=list)
+    reasons = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"], name="servedlist_created"),
+            models.Index(fields=["user_id"], name="servedlist_user", condition=~models.Q(user_id="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recommendation_id} {self.scenario} {self.surface}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what in the merchandising admin (promotions, re-ranking profiles), and when, with the
+    values before and after."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=10)  # create / change / delete
+    model = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=300, blank=True, default="")
+    changes = models.JSONField(default=dict, help_text="{field: [before, after]}")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.model} {self.object_id}"
