@@ -145,7 +145,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("RECSYS_API_RATE", "6000/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["recsys_project.parsers.CappedJSONParser"],
     "EXCEPTION_HANDLER": "recsys_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -179,6 +179,23 @@ CELERY_TIMEZONE = "UTC"
 # --- Domain settings (tunables with sane defaults; per-surface weights live in the database)
 EMBEDDING_DIM = 384
 RECSYS_EMBEDDING_MODEL = os.environ.get("RECSYS_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+# --- Embeddings (catalog/embedding.py; README "Embeddings")
+RECSYS_EMBEDDING_BACKEND = os.environ.get("RECSYS_EMBEDDING_BACKEND", "sentence-transformers")  # or "openai"
+RECSYS_EMBEDDING_API_URL = os.environ.get("RECSYS_EMBEDDING_API_URL", "")  # e.g. https://api.openai.com/v1
+RECSYS_EMBEDDING_API_KEY = os.environ.get("RECSYS_EMBEDDING_API_KEY", "")
+RECSYS_EMBEDDING_DIMENSIONS = int(os.environ.get("RECSYS_EMBEDDING_DIMENSIONS", "0")) or None
+RECSYS_EMBEDDING_THREADS = int(os.environ.get("RECSYS_EMBEDDING_THREADS", "0")) or None  # None: torch default
+# User vectors: engagement weight per event type x a recency decay with this half-life (interactions/user_vectors.py)
+RECSYS_EVENT_WEIGHTS = {
+    "view": 1.0,
+    "click": 2.0,
+    "add_to_favorites": 4.0,
+    "add_to_cart": 6.0,
+    "contact_seller": 8.0,
+    "purchase": 10.0,
+    "review": 12.0,
+}
+RECSYS_USER_HALF_LIFE_DAYS = float(os.environ.get("RECSYS_USER_HALF_LIFE_DAYS", "30"))
 RECSYS_VECTOR_BACKEND = os.environ.get("RECSYS_VECTOR_BACKEND", "pgvector")
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.
