@@ -7,7 +7,7 @@ DRF's per-field machinery costs ~10x more."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +19,9 @@ from django.utils.dateparse import parse_datetime
 CATEGORY_SEPARATOR_INPUT = ">"
 MAX_CATEGORY_DEPTH = 10
 MAX_CATEGORY_NAME = 200
+# Category.path is varchar(1000): ten levels of 200 characters would not fit.
+MAX_CATEGORY_PATH = 1000
+CATEGORY_SEPARATOR = " > "
 MAX_PRICE = Decimal("9999999999.99")
 
 ITEM_FIELDS = {
@@ -39,6 +42,8 @@ ITEM_FIELDS = {
 }
 # Fields a client may change on an existing item with PATCH (`id` is the key, everything else is ours).
 ITEM_PATCHABLE = ITEM_FIELDS - {"id"}
+# Fields the API shows but computes itself: a PATCH that sends them is refused, not silently ignored.
+ITEM_READ_ONLY = {"is_active", "has_embedding", "created_at", "updated_at"}
 
 Errors = dict[str, list[str]]
 
@@ -52,9 +57,9 @@ def clean_string(value: Any, *, max_length: int, required: bool = False, allow_e
         if required:
             raise FieldError("This field is required.")
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise FieldError(f"Must be a string, not {type(value).__name__}.")
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise FieldError(f"Must be a string, not {_json_type(value)}.")
+    text = value.strip()
     if "\x00" in text:
         raise FieldError("Must not contain NUL characters.")
     if required and not text:
@@ -125,7 +130,8 @@ def clean_datetime(value: Any, *, max_future_seconds: int | None = None) -> date
     else:
         raise FieldError("Must be an ISO 8601 date-time string.")
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.utc)
+        # A time without an offset (e.g. a CSV export) is taken as UTC.
+        moment = moment.replace(tzinfo=UTC)
     if moment.year < 1970:
         raise FieldError("Must not be before 1970.")
     if max_future_seconds is not None:
@@ -135,6 +141,26 @@ def clean_datetime(value: Any, *, max_future_seconds: int | None = None) -> date
                 f"Is {int(skew)} s in the future; at most {max_future_seconds} s of clock skew is allowed."
             )
     return moment
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def clean_category_path(value: Any) -> list[str]:
@@ -149,9 +175,14 @@ def clean_category_path(value: Any) -> list[str]:
     names = []
     for name in value:
         try:
-            names.append(clean_string(name, max_length=MAX_CATEGORY_NAME, required=True))
+            name = clean_string(name, max_length=MAX_CATEGORY_NAME, required=True)
+            if CATEGORY_SEPARATOR_INPUT in name:
+                raise FieldError(f"Must not contain '{CATEGORY_SEPARATOR_INPUT}' (it separates levels).")
+            names.append(name)
         except FieldError as exc:
             raise FieldError(f"Level {len(names) + 1}: {exc}") from None
+    if len(CATEGORY_SEPARATOR.join(names)) > MAX_CATEGORY_PATH:
+        raise FieldError(f"At most {MAX_CATEGORY_PATH} characters when joined with '{CATEGORY_SEPARATOR}'.")
     return names
 
 
@@ -160,14 +191,20 @@ def clean_attributes(value: Any) -> dict:
         return {}
     if isinstance(value, str):  # CSV form: a JSON string
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise FieldError("Must be a JSON object.") from None
+            value = json.loads(value, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise FieldError("Must be a JSON object (in CSV: a JSON string).") from None
     if not isinstance(value, dict):
-        raise FieldError("Must be an object.")
-    size = len(json.dumps(value, ensure_ascii=False).encode())
+        raise FieldError(f"Must be an object, not {_json_type(value)}.")
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+    except (ValueError, TypeError, RecursionError):
+        raise FieldError("Must be plain JSON (no NaN or Infinity).") from None
     if size > settings.RECSYS_MAX_ATTRIBUTES_BYTES:
         raise FieldError(f"At most {settings.RECSYS_MAX_ATTRIBUTES_BYTES} bytes as JSON (got {size}).")
+    # PostgreSQL's jsonb cannot store \u0000; refuse it here rather than fail the whole batch in SQL.
+    if _has_nul(value):
+        raise FieldError("Must not contain NUL characters.")
     return value
 
 
@@ -212,7 +249,12 @@ def check_item(raw: Any, *, partial: bool = False) -> tuple[dict[str, Any] | Non
     errors: Errors = {}
     allowed = ITEM_PATCHABLE if partial else ITEM_FIELDS
     for unknown in sorted(set(raw) - allowed):
-        reason = "Cannot be changed." if unknown == "id" else "Unknown field."
+        if unknown == "id":
+            reason = "Cannot be changed: it is the item's key."
+        elif unknown in ITEM_READ_ONLY:
+            reason = "Read-only."
+        else:
+            reason = "Unknown field."
         errors[unknown] = [reason]
     clean: dict[str, Any] = {}
     if not partial:

@@ -18,6 +18,10 @@ def api_exception_handler(exc, context):
         else:
             body["fields"] = {"non_field_errors": data}
         response.data = body
+    elif isinstance(exc, exceptions.ParseError):
+        # Malformed JSON: the field at fault is the body itself.
+        detail = str(exc.detail)
+        response.data = {"error": "parse_error", "detail": detail, "fields": {"body": [detail]}}
     elif isinstance(exc, exceptions.APIException):
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"error": exc.default_code, "detail": str(detail)}
