@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from pgvector.django import VectorField
+from pgvector.django import HnswIndex, VectorField
 
 CATEGORY_SEPARATOR = " > "
 
@@ -65,6 +65,9 @@ class Item(models.Model):
     embedding_model = models.CharField(max_length=200, blank=True, default="")
     embedded_at = models.DateTimeField(null=True, blank=True)
     embedding_dirty = models.BooleanField(default=True)
+    # Lease of the embedding task that took the item (catalog.services.items_embed); a worker that dies
+    # holding it only delays the item until the lease runs out and the sweep takes it again.
+    embedding_claimed_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,6 +79,16 @@ class Item(models.Model):
                 fields=["embedding_dirty"],
                 name="item_embedding_dirty",
                 condition=models.Q(embedding_dirty=True),
+            ),
+            # The ANN index. Cosine opclass, because retrieval orders by `embedding <=> q`. m=16 and
+            # ef_construction=64 (pgvector's defaults): the parameters and their measured recall and build
+            # time are in README "Embeddings" (bench/hnsw.py).
+            HnswIndex(
+                name="item_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
             ),
             models.Index(fields=["brand"], name="item_brand"),
             models.Index(fields=["created_at"], name="item_created_at"),
@@ -95,16 +108,72 @@ class Item(models.Model):
             return False
         return self.stock is None or self.stock > 0
 
+    def embedding_text(self) -> str:
+        """The text the item's vector is computed from: the most informative fields first (title, category
+        path, brand, condition, salient attributes, then the description), cut to MAX_EMBEDDING_TEXT_CHARS
+        so it fits the model's token limit (MiniLM reads 256 word pieces; ~4 characters each)."""
+        parts = [_squash(self.title)]
+        if self.category_path:
+            parts.append("Category: " + CATEGORY_SEPARATOR.join(_squash(c) for c in self.category_path))
+        if self.brand:
+            parts.append("Brand: " + _squash(self.brand))
+        if self.condition:
+            parts.append("Condition: " + _squash(self.condition))
+        attributes = _salient_attributes(self.attributes)
+        if attributes:
+            parts.append(attributes)
+        head = ". ".join(p for p in parts if p)
+        description = _squash(self.description)
+        room = MAX_EMBEDDING_TEXT_CHARS - len(head) - 2
+        if description and room > 20:
+            if len(description) > room:
+                description = description[:room].rsplit(" ", 1)[0]
+            head = f"{head}. {description}"
+        return head[:MAX_EMBEDDING_TEXT_CHARS]
+
     def compute_content_hash(self) -> str:
-        payload = {
-            "title": self.title,
-            "description": self.description,
-            "category_path": list(self.category_path or []),
-            "brand": self.brand,
-            "condition": self.condition,
-            "attributes": self.attributes or {},
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        """sha256 of `embedding_text()`: it changes exactly when the text the vector is computed from
+        changes. The model is compared separately (`embedding_model`), so a model change re-embeds too."""
+        return hashlib.sha256(self.embedding_text().encode()).hexdigest()
+
+
+# MiniLM reads at most 256 word pieces; 1,000 characters of product text is ~200-250 of them.
+MAX_EMBEDDING_TEXT_CHARS = 1000
+MAX_EMBEDDED_ATTRIBUTES = 8
+MAX_ATTRIBUTE_VALUE_CHARS = 60
+# Attribute keys that identify rather than describe: they only add noise to a semantic vector.
+_NON_SALIENT_KEYS = re.compile(r"(^|_)(id|sku|ean|upc|gtin|isbn|mpn|url|image|img|link|barcode)s?($|_)", re.I)
+
+
+def _squash(text: str) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _salient_attributes(attributes: object) -> str:
+    """Short, descriptive attributes as `key: value` in key order (deterministic, so the hash is stable)."""
+    if not isinstance(attributes, dict):
+        return ""
+    pairs = []
+    for key in sorted(attributes, key=str):
+        value = attributes[key]
+        if _NON_SALIENT_KEYS.search(str(key)):
+            continue
+        if isinstance(value, bool):
+            if not value:
+                continue
+            text = "yes"
+        elif isinstance(value, (str, int, float)):
+            text = _squash(str(value))
+        elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            text = ", ".join(_squash(str(v)) for v in value)
+        else:
+            continue
+        if not text or len(text) > MAX_ATTRIBUTE_VALUE_CHARS or text.lower().startswith(("http://", "https://")):
+            continue
+        pairs.append(f"{_squash(str(key)).replace('_', ' ')}: {text}")
+        if len(pairs) == MAX_EMBEDDED_ATTRIBUTES:
+            break
+    return "; ".join(pairs)
 
 
 class PromotionTarget(models.TextChoices):

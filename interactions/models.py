@@ -37,6 +37,10 @@ class Event(models.Model):
     position = models.PositiveIntegerField(null=True, blank=True)
     value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     quantity = models.IntegerField(null=True, blank=True)
+    # Whether this event is already folded into its user's vector sums (interactions/user_vectors.py).
+    # False until the item has a vector; the claim `UPDATE ... WHERE NOT vector_applied` makes applying
+    # it exactly-once. db_default: bulk inserts (events_ingest, imports) need not know about it.
+    vector_applied = models.BooleanField(default=False, db_default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -53,6 +57,12 @@ class Event(models.Model):
                 name="event_recommendation",
                 condition=models.Q(recommendation_id__isnull=False),
             ),
+            # events of known users not yet in their user's vector (the user-vector sweep's work list)
+            models.Index(
+                fields=["item"],
+                name="event_vector_pending",
+                condition=models.Q(vector_applied=False, user_id__isnull=False),
+            ),
             # events waiting for their item to arrive
             models.Index(
                 fields=["item_external_id"], name="event_unlinked_item", condition=models.Q(item__isnull=True)
@@ -68,6 +78,13 @@ class UserProfile(models.Model):
 
     external_id = models.CharField(max_length=128, unique=True)
     embedding = VectorField(dimensions=settings.EMBEDDING_DIM, null=True, blank=True)
+    # Decayed running sums behind `embedding` (interactions/user_vectors.py): vector_sum = sum of
+    # weight * 2^(-(decay_ref_at - t) / half_life) * item vector, weight_sum the same without the vector.
+    # Both are scaled to `decay_ref_at` (the newest applied event), so one event is O(1) to add.
+    vector_sum = VectorField(dimensions=settings.EMBEDDING_DIM, null=True, blank=True)
+    weight_sum = models.FloatField(default=0.0)
+    decay_ref_at = models.DateTimeField(null=True, blank=True)
+    embedding_model = models.CharField(max_length=200, blank=True, default="")
     event_count = models.PositiveIntegerField(default=0)
     purchase_count = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
