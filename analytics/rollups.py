@@ -1,0 +1,210 @@
+"""Live metrics over served lists and attributions: computed on demand for any window
+(`window_metrics_compute`) and rolled up per surface, scenario and day (`daily_metrics_rollup`, run by
+Celery beat)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+
+from analytics import metrics
+from analytics.attribution import clicks_attribute, conversions_attribute
+from analytics.models import Attribution, AttributionKind, DailyItemMetric, DailyMetric
+from analytics.served import served_lists_between
+from catalog.models import Item
+from interactions.models import Event, EventType
+
+# Slice key for "every surface / every scenario".
+ALL = "*"
+
+
+@dataclass
+class SliceMetrics:
+    surface: str
+    scenario: str
+    lists_served: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    add_to_carts: int = 0
+    conversions: int = 0
+    revenue: Decimal = Decimal(0)
+    distinct_items: int = 0
+    catalog_size: int = 0
+    coverage: float = 0.0
+    diversity: float | None = None
+    gini: float = 0.0
+    novelty: float | None = None
+    item_impressions: Counter = field(default_factory=Counter, repr=False)
+
+    @property
+    def ctr(self) -> float:
+        return metrics.ctr(clicks=self.clicks, impressions=self.impressions)
+
+    @property
+    def conversion_rate(self) -> float:
+        return metrics.conversion_rate(conversions=self.conversions, clicks=self.clicks)
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def _item_popularity(*, until: datetime) -> tuple[dict[int, int], int]:
+    """Distinct users (or sessions, for anonymous events) per item up to `until`, and how many there are:
+    the reference distribution novelty is measured against."""
+    actor = "user_id"
+    rows = (
+        Event.objects.filter(timestamp__lt=until, item__isnull=False)
+        .values("item_id")
+        .annotate(n=Count(actor, distinct=True))
+        .values_list("item_id", "n")
+    )
+    popularity = dict(rows)
+    n_users = Event.objects.filter(timestamp__lt=until).aggregate(n=Count(actor, distinct=True))["n"] or 0
+    return popularity, n_users
+
+
+def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str, str], SliceMetrics]:
+    """Every live metric for the lists served in [start, end), per (surface, scenario), plus the
+    (ALL, ALL) total. Clicks and conversions are the attributions whose event happened in the window."""
+    active_pks = list(Item.objects.filter(is_active=True).values_list("pk", flat=True))
+    catalog_size = len(active_pks)
+    slices: dict[tuple[str, str], SliceMetrics] = {}
+    lists_by_slice: dict[tuple[str, str], list[tuple[int, ...]]] = defaultdict(list)
+
+    def slice_for(key: tuple[str, str]) -> SliceMetrics:
+        if key not in slices:
+            slices[key] = SliceMetrics(surface=key[0], scenario=key[1], catalog_size=catalog_size)
+        return slices[key]
+
+    for served in served_lists_between(start=start, end=end):
+        for key in ((served.surface, served.scenario), (ALL, ALL)):
+            s = slice_for(key)
+            s.lists_served += 1
+            s.impressions += len(served.item_pks)
+            s.item_impressions.update(served.item_pks)
+            lists_by_slice[key].append(served.item_pks)
+
+    attributed = (
+        Attribution.objects.filter(occurred_at__gte=start, occurred_at__lt=end, list_known=True)
+        .values_list("surface", "scenario", "kind")
+        .annotate(n=Count("id"), revenue=Sum("revenue"))
+    )
+    for surface, scenario, kind, n, revenue in attributed:
+        for key in ((surface, scenario), (ALL, ALL)):
+            s = slice_for(key)
+            if kind == AttributionKind.CLICK:
+                s.clicks += n
+            elif kind == AttributionKind.ADD_TO_CART:
+                s.add_to_carts += n
+            else:
+                s.conversions += n
+                s.revenue += revenue or Decimal(0)
+
+    shown = {pk for s in slices.values() for pk in s.item_impressions}
+    vectors = {
+        pk: np.asarray(vec, dtype=np.float32)
+        for pk, vec in Item.objects.filter(pk__in=shown, embedding__isnull=False).values_list(
+            "pk", "embedding"
+        )
+    }
+    popularity, n_users = _item_popularity(until=end)
+    active = set(active_pks)
+    for key, s in slices.items():
+        s.distinct_items = len(s.item_impressions)
+        s.coverage = metrics.coverage(recommended=set(s.item_impressions) & active, catalog_size=catalog_size)
+        counts = [s.item_impressions.get(pk, 0) for pk in active_pks]
+        s.gini = metrics.gini(counts)
+        s.diversity = metrics.mean_diversity(
+            np.array([vectors[pk] for pk in pks if pk in vectors]) for pks in lists_by_slice[key]
+        )
+        shown_items = [pk for pks in lists_by_slice[key] for pk in pks]
+        s.novelty = metrics.novelty(recommended=shown_items, popularity=popularity, n_users=n_users)
+    return slices
+
+
+def daily_metrics_rollup(*, day: date) -> int:
+    """Write DailyMetric rows (one per surface and scenario, plus the ALL total) and DailyItemMetric rows
+    for `day`, replacing what an earlier run wrote. Attributes that day's clicks and purchases first, so
+    anything the sweep missed is caught. Returns the number of slices written."""
+    start, end = _day_bounds(day)
+    clicks_attribute(
+        events=list(
+            Event.objects.filter(
+                timestamp__gte=start,
+                timestamp__lt=end,
+                recommendation_id__isnull=False,
+                event_type__in=[EventType.CLICK, EventType.ADD_TO_CART],
+            )
+        )
+    )
+    conversions_attribute(day=day)
+    slices = window_metrics_compute(start=start, end=end)
+
+    per_item: dict[int, dict] = defaultdict(lambda: {"clicks": 0, "conversions": 0, "revenue": Decimal(0)})
+    item_rows = (
+        Attribution.objects.filter(
+            occurred_at__gte=start, occurred_at__lt=end, list_known=True, item__isnull=False
+        )
+        .values("item_id")
+        .annotate(
+            clicks=Count("id", filter=Q(kind=AttributionKind.CLICK)),
+            conversions=Count("id", filter=Q(kind=AttributionKind.CONVERSION)),
+            revenue=Sum("revenue", filter=Q(kind=AttributionKind.CONVERSION)),
+        )
+    )
+    for row in item_rows:
+        per_item[row["item_id"]].update(
+            clicks=row["clicks"], conversions=row["conversions"], revenue=row["revenue"] or Decimal(0)
+        )
+    impressions = slices[(ALL, ALL)].item_impressions if (ALL, ALL) in slices else Counter()
+    known_items = set(
+        Item.objects.filter(pk__in=set(impressions) | set(per_item)).values_list("pk", flat=True)
+    )
+
+    with transaction.atomic():
+        DailyMetric.objects.filter(day=day).delete()
+        DailyMetric.objects.bulk_create(
+            DailyMetric(
+                day=day,
+                surface=s.surface,
+                scenario=s.scenario,
+                lists_served=s.lists_served,
+                impressions=s.impressions,
+                clicks=s.clicks,
+                add_to_carts=s.add_to_carts,
+                conversions=s.conversions,
+                revenue=s.revenue,
+                distinct_items=s.distinct_items,
+                catalog_size=s.catalog_size,
+                coverage=s.coverage,
+                diversity=s.diversity,
+                gini=s.gini,
+                novelty=s.novelty,
+            )
+            for s in slices.values()
+        )
+        DailyItemMetric.objects.filter(day=day).delete()
+        DailyItemMetric.objects.bulk_create(
+            (
+                DailyItemMetric(
+                    day=day,
+                    item_id=pk,
+                    impressions=impressions.get(pk, 0),
+                    clicks=per_item[pk]["clicks"] if pk in per_item else 0,
+                    conversions=per_item[pk]["conversions"] if pk in per_item else 0,
+                    revenue=per_item[pk]["revenue"] if pk in per_item else Decimal(0),
+                )
+                for pk in sorted(known_items)
+            ),
+            batch_size=5000,
+        )
+    return len(slices)

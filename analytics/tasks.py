@@ -1,0 +1,30 @@
+"""Analytics tasks. Both are sweeps (safe to repeat, idempotent) on the maintenance queue, run by beat."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from analytics.attribution import events_attribute_recent
+from analytics.rollups import daily_metrics_rollup
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=30)
+def attribution_sweep_task(self) -> dict[str, int]:
+    """Attribute events ingested since the last sweep (the cursor row serialises concurrent runs)."""
+    try:
+        return events_attribute_recent()
+    except Exception as exc:  # noqa: BLE001 - retried; the next sweep catches up anyway
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=60)
+def metrics_rollup_sweep_task(self) -> dict[str, int]:
+    """Roll up today and yesterday (late events and late conversions land in yesterday's numbers)."""
+    today = timezone.now().date()
+    try:
+        return {str(day): daily_metrics_rollup(day=day) for day in (today - timedelta(days=1), today)}
+    except Exception as exc:  # noqa: BLE001
+        raise self.retry(exc=exc) from exc
