@@ -44,8 +44,8 @@ WITH batch AS (
     RETURNING id, user_id, event_type, timestamp
 ), profiles AS (
     INSERT INTO interactions_userprofile (external_id, event_count, purchase_count, last_event_at,
-                                          created_at, updated_at)
-    SELECT user_id, count(*), count(*) FILTER (WHERE event_type = %s), max(timestamp), now(), now()
+                                          weight_sum, embedding_model, created_at, updated_at)
+    SELECT user_id, count(*), count(*) FILTER (WHERE event_type = %s), max(timestamp), 0, '', now(), now()
     FROM inserted WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY user_id
     ON CONFLICT (external_id) DO UPDATE SET
         event_count = interactions_userprofile.event_count + EXCLUDED.event_count,

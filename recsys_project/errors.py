@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
+from recsys_project.parsers import PayloadTooLarge
+
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by Django when DRF reads request.body past DATA_UPLOAD_MAX_MEMORY_SIZE; not an APIException.
+        exc = PayloadTooLarge()
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -1,7 +1,7 @@
-"""The API's JSON parser: DRF's, with a cap on the body size and strict JSON.
-
-DRF reads the request stream itself, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE never applies to a JSON body;
-without this cap one request could make a worker parse gigabytes."""
+"""The API's JSON parser: DRF's, made strict (NaN/Infinity and absurd nesting are parse errors, not 500s)
+and capped at DATA_UPLOAD_MAX_MEMORY_SIZE whatever stream it is handed. DRF 3.18 hands JSON parsers
+`request.body`, where Django enforces the same cap by raising RequestDataTooBig; recsys_project.errors turns
+both into one 413."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rest_framework.parsers import JSONParser
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
-    default_detail = "The request body is too large."
+    default_detail = "The request body is too large; send smaller batches."
 
 
 def _reject_constant(name: str):

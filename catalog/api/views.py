@@ -48,7 +48,10 @@ class ItemBatchUpsertView(APIView):
             "unchanged": result.unchanged,
             "rejected": rejected,
         }
-        return Response(body, status=status.HTTP_200_OK if valid else status.HTTP_400_BAD_REQUEST)
+        if not valid:
+            body = {"error": "invalid", "detail": "Every item was rejected; see rejected.", **body}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(body)
 
 
 class ItemDetailView(APIView):

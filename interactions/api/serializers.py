@@ -28,6 +28,7 @@ class EventBatchInSerializer(serializers.Serializer):
 
 class EventRejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
+    event_id = serializers.CharField(required=False)
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 

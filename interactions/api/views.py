@@ -30,12 +30,19 @@ class EventBatchIngestView(APIView):
         for index, raw in enumerate(raw_events):
             clean, errors = check_event(raw)
             if errors:
-                rejected.append({"index": index, "errors": errors})
+                entry = {"index": index, "errors": errors}
+                if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
+                    entry["event_id"] = raw["event_id"][:128]
+                rejected.append(entry)
             else:
                 valid.append(clean)
         result = services.events_ingest(events=valid) if valid else services.IngestResult()
         body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": rejected}
-        return Response(body, status=status.HTTP_200_OK if valid else status.HTTP_400_BAD_REQUEST)
+        if not valid:
+            # Every event was rejected: nothing was written. Same error shape as every other 400.
+            body = {"error": "invalid", "detail": "Every event was rejected; see rejected.", **body}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(body)
 
 
 class UserEraseView(APIView):
