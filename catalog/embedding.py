@@ -120,7 +120,9 @@ class OpenAIEmbedder:
         timeout: float = 30.0,
     ):
         if not base_url:
-            raise ImproperlyConfigured("RECSYS_EMBEDDING_API_URL is required for the openai embedding backend.")
+            raise ImproperlyConfigured(
+                "RECSYS_EMBEDDING_API_URL is required for the openai embedding backend."
+            )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key

@@ -9,7 +9,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from catalog.item_vectors import items_vectors_changed_send
 from catalog.models import CATEGORY_SEPARATOR, Category, Item
+from catalog.tasks import items_embed_enqueue
 
 # Fields the client owns, by their model name. `id` maps to external_id.
 CLIENT_FIELDS = [
@@ -179,6 +181,9 @@ def item_upsert(*, items: Sequence[dict[str, Any]]) -> UpsertResult:
         else []
     )
     result.linked_events = events_link_to_items(external_ids=[i.external_id for i in to_create])
+    # After commit: embed the new texts (batched by the task); tell vector backends about changed rows.
+    items_embed_enqueue(item_pks=result.content_changed)
+    items_vectors_changed_send(item_pks=[i.pk for i in to_update])
     return result
 
 
@@ -189,6 +194,9 @@ def item_update(*, item: Item, values: dict[str, Any]) -> Item:
     categories = categories_ensure(paths=[values["category_path"]]) if values.get("category_path") else {}
     if _apply(item, values, categories) | _refresh_content_hash(item):
         item.save()
+        if item.embedding_dirty:
+            items_embed_enqueue(item_pks=[item.pk])
+        items_vectors_changed_send(item_pks=[item.pk])
     return item
 
 
@@ -197,4 +205,5 @@ def item_deactivate(*, item: Item) -> Item:
     if item.is_active:
         Item.objects.filter(pk=item.pk).update(is_active=False, updated_at=timezone.now())
         item.is_active = False
+        items_vectors_changed_send(item_pks=[item.pk])
     return item

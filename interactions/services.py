@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.dispatch import Signal
 
 from interactions.models import Event, EventType, UserProfile
+from interactions.tasks import user_vectors_enqueue
 
 # Sent inside the erasure transaction with `user_id`; receivers (served-list logs, caches, ...) delete
 # what they hold for that user and return {"what": count}. Apps that import interactions connect to it,
@@ -25,13 +26,43 @@ class IngestResult:
     stored: list[tuple[str | None, int]] = field(default_factory=list)
 
 
-_INSERT_SQL = """
-WITH batch AS (
+# Where a batch comes from: arrays bound as parameters (API batches), or a session-local staging table
+# filled by COPY (imports: ~2x faster per row at 5,000 rows, as psycopg dumps no arrays).
+_UNNEST_SOURCE = """
     SELECT * FROM unnest(
         %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
         %s::uuid[], %s::text[], %s::int[], %s::numeric[], %s::int[]
     ) AS b(event_id, user_id, session_id, item_external_id, event_type, ts, device_type,
-           recommendation_id, surface, position, value, quantity)
+           recommendation_id, surface, position, value, quantity)"""
+_STAGING_COLUMNS = (
+    "event_id, user_id, session_id, item_external_id, event_type, ts, device_type, recommendation_id, "
+    "surface, position, value, quantity"
+)
+# ON COMMIT DELETE ROWS: rows never outlive the transaction; the table itself lives as long as the
+# connection, so it is created once per connection, not per batch.
+_STAGING_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS event_staging (
+    event_id text, user_id text, session_id text, item_external_id text, event_type text, ts timestamptz,
+    device_type text, recommendation_id uuid, surface text, position int, value numeric, quantity int
+) ON COMMIT DELETE ROWS"""
+_STAGING_SOURCE = "SELECT * FROM event_staging"
+_EVENT_KEYS = (
+    "event_id",
+    "user_id",
+    "session_id",
+    "item_id",
+    "event_type",
+    "timestamp",
+    "device_type",
+    "recommendation_id",
+    "surface",
+    "position",
+    "value",
+    "quantity",
+)
+
+_INSERT_SQL = """
+WITH batch AS ({source}
 ), inserted AS (
     INSERT INTO interactions_event (
         event_id, user_id, session_id, item_id, item_external_id, event_type, timestamp, received_at,
@@ -55,12 +86,15 @@ WITH batch AS (
 )
 SELECT user_id, id FROM inserted
 """
+_INSERT_FROM_ARRAYS = _INSERT_SQL.format(source=_UNNEST_SOURCE)
+_INSERT_FROM_STAGING = _INSERT_SQL.format(source=_STAGING_SOURCE)
 
 
-def events_ingest(*, events: Sequence[dict[str, Any]]) -> IngestResult:
+def events_ingest(*, events: Sequence[dict[str, Any]], bulk: bool = False) -> IngestResult:
     """Store validated events; idempotent on `event_id` (a replay is counted as a duplicate, never stored
-    twice, also within one batch). One statement, so the batch is durable as a whole when this returns:
-    events, their item links and the users' counters commit together."""
+    twice, also within one batch). One transaction, so the batch is durable as a whole when this returns:
+    events, their item links and the users' counters commit together. `bulk` (imports, thousands of
+    events) loads the batch with COPY instead of binding arrays; the result is the same."""
     result = IngestResult()
     seen: set[str] = set()
     unique: list[dict[str, Any]] = []
@@ -72,24 +106,20 @@ def events_ingest(*, events: Sequence[dict[str, Any]]) -> IngestResult:
         unique.append(event)
     if not unique:
         return result
-    columns = [
-        [e["event_id"] for e in unique],
-        [e["user_id"] for e in unique],
-        [e["session_id"] for e in unique],
-        [e["item_id"] for e in unique],
-        [e["event_type"] for e in unique],
-        [e["timestamp"] for e in unique],
-        [e["device_type"] for e in unique],
-        [e["recommendation_id"] for e in unique],
-        [e["surface"] for e in unique],
-        [e["position"] for e in unique],
-        [e["value"] for e in unique],
-        [e["quantity"] for e in unique],
-    ]
     with transaction.atomic(), connection.cursor() as cur:
         # Profiles are upserted in user_id order, so concurrent batches sharing users cannot deadlock.
-        cur.execute(_INSERT_SQL, [*columns, EventType.PURCHASE])
+        if bulk:
+            cur.execute(_STAGING_DDL)
+            with cur.cursor.copy(f"COPY event_staging ({_STAGING_COLUMNS}) FROM STDIN") as copy:
+                for event in unique:
+                    copy.write_row([event[key] for key in _EVENT_KEYS])
+            cur.execute(_INSERT_FROM_STAGING, [EventType.PURCHASE])
+        else:
+            columns = [[event[key] for event in unique] for key in _EVENT_KEYS]
+            cur.execute(_INSERT_FROM_ARRAYS, [*columns, EventType.PURCHASE])
         result.stored = [(row[0], row[1]) for row in cur.fetchall()]
+        # After commit: fold the events of known users into their vectors.
+        user_vectors_enqueue(event_pks=[pk for user_id, pk in result.stored if user_id is not None])
     result.accepted = len(result.stored)
     result.duplicates += len(unique) - result.accepted
     return result

@@ -18,3 +18,23 @@ BEAT_SCHEDULE["analytics-metrics-rollup"] = {
     "schedule": crontab(minute="*/15"),
     "options": {"expires": 10 * 60},
 }
+
+# embeddings: embed items still dirty (writes made while Redis or the workers were down, a model change),
+# and apply events whose items have vectors by now. Each run stops itself after 50 s.
+BEAT_SCHEDULE["catalog-dirty-items-sweep"] = {
+    "task": "catalog.tasks.dirty_items_sweep_task",
+    "schedule": crontab(minute="*"),
+    "options": {"expires": 55},
+}
+BEAT_SCHEDULE["interactions-pending-user-events-sweep"] = {
+    "task": "interactions.tasks.pending_user_events_sweep_task",
+    "schedule": crontab(minute="*"),
+    "options": {"expires": 55},
+}
+
+# serving: recompute time-decayed item popularity (trending, popularity penalty, exploration).
+BEAT_SCHEDULE["recommendations-item-popularity-refresh"] = {
+    "task": "recommendations.tasks.item_popularity_refresh_task",
+    "schedule": crontab(minute="*/10"),
+    "options": {"expires": 9 * 60},
+}
