@@ -14,13 +14,12 @@ rollup can all run it over the same events.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from analytics.models import Attribution, AttributionCursor, AttributionKind
+from analytics.models import Attribution, AttributionCursor
 from analytics.served import served_lists_by_id
 from interactions.models import Event, EventType
 
@@ -94,19 +93,20 @@ ON CONFLICT (event_id, kind) DO NOTHING
 """
 
 
-def conversions_attribute(*, pk_range: tuple[int, int] | None = None, day: date | None = None) -> int:
-    """Credit purchases (by event id range, or by the day of their timestamp) to the attributed click
-    they follow. Returns the number of new conversion rows."""
+def conversions_attribute(
+    *, pk_range: tuple[int, int] | None = None, between: tuple[datetime, datetime] | None = None
+) -> int:
+    """Credit purchases (by event id range, or by their timestamp in [start, end)) to the attributed
+    click they follow. Returns the number of new conversion rows."""
     params: dict = {"window": attribution_window()}
     if pk_range is not None:
         where = "p.id > %(lo)s AND p.id <= %(hi)s"
         params.update(lo=pk_range[0], hi=pk_range[1])
-    elif day is not None:
-        start = datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+    elif between is not None:
         where = "p.timestamp >= %(start)s AND p.timestamp < %(end)s"
-        params.update(start=start, end=start + timedelta(days=1))
+        params.update(start=between[0], end=between[1])
     else:
-        raise ValueError("pk_range or day is required")
+        raise ValueError("pk_range or between is required")
     with connection.cursor() as cur:
         cur.execute(_CONVERSIONS_SQL.format(where=where), params)
         return cur.rowcount
@@ -124,6 +124,21 @@ def events_attribute(*, pk_range: tuple[int, int]) -> dict[str, int]:
     clicks = clicks_attribute(events=events)
     conversions = conversions_attribute(pk_range=(lo, hi))
     return {"clicks": clicks, "conversions": conversions}
+
+
+def events_attribute_between(*, start: datetime, end: datetime) -> dict[str, int]:
+    """Attribute every click and purchase that happened in [start, end) (the rollup's and the on-demand
+    metrics' catch-up for anything the sweep has not reached yet)."""
+    events = list(
+        Event.objects.filter(
+            timestamp__gte=start,
+            timestamp__lt=end,
+            recommendation_id__isnull=False,
+            event_type__in=_CLICK_TYPES,
+        )
+    )
+    clicks = clicks_attribute(events=events)
+    return {"clicks": clicks, "conversions": conversions_attribute(between=(start, end))}
 
 
 def events_attribute_recent(*, now: datetime | None = None) -> dict[str, int]:

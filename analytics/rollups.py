@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -15,11 +14,11 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 
 from analytics import metrics
-from analytics.attribution import clicks_attribute, conversions_attribute
+from analytics.attribution import events_attribute_between
 from analytics.models import Attribution, AttributionKind, DailyItemMetric, DailyMetric
 from analytics.served import served_lists_between
 from catalog.models import Item
-from interactions.models import Event, EventType
+from interactions.models import Event
 
 # Slice key for "every surface / every scenario".
 ALL = "*"
@@ -53,7 +52,7 @@ class SliceMetrics:
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     return start, start + timedelta(days=1)
 
 
@@ -74,7 +73,9 @@ def _item_popularity(*, until: datetime) -> tuple[dict[int, int], int]:
 
 def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str, str], SliceMetrics]:
     """Every live metric for the lists served in [start, end), per (surface, scenario), plus the
-    (ALL, ALL) total. Clicks and conversions are the attributions whose event happened in the window."""
+    (ALL, ALL) total. Clicks and conversions are the attributions whose event happened in the window;
+    the window's events are attributed first (idempotent), so nothing the sweep has not reached is missed."""
+    events_attribute_between(start=start, end=end)
     active_pks = list(Item.objects.filter(is_active=True).values_list("pk", flat=True))
     catalog_size = len(active_pks)
     slices: dict[tuple[str, str], SliceMetrics] = {}
@@ -136,17 +137,6 @@ def daily_metrics_rollup(*, day: date) -> int:
     for `day`, replacing what an earlier run wrote. Attributes that day's clicks and purchases first, so
     anything the sweep missed is caught. Returns the number of slices written."""
     start, end = _day_bounds(day)
-    clicks_attribute(
-        events=list(
-            Event.objects.filter(
-                timestamp__gte=start,
-                timestamp__lt=end,
-                recommendation_id__isnull=False,
-                event_type__in=[EventType.CLICK, EventType.ADD_TO_CART],
-            )
-        )
-    )
-    conversions_attribute(day=day)
     slices = window_metrics_compute(start=start, end=end)
 
     per_item: dict[int, dict] = defaultdict(lambda: {"clicks": 0, "conversions": 0, "revenue": Decimal(0)})

@@ -1,0 +1,92 @@
+"""`python manage.py evaluate`: offline evaluation of the recommender and the baselines over the events
+in the database; saves an EvaluationRun per protocol and prints a table. `--compare ID ID ...` prints
+saved runs side by side instead."""
+
+from __future__ import annotations
+
+import math
+
+from django.core.management.base import BaseCommand, CommandError
+
+from analytics import evaluation
+from analytics.models import EvaluationRun
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+class Command(BaseCommand):
+    help = "Evaluate the recommender against baselines offline (leave-one-out and/or temporal protocol)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--protocol", choices=[*evaluation.PROTOCOLS, "both"], default="both")
+        parser.add_argument("--test-days", type=float, default=14.0, help="temporal: days after the cut.")
+        parser.add_argument("--k", type=int, nargs="+", default=list(evaluation.DEFAULT_KS), dest="ks")
+        parser.add_argument("--methods", nargs="+", help="Subset of methods (default: all).")
+        parser.add_argument("--label", default="", help="A name saved with the run.")
+        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--compare", type=int, nargs="+", metavar="RUN_ID", help="Show saved runs.")
+
+    def handle(self, *args, **options):
+        if options["compare"]:
+            runs = list(EvaluationRun.objects.filter(pk__in=options["compare"]).order_by("pk"))
+            missing = sorted(set(options["compare"]) - {r.pk for r in runs})
+            if missing:
+                raise CommandError(f"No evaluation run with id {', '.join(map(str, missing))}.")
+            self._print_compare(runs)
+            return
+        if any(k <= 0 for k in options["ks"]):
+            raise CommandError("--k values must be positive integers.")
+        if options["test_days"] <= 0:
+            raise CommandError("--test-days must be positive.")
+        protocols = evaluation.PROTOCOLS if options["protocol"] == "both" else (options["protocol"],)
+        data = evaluation.events_load()
+        if len(data.ts) == 0:
+            raise CommandError("No events linked to catalog items: nothing to evaluate.")
+        from analytics.served_recommender import served_scorer_factory
+
+        for protocol in protocols:
+            try:
+                result = evaluation.evaluation_run(
+                    protocol=protocol,
+                    ks=options["ks"],
+                    test_days=options["test_days"],
+                    methods=options["methods"],
+                    extra_scorers={"served": served_scorer_factory},
+                    label=options["label"],
+                    progress=not options["no_progress"],
+                    data=data,
+                )
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            self._print_run(result.run)
+
+    def _print_run(self, run: EvaluationRun) -> None:
+        s = run.summary
+        self.stdout.write(
+            f"\nEvaluationRun #{run.pk}  protocol={run.protocol}  users={s['users_evaluated']}  "
+            f"train_events={s['train_events']}  held_out={s['held_out_events']}  "
+            f"active_items={s['active_items']}  time={run.duration_seconds:.1f}s  "
+            f"fingerprint={run.dataset_fingerprint[:12]}"
+        )
+        if not s["users_evaluated"]:
+            self.stdout.write("No user has a test item under this protocol.")
+            return
+        columns = list(next(iter(run.metrics.values())).keys())
+        width = max(len(m) for m in run.metrics) + 2
+        self.stdout.write("method".ljust(width) + " ".join(c.rjust(17) for c in columns))
+        for method, values in run.metrics.items():
+            self.stdout.write(method.ljust(width) + " ".join(_fmt(values.get(c)).rjust(17) for c in columns))
+
+    def _print_compare(self, runs: list[EvaluationRun]) -> None:
+        keys = sorted({(m, c) for r in runs for m, v in r.metrics.items() for c in v})
+        header = "method / metric".ljust(36) + " ".join(f"#{r.pk} {r.protocol}".rjust(22) for r in runs)
+        self.stdout.write(header)
+        for method, column in keys:
+            cells = [_fmt(r.metrics.get(method, {}).get(column)).rjust(22) for r in runs]
+            self.stdout.write(f"{method} {column}".ljust(36) + " ".join(cells))
