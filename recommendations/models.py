@@ -51,7 +51,9 @@ class RerankProfile(models.Model):
     in_stock_only = models.BooleanField(default=True)
     low_stock_threshold = models.PositiveIntegerField(default=3)
     low_stock_factor = models.FloatField(
-        default=0.9, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Score multiplier."
+        default=0.9,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Score multiplier.",
     )
     # seen / bought, per scenario
     exclude_bought_in = ArrayField(

@@ -38,3 +38,11 @@ BEAT_SCHEDULE["recommendations-item-popularity-refresh"] = {
     "schedule": crontab(minute="*/10"),
     "options": {"expires": 9 * 60},
 }
+
+# accelerator: rebuild the FAISS index when due (none yet, model changed, overlay of changes past 2%, or a
+# day old). No-op unless RECSYS_VECTOR_BACKEND=faiss; the build's advisory lock keeps it to one at a time.
+BEAT_SCHEDULE["accelerator-faiss-index-refresh"] = {
+    "task": "accelerator.tasks.faiss_index_refresh_maintenance_task",
+    "schedule": crontab(minute=23),
+    "options": {"expires": 30 * 60},
+}

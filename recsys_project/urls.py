@@ -7,6 +7,7 @@ from recsys_project.health import healthz
 api_v1 = [
     path("", include("catalog.api.urls")),
     path("", include("interactions.api.urls")),
+    path("", include("recommendations.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,171 @@
+"""Input and output shapes of the recommendation API (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from catalog.models import CATEGORY_SEPARATOR
+from recommendations import selectors
+from recommendations.scenarios import ListParams
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100  # larger limits are capped, not refused
+MAX_EXCLUDE = 500
+MAX_SESSION_ITEMS = 100
+MAX_QUERY_CHARS = 500
+MAX_CATEGORY_DEPTH = 10
+MAX_PRICE = 10**10
+_SURFACE = re.compile(r"^[A-Za-z0-9_.:-]*$")
+
+
+def _split_ids(value: Any, *, field: str) -> list[str]:
+    if isinstance(value, list):
+        ids = value
+    elif isinstance(value, str):
+        ids = [part.strip() for part in value.split(",")]
+    else:
+        raise serializers.ValidationError({field: ["Must be a comma-separated string or a list of ids."]})
+    if not all(isinstance(i, str) for i in ids):
+        raise serializers.ValidationError({field: ["Every id must be a string."]})
+    return [i for i in ids if i]
+
+
+def items_resolve(external_ids: list[str], *, field: str) -> dict[str, int]:
+    """Shop ids -> pks; a 400 naming the field and the unknown ids if any is unknown."""
+    found = selectors.items_pks_by_external_id(external_ids=external_ids)
+    unknown = [i for i in dict.fromkeys(external_ids) if i not in found]
+    if unknown:
+        shown = ", ".join(repr(i[:100]) for i in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise serializers.ValidationError({field: [f"Unknown item ids: {shown}{more}."]})
+    return found
+
+
+class ListParamsSerializer(serializers.Serializer):
+    """The options every scenario takes (query string; the session endpoint also accepts them in its body)."""
+
+    limit = serializers.IntegerField(
+        required=False,
+        default=DEFAULT_LIMIT,
+        min_value=1,
+        help_text=f"Default {DEFAULT_LIMIT}; values above {MAX_LIMIT} are capped.",
+    )
+    surface = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=100,
+        help_text="A free label such as home or pdp; selects the re-ranking profile.",
+    )
+    exclude = serializers.JSONField(
+        required=False, help_text="Comma-separated item ids (or a list in a body)."
+    )
+    category = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text=f"A category path prefix, names joined by '{CATEGORY_SEPARATOR.strip()}'.",
+    )
+    min_price = serializers.DecimalField(
+        required=False, max_digits=16, decimal_places=4, min_value=0, max_value=MAX_PRICE
+    )
+    max_price = serializers.DecimalField(
+        required=False, max_digits=16, decimal_places=4, min_value=0, max_value=MAX_PRICE
+    )
+
+    def validate_limit(self, value: int) -> int:
+        return min(value, MAX_LIMIT)
+
+    def validate_surface(self, value: str) -> str:
+        if not _SURFACE.match(value):
+            raise serializers.ValidationError("Only letters, digits and _ . : - are allowed.")
+        return value
+
+    def validate_category(self, value: str) -> list[str]:
+        parts = [part.strip() for part in value.split(CATEGORY_SEPARATOR.strip())]
+        if value.strip() and not all(parts):
+            raise serializers.ValidationError("Empty category name in the path.")
+        if len(parts) > MAX_CATEGORY_DEPTH:
+            raise serializers.ValidationError(f"At most {MAX_CATEGORY_DEPTH} levels.")
+        return [p for p in parts if p]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        low, high = attrs.get("min_price"), attrs.get("max_price")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"min_price": ["Must not be greater than max_price."]})
+        exclude_ids = _split_ids(attrs["exclude"], field="exclude") if "exclude" in attrs else []
+        if len(exclude_ids) > MAX_EXCLUDE:
+            raise serializers.ValidationError({"exclude": [f"At most {MAX_EXCLUDE} ids."]})
+        attrs["exclude_pks"] = frozenset(items_resolve(exclude_ids, field="exclude").values())
+        return attrs
+
+    def to_params(self) -> ListParams:
+        data = self.validated_data
+        return ListParams(
+            limit=data["limit"],
+            surface=data["surface"],
+            exclude_pks=data["exclude_pks"],
+            category=tuple(data.get("category") or ()),
+            min_price=data.get("min_price"),
+            max_price=data.get("max_price"),
+        )
+
+
+def list_params(data: Any) -> ListParams:
+    """Validated options, or a 400 naming each bad field."""
+    serializer = ListParamsSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.to_params()
+
+
+class UserQuerySerializer(serializers.Serializer):
+    session_id = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=128,
+        help_text="The visitor's session: the fallback for a user with no history.",
+    )
+
+
+class SessionInSerializer(serializers.Serializer):
+    session_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=128)
+    item_ids = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        min_length=1,
+        max_length=MAX_SESSION_ITEMS,
+        help_text="Recent item ids, oldest first.",
+    )
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=MAX_QUERY_CHARS, trim_whitespace=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        help_text="because_you_viewed, because_you_bought, similar_to, trending, "
+        "promoted, matches_query, new_arrival or recommended"
+    )
+    item_id = serializers.CharField(required=False)
+    promotion_id = serializers.IntegerField(required=False)
+    explore = serializers.BooleanField(required=False)
+
+
+class RecommendedItemSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    title = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    image_url = serializers.CharField()
+    category_path = serializers.ListField(child=serializers.CharField())
+    score = serializers.FloatField()
+    reason = ReasonSerializer()
+
+
+class AnswerSerializer(serializers.Serializer):
+    recommendation_id = serializers.UUIDField()
+    scenario = serializers.CharField()
+    items = RecommendedItemSerializer(many=True)

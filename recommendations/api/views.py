@@ -1,0 +1,125 @@
+"""The storefront API: one view per scenario. Each parses and validates, calls one scenario, renders."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog import selectors as catalog_selectors
+from catalog.api.serializers import ErrorSerializer
+from recommendations import scenarios
+from recommendations.api.serializers import (
+    AnswerSerializer,
+    ListParamsSerializer,
+    SearchQuerySerializer,
+    SessionInSerializer,
+    UserQuerySerializer,
+    items_resolve,
+    list_params,
+)
+from recsys_project.authentication import HasApiKey
+
+_ERRORS = {400: ErrorSerializer, 401: ErrorSerializer}
+_LIST_PARAMS = [ListParamsSerializer]
+
+
+def _render(answer: scenarios.Answer) -> Response:
+    return Response(AnswerSerializer(answer).data)
+
+
+class UserRecommendationsView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        parameters=[*_LIST_PARAMS, UserQuerySerializer],
+        responses={200: AnswerSerializer, **_ERRORS},
+        summary="Personalised recommendations for a user",
+        description="A user without history gets the session's signal (session_id), then trending.",
+    )
+    def get(self, request, user_id: str):
+        params = list_params(request.query_params)
+        query = UserQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if len(user_id) > 128:
+            raise ValidationError({"user_id": ["At most 128 characters."]})
+        answer = scenarios.recommendations_for_user(
+            user_id=user_id, session_id=query.validated_data["session_id"], params=params
+        )
+        return _render(answer)
+
+
+class SimilarItemsView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        parameters=_LIST_PARAMS,
+        responses={200: AnswerSerializer, 404: ErrorSerializer, **_ERRORS},
+        summary="Items similar to an item",
+    )
+    def get(self, request, item_id: str):
+        item = catalog_selectors.item_get(external_id=item_id)  # 404 if unknown
+        params = list_params(request.query_params)
+        answer = scenarios.recommendations_similar(
+            item_pk=item.pk, external_id=item.external_id, params=params
+        )
+        return _render(answer)
+
+
+class SessionRecommendationsView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        request=SessionInSerializer,
+        parameters=_LIST_PARAMS,
+        responses={200: AnswerSerializer, **_ERRORS},
+        summary="Recommendations for an anonymous session's recent items",
+    )
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, dict):
+            raise ValidationError({"item_ids": ["The body must be a JSON object with item_ids."]})
+        session = SessionInSerializer(data=body)
+        session.is_valid(raise_exception=True)
+        # The common options may come in the query string or in the body (the body wins).
+        options = {
+            **request.query_params.dict(),
+            **{k: v for k, v in body.items() if k in ListParamsSerializer().fields},
+        }
+        params = list_params(options)
+        item_ids = session.validated_data["item_ids"]
+        pks = items_resolve(item_ids, field="item_ids")
+        answer = scenarios.recommendations_for_session(
+            item_pks=[pks[i] for i in item_ids],
+            session_id=session.validated_data["session_id"],
+            params=params,
+        )
+        return _render(answer)
+
+
+class TrendingView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        parameters=_LIST_PARAMS,
+        responses={200: AnswerSerializer, **_ERRORS},
+        summary="Trending items (time-decayed popularity), overall or in a category",
+    )
+    def get(self, request):
+        return _render(scenarios.recommendations_trending(params=list_params(request.query_params)))
+
+
+class SearchView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        parameters=[SearchQuerySerializer, *_LIST_PARAMS],
+        responses={200: AnswerSerializer, **_ERRORS},
+        summary="Semantic search over the catalog",
+    )
+    def get(self, request):
+        query = SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = list_params(request.query_params)
+        return _render(scenarios.recommendations_search(query=query.validated_data["q"], params=params))

@@ -1,0 +1,41 @@
+"""The candidate that flows through the re-ranking steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Scored:
+    """An item with its current score. Steps return new instances (dataclasses.replace), never mutate."""
+
+    pk: int
+    external_id: str
+    score: float
+    category_path: tuple[str, ...] = ()
+    brand: str = ""
+    available: bool = True
+    stock: int | None = None
+    published_at: datetime | None = None  # published_at, else when the catalog first saw it
+    interaction_count: int = 0
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    reason: dict[str, Any] | None = None
+    promoted: bool = False
+    pinned_slot: int | None = None
+    explored: bool = False
+
+
+def by_score(candidates: list[Scored]) -> list[Scored]:
+    """Best first; ties broken by pk so that answers are stable."""
+    return sorted(candidates, key=lambda c: (-c.score, c.pk))
+
+
+def cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Cosine similarity of two L2-normalised vectors; 0 when either is missing."""
+    if a is None or b is None:
+        return 0.0
+    return float(np.dot(a, b))

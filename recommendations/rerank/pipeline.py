@@ -1,0 +1,116 @@
+"""The re-ranking pipeline: the steps in order, configured by a surface's RerankProfile."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from recommendations.rerank.candidates import Scored, by_score
+from recommendations.rerank.diversity import caps_select, mmr_select
+from recommendations.rerank.duplicates import duplicates_collapse
+from recommendations.rerank.exploration import exploration_slots
+from recommendations.rerank.freshness import freshness_boost
+from recommendations.rerank.history import history_exclude
+from recommendations.rerank.inventory import inventory_apply
+from recommendations.rerank.popularity import popularity_penalize
+from recommendations.rerank.promotions import PromotionRule, promotions_boost, promotions_pin
+
+# How many of the best candidates the near-duplicate and diversity steps look at (they are O(n * limit));
+# the rest could not reach the list anyway.
+POOL_FACTOR = 5
+POOL_MIN = 50
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """The weights of a RerankProfile (same field names), without the database."""
+
+    freshness_weight: float = 0.05
+    freshness_half_life_days: float = 30.0
+    in_stock_only: bool = True
+    low_stock_threshold: int = 3
+    low_stock_factor: float = 0.9
+    exclude_bought_in: tuple[str, ...] = ("user", "similar", "session", "trending")
+    exclude_seen_in: tuple[str, ...] = ("user",)
+    promotions_enabled: bool = True
+    popularity_penalty: float = 0.02
+    duplicate_similarity: float = 0.97
+    diversity_mode: str = "mmr"
+    mmr_lambda: float = 0.8
+    max_per_category: int = 0
+    max_per_brand: int = 0
+    exploration_share: float = 0.1
+    exploration_max_age_days: float = 14.0
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> RerankConfig:
+        values = {f.name: getattr(profile, f.name) for f in fields(cls)}
+        values["exclude_bought_in"] = tuple(values["exclude_bought_in"])
+        values["exclude_seen_in"] = tuple(values["exclude_seen_in"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RerankContext:
+    """What the request knows: the scenario, the size of the answer, the user's history, live promotions."""
+
+    scenario: str
+    limit: int
+    now: datetime
+    bought_pks: Collection[int] = frozenset()
+    seen_pks: Collection[int] = frozenset()
+    promotions: list[PromotionRule] = field(default_factory=list)
+
+
+def pool_size(limit: int) -> int:
+    return max(limit * POOL_FACTOR, POOL_MIN)
+
+
+def rerank(candidates: list[Scored], *, config: RerankConfig, context: RerankContext) -> list[Scored]:
+    """Candidates (any order) -> the answer, at most `context.limit` items, best first."""
+    items = inventory_apply(
+        candidates,
+        in_stock_only=config.in_stock_only,
+        low_stock_threshold=config.low_stock_threshold,
+        low_stock_factor=config.low_stock_factor,
+    )
+    items = history_exclude(
+        items,
+        bought_pks=context.bought_pks,
+        seen_pks=context.seen_pks,
+        exclude_bought=context.scenario in config.exclude_bought_in,
+        exclude_seen=context.scenario in config.exclude_seen_in,
+    )
+    items = freshness_boost(
+        items, now=context.now, weight=config.freshness_weight, half_life_days=config.freshness_half_life_days
+    )
+    items = popularity_penalize(items, penalty=config.popularity_penalty)
+    if config.promotions_enabled:
+        items = promotions_boost(items, rules=context.promotions)
+    items = by_score(items)
+    pool = duplicates_collapse(items[: pool_size(context.limit)], threshold=config.duplicate_similarity)
+    if config.diversity_mode == "mmr":
+        ranked = mmr_select(pool, k=context.limit, lam=config.mmr_lambda)
+    elif config.diversity_mode == "caps":
+        ranked = caps_select(
+            pool,
+            k=context.limit,
+            max_per_category=config.max_per_category,
+            max_per_brand=config.max_per_brand,
+        )
+    else:
+        ranked = pool[: context.limit]
+    chosen = {c.pk for c in ranked}
+    rest = [c for c in items if c.pk not in chosen]
+    ranked = exploration_slots(
+        ranked,
+        rest,
+        limit=context.limit,
+        share=config.exploration_share,
+        max_age_days=config.exploration_max_age_days,
+        now=context.now,
+    )
+    chosen = {c.pk for c in ranked}
+    return promotions_pin(ranked, [c for c in items if c.pk not in chosen], limit=context.limit)

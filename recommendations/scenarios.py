@@ -1,0 +1,317 @@
+"""The scenarios: for a user, similar items, session, trending and semantic search. Each builds a query
+vector (or a popularity list), retrieves candidates with the hard filters inside, re-ranks them with the
+surface's profile, explains, hydrates and logs the answer.
+
+Input is already validated by the API (`recommendations.api.serializers`): ids are resolved to pks,
+filters are sane. Unknown users are not an error: they get the cold-start path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from django.utils import timezone
+
+from catalog.embedding import current_model_name
+from recommendations import selectors, services
+from recommendations.models import Scenario
+from recommendations.rerank.candidates import Scored, cosine
+from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
+from recommendations.retrieval import get_backend
+from recommendations.retrieval.base import HardFilters
+
+# Weight of the i-th most recent session item in the session vector: the newest counts most.
+SESSION_DECAY = 0.7
+
+
+@dataclass(frozen=True)
+class ListParams:
+    """The options every scenario takes, validated."""
+
+    limit: int = 10
+    surface: str = ""
+    exclude_pks: frozenset[int] = frozenset()
+    category: tuple[str, ...] = ()
+    min_price: Any = None
+    max_price: Any = None
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    """Admin preview: serve as of another time, with or without promotions, and log nothing."""
+
+    now: datetime | None = None
+    promotions: bool = True
+    include_inactive_promotions: bool = False
+
+
+@dataclass
+class Answer:
+    recommendation_id: uuid.UUID
+    scenario: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    profile: str = ""
+    profile_version: int = 0
+
+
+@dataclass
+class _Signal:
+    """Where the candidates come from, and how each one is explained."""
+
+    scenario: str
+    vector: np.ndarray | None = None
+    scores: dict[int, float] | None = None  # for popularity lists (no vector)
+    reason: dict[str, Any] | None = None  # the same reason for every item (similar_to, trending, ...)
+    history: selectors.History = field(default_factory=selectors.History)
+    # items a "because you ..." explanation may point at: pk -> (external id, vector, bought?)
+    explainers: dict[int, tuple[str, np.ndarray, bool]] = field(default_factory=dict)
+
+
+def recommendations_for_user(
+    *, user_id: str, session_id: str = "", params: ListParams, preview: PreviewOptions | None = None
+) -> Answer:
+    """Personalised: the user's vector; without one, their history's items; without history, the session
+    (if a session id is given); without that, trending."""
+    history = selectors.history_for(user_id=user_id)
+    vector = selectors.user_vector(user_id=user_id)
+    # With a stored vector, history items are only needed to explain; without one, they make the vector.
+    read = selectors.EXPLAIN_ITEMS if vector is not None else selectors.HISTORY_EVENTS
+    vectors = selectors.history_vectors(item_pks=[pk for pk, _ in history.recent[:read]])
+    if vector is None and vectors:
+        weighted = [(vectors[pk][1], w) for pk, w in history.recent if pk in vectors]
+        vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
+    if vector is not None:
+        signal = _Signal(scenario=Scenario.USER, vector=vector, history=history)
+        signal.explainers = _explainers(
+            [pk for pk, _ in history.recent[: selectors.EXPLAIN_ITEMS]], vectors, bought=history.bought_pks
+        )
+        return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
+    if session_id:
+        session = selectors.history_for(session_id=session_id)
+        if not session.empty:
+            return _from_session(
+                item_pks=[pk for pk, _ in reversed(session.recent)],
+                session_id=session_id,
+                user_id=user_id,
+                params=params,
+                preview=preview,
+                history=history,
+            )
+    return _trending(params=params, user_id=user_id, session_id=session_id, preview=preview, history=history)
+
+
+def recommendations_similar(*, item_pk: int, external_id: str, params: ListParams, preview=None) -> Answer:
+    """Items like this one (the item itself is never in the answer). An item without a vector yet gets
+    what is trending in its category."""
+    vector = selectors.item_vectors(item_pks=[item_pk]).get(item_pk)
+    params = _excluding(params, [item_pk])
+    if vector is None:
+        return _trending(params=params, preview=preview)
+    signal = _Signal(
+        scenario=Scenario.SIMILAR, vector=vector, reason={"type": "similar_to", "item_id": external_id}
+    )
+    return _serve(signal=signal, params=params, preview=preview)
+
+
+def recommendations_for_session(
+    *, item_pks: list[int], session_id: str = "", params: ListParams, preview=None
+) -> Answer:
+    """Real-time intent of an anonymous visitor: the recent items (oldest first), newest weighted most."""
+    return _from_session(item_pks=item_pks, session_id=session_id, params=params, preview=preview)
+
+
+def recommendations_trending(*, params: ListParams, preview=None) -> Answer:
+    return _trending(params=params, preview=preview)
+
+
+def recommendations_search(*, query: str, params: ListParams, preview=None) -> Answer:
+    """Semantic search: the query embedded with the catalog's model, nearest items first."""
+    from catalog.embedding import get_embedder
+
+    vector = get_embedder().encode([query])[0]
+    signal = _Signal(scenario=Scenario.SEARCH, vector=vector, reason={"type": "matches_query"})
+    return _serve(signal=signal, params=params, preview=preview)
+
+
+def _from_session(
+    *,
+    item_pks: list[int],
+    session_id: str,
+    params: ListParams,
+    preview: PreviewOptions | None,
+    user_id: str = "",
+    history: selectors.History | None = None,
+) -> Answer:
+    vectors = selectors.history_vectors(item_pks=item_pks)
+    newest_first = list(dict.fromkeys(reversed(item_pks)))
+    weighted = [
+        (vectors[pk][1], SESSION_DECAY**rank) for rank, pk in enumerate(newest_first) if pk in vectors
+    ]
+    vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
+    params = _excluding(params, item_pks)
+    if vector is None:
+        return _trending(
+            params=params, user_id=user_id, session_id=session_id, preview=preview, history=history
+        )
+    history = history or selectors.History()
+    signal = _Signal(scenario=Scenario.SESSION, vector=vector, history=history)
+    signal.explainers = _explainers(
+        newest_first[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks
+    )
+    return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
+
+
+def _trending(
+    *,
+    params: ListParams,
+    preview: PreviewOptions | None,
+    user_id: str = "",
+    session_id: str = "",
+    history: selectors.History | None = None,
+) -> Answer:
+    profile = selectors.profile_for_surface(surface=params.surface)
+    filters = _filters(params, in_stock_only=profile.in_stock_only)
+    scores = selectors.trending_scores(filters=filters, k=profile.candidate_k)
+    reason = {"type": "trending"}
+    if not scores:  # a new shop: nothing is popular yet
+        scores = selectors.newest_scores(filters=filters, k=profile.candidate_k)
+        reason = {"type": "new_arrival"}
+    signal = _Signal(
+        scenario=Scenario.TRENDING, scores=scores, reason=reason, history=history or selectors.History()
+    )
+    return _serve(
+        signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview, profile=profile
+    )
+
+
+def _serve(
+    *,
+    signal: _Signal,
+    params: ListParams,
+    preview: PreviewOptions | None,
+    user_id: str = "",
+    session_id: str = "",
+    profile=None,
+) -> Answer:
+    now = (preview.now if preview and preview.now else None) or timezone.now()
+    profile = profile or selectors.profile_for_surface(surface=params.surface)
+    config = RerankConfig.from_profile(profile)
+    filters = _filters(params, in_stock_only=config.in_stock_only)
+    backend = get_backend()
+    if signal.scores is not None:
+        scores = dict(signal.scores)
+    else:
+        candidates = backend.search(vector=signal.vector, k=profile.candidate_k, filters=filters)
+        scores = {c.item_pk: 1.0 - c.distance for c in candidates}
+
+    promotions = []
+    if config.promotions_enabled and (preview is None or preview.promotions):
+        promotions = selectors.promotions_live(
+            surface=params.surface,
+            now=now,
+            include_inactive=bool(preview and preview.include_inactive_promotions),
+        )
+        # An item pinned by a promotion is offered even when retrieval did not find it (it must still
+        # pass the hard filters, checked with the features).
+        floor = min(scores.values(), default=0.0)
+        for rule in promotions:
+            if rule.target_type == "item" and rule.pinned_slot and rule.item_pk not in scores:
+                scores[rule.item_pk] = floor
+
+    candidates, cards = selectors.items_features(scores=scores, filters=filters)
+    # Vectors for the steps that compare items (near duplicates, MMR) and for explanations: the best
+    # candidates by retrieval score plus anything a promotion touches; the rest cannot reach the list.
+    best = sorted(candidates, key=lambda c: (-c.score, c.pk))[: pool_size(params.limit)]
+    wanted = {c.pk for c in best} | {c.pk for c in candidates if any(r.matches(c) for r in promotions)}
+    vectors = selectors.item_vectors(item_pks=wanted)
+    candidates = [_with_vector(c, vectors.get(c.pk)) for c in candidates]
+
+    context = RerankContext(
+        scenario=signal.scenario,
+        limit=params.limit,
+        now=now,
+        bought_pks=frozenset(signal.history.bought_pks),
+        seen_pks=frozenset(signal.history.seen_pks),
+        promotions=promotions,
+    )
+    ranked = rerank(candidates, config=config, context=context)
+
+    items = []
+    for c in ranked:
+        reason = dict(c.reason) if c.reason else _explain(c, signal)
+        if c.explored:
+            reason["explore"] = True
+        card = cards[c.pk]
+        items.append(
+            {
+                "pk": c.pk,
+                "id": card.external_id,
+                "title": card.title,
+                "price": card.price,
+                "image_url": card.image_url,
+                "category_path": list(card.category_path),
+                "score": round(float(c.score), 6),
+                "reason": reason,
+            }
+        )
+    answer = Answer(
+        recommendation_id=uuid.uuid4(),
+        scenario=signal.scenario,
+        items=items,
+        profile=profile.surface,
+        profile_version=profile.version,
+    )
+    if preview is None:
+        services.served_list_log(
+            answer=answer,
+            user_id=user_id,
+            session_id=session_id,
+            surface=params.surface,
+            model_version=current_model_name() if signal.vector is not None else "popularity",
+            backend=backend.name if signal.vector is not None else "",
+        )
+    return answer
+
+
+def _explain(c: Scored, signal: _Signal) -> dict[str, Any]:
+    """The signal's fixed reason, or the history item closest to this one."""
+    if signal.reason is not None:
+        return dict(signal.reason)
+    if signal.explainers and c.vector is not None:
+        best_pk = max(signal.explainers, key=lambda pk: cosine(c.vector, signal.explainers[pk][1]))
+        external_id, _, bought = signal.explainers[best_pk]
+        return {"type": "because_you_bought" if bought else "because_you_viewed", "item_id": external_id}
+    if signal.explainers:  # no vector for this item (an exploration pick): the most recent history item
+        external_id, _, bought = next(iter(signal.explainers.values()))
+        return {"type": "because_you_bought" if bought else "because_you_viewed", "item_id": external_id}
+    return {"type": "recommended"}
+
+
+def _explainers(
+    pks: list[int], vectors: dict[int, tuple[str, np.ndarray]], *, bought: set[int]
+) -> dict[int, tuple[str, np.ndarray, bool]]:
+    return {pk: (*vectors[pk], pk in bought) for pk in pks if pk in vectors}
+
+
+def _with_vector(c: Scored, vector: np.ndarray | None) -> Scored:
+    if vector is None:
+        return c
+    return replace(c, vector=vector)
+
+
+def _filters(params: ListParams, *, in_stock_only: bool) -> HardFilters:
+    return HardFilters(
+        category_prefix=params.category,
+        min_price=params.min_price,
+        max_price=params.max_price,
+        exclude_item_pks=frozenset(params.exclude_pks),
+        in_stock_only=in_stock_only,
+    )
+
+
+def _excluding(params: ListParams, pks: list[int]) -> ListParams:
+    return replace(params, exclude_pks=params.exclude_pks | frozenset(pks))

@@ -1,0 +1,78 @@
+"""Factories for serving tests: items with vectors written directly (no model run), events, profiles.
+
+Vectors are built from a few orthogonal "topic" directions plus a small private component, so that the
+nearest neighbours of a vector are known in advance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import factory
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from catalog.embedding import current_model_name
+from catalog.models import Item
+from interactions.models import Event, UserProfile
+
+DIM = settings.EMBEDDING_DIM
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def topic(index: int, *, jitter: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A unit vector close to axis `index`; `jitter` (0..1) moves it away in a seeded random direction."""
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[index] = 1.0
+    if jitter:
+        noise = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+        noise[index] = 0
+        vector = vector + jitter * unit(noise)
+    return unit(vector)
+
+
+def blend(*parts: tuple[int, float]) -> np.ndarray:
+    vector = np.zeros(DIM, dtype=np.float32)
+    for index, weight in parts:
+        vector[index] = weight
+    return unit(vector)
+
+
+class ItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Item
+
+    external_id = factory.Sequence(lambda n: f"sku-{n}")
+    title = factory.Sequence(lambda n: f"Item {n}")
+    price = 10
+    category_path = factory.LazyFunction(lambda: ["Home"])
+    embedding = factory.LazyFunction(lambda: topic(0))
+    embedding_model = factory.LazyFunction(current_model_name)
+    embedding_dirty = False
+    # old enough that freshness and exploration leave it alone unless a test says otherwise
+    published_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=365))
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    event_id = factory.Sequence(lambda n: f"ev-{n}")
+    user_id = "u1"
+    session_id = ""
+    item = factory.SubFactory(ItemFactory)
+    item_external_id = factory.LazyAttribute(lambda o: o.item.external_id)
+    event_type = "view"
+    timestamp = factory.LazyFunction(timezone.now)
+
+
+class UserProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UserProfile
+
+    external_id = factory.Sequence(lambda n: f"user-{n}")
+    embedding = factory.LazyFunction(lambda: topic(0))
+    embedding_model = factory.LazyFunction(current_model_name)
