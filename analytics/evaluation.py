@@ -158,7 +158,7 @@ def _split_leave_one_out(data: EventData) -> Split:
 def _split_temporal(data: EventData, *, test_days: float) -> Split:
     cut = float(data.ts.max()) - test_days * 86400.0 if len(data.ts) else 0.0
     train = np.flatnonzero(data.ts < cut)
-    in_test = np.flatnonzero((data.ts >= cut) & (data.ts < cut + test_days * 86400.0))
+    in_test = np.flatnonzero(data.ts >= cut)  # the cut is test_days before the last event
     history: dict[str, list[int]] = {}
     for i in train:
         history.setdefault(str(data.user_ids[i]), []).append(int(data.item_idx[i]))
