@@ -72,12 +72,19 @@ class _Signal:
 
 
 def recommendations_for_user(
-    *, user_id: str, session_id: str = "", params: ListParams, preview: PreviewOptions | None = None
+    *,
+    user_id: str,
+    session_id: str = "",
+    params: ListParams,
+    preview: PreviewOptions | None = None,
+    history: selectors.History | None = None,
+    vector: np.ndarray | None = None,
 ) -> Answer:
     """Personalised: the user's vector; without one, their history's items; without history, the session
-    (if a session id is given); without that, trending."""
-    history = selectors.history_for(user_id=user_id)
-    vector = selectors.user_vector(user_id=user_id)
+    (if a session id is given); without that, trending. `history` and `vector` replace the stored ones
+    when given (offline evaluation serves from training events only)."""
+    history = history if history is not None else selectors.history_for(user_id=user_id)
+    vector = vector if vector is not None else selectors.user_vector(user_id=user_id)
     # With a stored vector, history items are only needed to explain; without one, they make the vector.
     read = selectors.EXPLAIN_ITEMS if vector is not None else selectors.HISTORY_EVENTS
     vectors = selectors.history_vectors(item_pks=[pk for pk, _ in history.recent[:read]])
