@@ -192,9 +192,11 @@ def item_update(*, item: Item, values: dict[str, Any]) -> Item:
     """PATCH: change the given client fields of one item."""
     item = Item.objects.select_for_update().get(pk=item.pk)
     categories = categories_ensure(paths=[values["category_path"]]) if values.get("category_path") else {}
-    if _apply(item, values, categories) | _refresh_content_hash(item):
+    changed = _apply(item, values, categories)
+    text_changed = _refresh_content_hash(item)
+    if changed or text_changed:
         item.save()
-        if item.embedding_dirty:
+        if text_changed:
             items_embed_enqueue(item_pks=[item.pk])
         items_vectors_changed_send(item_pks=[item.pk])
     return item
