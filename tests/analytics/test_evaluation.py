@@ -189,3 +189,24 @@ def test_evaluate_command_rejects_bad_arguments_and_empty_data(db):
         call_command("evaluate", "--compare", "999", stdout=StringIO())
     with pytest.raises(CommandError, match="--k"):
         call_command("evaluate", "--k", "0", stdout=StringIO())
+
+
+def test_configured_recommender_is_evaluated_through_the_serving_code_path(shop):
+    from analytics.served_recommender import served_scorer_factory
+    from recommendations.models import ItemPopularity, ServedList
+
+    ItemPopularity.objects.create(item=shop["e"], score=99.0, interaction_count=99)  # live, not training
+    result = evaluation.evaluation_run(
+        protocol="leave-one-out", extra_scorers={"served": served_scorer_factory}, progress=False
+    )
+    data = evaluation.events_load()
+    a, c = _idx(data, shop["a"]), _idx(data, shop["c"])
+    ranked = result.rankings["served"]["u1"]
+    # u1's training vector is a's: the nearest other item is c; a itself (bought) is never served
+    assert ranked[0] == c
+    assert a not in ranked
+    assert "served" in result.run.metrics
+    assert result.run.metrics["served"]["hit_rate@10"] == 1.0
+    # preview mode logs nothing, and the training-only popularity swap was rolled back
+    assert not ServedList.objects.exists()
+    assert list(ItemPopularity.objects.values_list("item_id", "score")) == [(shop["e"].pk, 99.0)]
