@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
+    if sys.argv[1:2] == ["services"] and sys.argv[2:3] != ["start"]:
+        # `services stop|status` must not start the embedded servers while loading settings.
+        os.environ.setdefault("RECSYS_EMBEDDED_AUTOSTART", "0")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

