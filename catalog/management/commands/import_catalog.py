@@ -1,0 +1,52 @@
+"""import_catalog FILE: items from JSON Lines or CSV (DESIGN.md §5), upserted by `id`."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from catalog.feeds import Feed, FeedImportCommand
+from catalog.services import item_upsert
+from catalog.validation import check_item
+
+# One transaction per batch. 1,000 items (short texts, no categories new) upsert in ~0.35 s on the
+# shared 2-core dev box; larger batches only lengthen row locks held against the live API.
+ITEM_IMPORT_BATCH = 1000
+
+
+class Command(FeedImportCommand):
+    help = (
+        "Import items from JSON Lines or CSV (.gz read directly), one item per line, upserted by id. "
+        "In CSV, category_path is 'A > B > C' and attributes is a JSON string; empty cells are left unset."
+    )
+    default_batch_size = ITEM_IMPORT_BATCH
+
+    def import_feed(self, feed: Feed, batches, **options) -> None:
+        totals = {"created": 0, "updated": 0, "unchanged": 0}
+        lines = 0
+        for batch in batches:
+            valid = []
+            for record in batch:
+                lines += 1
+                if record.data is None:
+                    self.reject(record.line, record.error)
+                    continue
+                raw = record.data
+                if feed.format == "csv":
+                    # An empty cell means "not given": the stored value (or the default) stays.
+                    raw = {k: v for k, v in raw.items() if v != ""}
+                clean, errors = check_item(raw)
+                if errors:
+                    self.reject(record.line, errors)
+                else:
+                    valid.append(clean)
+            if valid:
+                result = item_upsert(items=valid)
+                totals["created"] += result.created
+                totals["updated"] += result.updated
+                totals["unchanged"] += result.unchanged
+        self.stdout.write(
+            f"{lines} lines: {totals['created']} created, {totals['updated']} updated, "
+            f"{totals['unchanged']} unchanged, {self.rejected} rejected."
+        )
+        if lines and self.rejected == lines:
+            raise CommandError("Every line was rejected; nothing was imported.")

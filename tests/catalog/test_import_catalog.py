@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import gzip
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.feeds import Feed
+from catalog.models import Category, Item
+
+pytestmark = pytest.mark.django_db
+
+
+def run(path, *args) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("import_catalog", str(path), "--no-progress", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def test_jsonl_items_are_created_and_rejected_lines_reported_by_number(tmp_path):
+    path = tmp_path / "items.jsonl"
+    write_jsonl(
+        path,
+        [
+            {"id": "a", "title": "Lamp", "price": "10.50", "category_path": ["Home", "Lighting"]},
+            '{"id": "b", "title": ',
+            {"id": "c"},
+            "",
+            {"id": "d", "title": "Desk", "stock": 0},
+        ],
+    )
+    out, err = run(path)
+    assert "5 lines" not in out  # the blank line is not a record
+    assert "4 lines: 2 created, 0 updated, 0 unchanged, 2 rejected." in out
+    assert "line 2: rejected: Not valid JSON" in err
+    assert "line 3: rejected: title: This field is required." in err
+    assert sorted(Item.objects.values_list("external_id", flat=True)) == ["a", "d"]
+    assert Item.objects.get(external_id="a").category.path == "Home > Lighting"
+    assert Item.objects.get(external_id="d").in_stock is False
+
+
+def test_rerunning_an_import_doubles_nothing(tmp_path):
+    path = tmp_path / "items.jsonl"
+    write_jsonl(path, [{"id": f"sku-{n}", "title": f"Thing {n}"} for n in range(30)])
+    run(path, "--batch-size", "7")
+    out, _ = run(path, "--batch-size", "7")
+    assert "30 lines: 0 created, 0 updated, 30 unchanged, 0 rejected." in out
+    assert Item.objects.count() == 30
+
+
+def test_csv_reads_category_path_and_json_attributes_and_leaves_empty_cells_unset(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text(
+        "id,title,category_path,attributes,price,in_stock,description\n"
+        'p1,"Phone, 128 GB",Electronics > Phones > Apple,"{""color"": ""red""}",699.00,true,"two\nlines"\n'
+        "p2,Case,Electronics > Accessories,,,,\n"
+        'p3,Bad,Electronics,"{not json}",1,,\n'
+        "p4,Broken,Electronics,,-5,,\n"
+    )
+    out, err = run(path)
+    assert "4 lines: 2 created, 0 updated, 0 unchanged, 2 rejected." in out
+    # line numbers are physical lines: p1 spans lines 2-3 because of the quoted newline
+    assert "line 5: rejected: attributes:" in err
+    assert "line 6: rejected: price:" in err
+    phone = Item.objects.get(external_id="p1")
+    assert phone.title == "Phone, 128 GB"
+    assert phone.category_path == ["Electronics", "Phones", "Apple"]
+    assert phone.attributes == {"color": "red"}
+    assert phone.description == "two\nlines"
+    case = Item.objects.get(external_id="p2")
+    assert case.price is None and case.in_stock is True and case.attributes == {}
+    assert Category.objects.get(path="Electronics > Phones").parent.path == "Electronics"
+
+
+def test_gzipped_file_is_read_directly(tmp_path):
+    path = tmp_path / "items.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(json.dumps({"id": "g1", "title": "Zipped"}) + "\n")
+    out, _ = run(path)
+    assert "1 created" in out
+    assert Item.objects.filter(external_id="g1").exists()
+
+
+def test_csv_with_an_unknown_column_rejects_its_lines_naming_the_column(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text("id,title,colour\nx,Shirt,blue\n")
+    with pytest.raises(CommandError, match="Every line was rejected"):
+        run(path)
+    assert Item.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("items.xml", b"<items/>", "Cannot tell the format"),
+        ("items.jsonl.gz", b"\x1f\x8b\x08\x00garbage-not-deflate", "not a readable gzip file"),
+        ("items.jsonl", b'{"id": "x", "title": "caf\xe9"}\n', "not UTF-8"),
+        ("items.csv", b"", "needs a header row"),
+    ],
+)
+def test_unreadable_file_is_a_clear_command_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CommandError, match=message):
+        run(path)
+    assert Item.objects.count() == 0
+
+
+def test_missing_file_is_a_clear_command_error(tmp_path):
+    with pytest.raises(CommandError, match="File not found"):
+        run(tmp_path / "nope.jsonl")
+
+
+def test_feed_streams_instead_of_reading_the_whole_file(tmp_path):
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt", compresslevel=1) as fh:
+        for n in range(50_000):
+            fh.write(json.dumps({"id": f"id-{n}", "title": f"random {n * 7919 % 104729}"}) + "\n")
+    with Feed(path) as feed:
+        records = feed.records()
+        first = next(records)
+        assert (first.line, first.data["id"]) == (1, "id-0")
+        # only a read-ahead buffer has been consumed, not the file
+        assert feed.position() < feed.size / 4
+        *_, last = records
+        assert last.line == 50_000
+        assert feed.position() == feed.size
