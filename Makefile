@@ -16,8 +16,9 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# e.g. make demo DEMO_ARGS="--port 8080 --items 10000 --users 3000"
 demo: venv
-	$(PY) manage.py demo
+	$(PY) manage.py demo $(DEMO_ARGS)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -27,5 +28,6 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 
+# Stops the embedded PostgreSQL (and Redis) if something left them running; Ctrl-C on `make demo` already does.
 stop: venv
 	$(PY) manage.py services stop
