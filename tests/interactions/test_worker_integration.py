@@ -1,0 +1,110 @@
+"""A real `celery -A recsys_project worker` process consuming from the real Redis (this run's database,
+RECSYS_TEST_REDIS_DB) and writing to the test database: items posted through the API get vectors, and
+events posted through the API reach the user's vector, without any call from the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from catalog.models import Item
+from interactions.models import Event, UserProfile
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def worker():
+    """Start a worker on all three queues against the test database and this run's Redis DB; stop it
+    (warm shutdown, then kill) at the end. Its log is printed when a test fails."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # our own DB: drop messages of earlier tests
+    db = settings.DATABASES["default"]
+    database_url = f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "recsys_project.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"recsys-test-worker-{os.getpid()}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "recsys_project", "worker",
+                "-Q", "default,embeddings,maintenance", "-c", "2", "-l", "info",
+                "-n", f"embedtest-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+            ],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "ready." in log_path.read_text() or process.poll() is not None, 60, "the worker")
+        assert process.poll() is None, log_path.read_text()
+        yield process
+    except BaseException:
+        print(log_path.read_text()[-5000:])
+        raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        connection.close()
+
+
+def test_worker_embeds_posted_items_and_updates_the_user_vector_from_posted_events(worker, api):
+    response = api.post(
+        "/api/v1/items",
+        {"items": [{"id": "mug", "title": "Ceramic coffee mug"}, {"id": "scarf", "title": "Red wool scarf"}]},
+        format="json",
+    )
+    assert response.status_code == 200
+    wait_for(lambda: not Item.objects.filter(embedding__isnull=True).exists(), 60, "item vectors")
+    assert not Item.objects.filter(embedding_dirty=True).exists()
+
+    now = "2026-03-02T12:00:00Z"
+    events = [
+        {"event_id": "e1", "user_id": "u1", "item_id": "mug", "event_type": "purchase", "timestamp": now},
+        # an item the catalog does not know yet: kept pending until the item arrives and is embedded
+        {"event_id": "e2", "user_id": "u1", "item_id": "lamp", "event_type": "view", "timestamp": now},
+    ]
+    assert api.post("/api/v1/events", {"events": events}, format="json").status_code == 200
+    wait_for(
+        lambda: UserProfile.objects.filter(external_id="u1", embedding__isnull=False).exists(),
+        30,
+        "user vector",
+    )
+    mug = Item.objects.get(external_id="mug")
+    profile = UserProfile.objects.get(external_id="u1")
+    assert [round(x, 5) for x in profile.embedding] == [round(x, 5) for x in mug.embedding]
+    assert not Event.objects.get(event_id="e2").vector_applied
+
+    api.post("/api/v1/items", {"items": [{"id": "lamp", "title": "Desk lamp"}]}, format="json")
+    wait_for(lambda: Event.objects.get(event_id="e2").vector_applied, 60, "the pending event")
+    profile.refresh_from_db()
+    assert profile.weight_sum == pytest.approx(10.0 + 1.0)
