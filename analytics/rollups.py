@@ -72,8 +72,8 @@ def _item_popularity(*, until: datetime) -> tuple[dict[int, int], int]:
 
 
 def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str, str], SliceMetrics]:
-    """Every live metric for the lists served in [start, end), per (surface, scenario), plus the
-    (ALL, ALL) total. Clicks and conversions are the attributions whose event happened in the window;
+    """Every live metric for the lists served in [start, end), per (surface, scenario), per (surface, ALL)
+    and the (ALL, ALL) total. Clicks and conversions are the attributions whose event happened in the window;
     the window's events are attributed first (idempotent), so nothing the sweep has not reached is missed."""
     events_attribute_between(start=start, end=end)
     active_pks = list(Item.objects.filter(is_active=True).values_list("pk", flat=True))
@@ -87,7 +87,7 @@ def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str,
         return slices[key]
 
     for served in served_lists_between(start=start, end=end):
-        for key in ((served.surface, served.scenario), (ALL, ALL)):
+        for key in ((served.surface, served.scenario), (served.surface, ALL), (ALL, ALL)):
             s = slice_for(key)
             s.lists_served += 1
             s.impressions += len(served.item_pks)
@@ -100,7 +100,7 @@ def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str,
         .annotate(n=Count("id"), revenue=Sum("revenue"))
     )
     for surface, scenario, kind, n, revenue in attributed:
-        for key in ((surface, scenario), (ALL, ALL)):
+        for key in ((surface, scenario), (surface, ALL), (ALL, ALL)):
             s = slice_for(key)
             if kind == AttributionKind.CLICK:
                 s.clicks += n
@@ -133,7 +133,7 @@ def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str,
 
 
 def daily_metrics_rollup(*, day: date) -> int:
-    """Write DailyMetric rows (one per surface and scenario, plus the ALL total) and DailyItemMetric rows
+    """Write DailyMetric rows (per surface and scenario, per surface, and the ALL total) and DailyItemMetric rows
     for `day`, replacing what an earlier run wrote. Attributes that day's clicks and purchases first, so
     anything the sweep missed is caught. Returns the number of slices written."""
     start, end = _day_bounds(day)

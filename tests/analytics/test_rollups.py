@@ -46,7 +46,7 @@ def day_of_traffic():
 
 def test_daily_rollup_writes_one_row_per_surface_and_scenario_with_hand_computed_metrics(day_of_traffic):
     a, b, c = day_of_traffic
-    assert daily_metrics_rollup(day=T0.date()) == 3
+    assert daily_metrics_rollup(day=T0.date()) == 5  # home/user, home/*, pdp/similar, pdp/*, */*
     home = DailyMetric.objects.get(day=T0.date(), surface="home", scenario="user")
     assert (home.lists_served, home.impressions, home.clicks, home.conversions) == (2, 4, 1, 1)
     assert home.revenue == Decimal("10")
@@ -82,7 +82,7 @@ def test_rollup_writes_per_item_impressions_clicks_and_conversions(day_of_traffi
 def test_rerunning_a_day_replaces_its_rows(day_of_traffic):
     daily_metrics_rollup(day=T0.date())
     daily_metrics_rollup(day=T0.date())
-    assert DailyMetric.objects.filter(day=T0.date()).count() == 3
+    assert DailyMetric.objects.filter(day=T0.date()).count() == 5
 
 
 def test_window_metrics_can_span_any_window(day_of_traffic):

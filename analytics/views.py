@@ -1,0 +1,187 @@
+"""The analyst report pages (staff login): overview, long tail, top items and categories, evaluation
+runs. Every table on a page can be downloaded as CSV with `?format=csv&table=<name>`."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.utils import timezone
+
+from analytics import selectors
+from analytics.rollups import ALL
+from analytics.selectors import Table
+
+MAX_DAYS = 366
+CHART_METRICS = [
+    ("ctr", "CTR"),
+    ("conversion_rate", "Conversion rate"),
+    ("coverage", "Coverage"),
+    ("diversity", "Diversity"),
+]
+# The long-tail chart plots at most this many points (every n-th rank beyond); the CSV has every item.
+LONG_TAIL_POINTS = 500
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def _window(request: HttpRequest):
+    raw = request.GET.get("days", "30")
+    try:
+        days = int(raw)
+    except ValueError:
+        raise BadQuery(f"days: must be a whole number of days (got {raw!r}).") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise BadQuery(f"days: must be between 1 and {MAX_DAYS} (got {days}).")
+    end = timezone.now().date()
+    return days, end - timedelta(days=days - 1), end
+
+
+def _csv_or_page(request: HttpRequest, tables: list[Table], template: str, context: dict) -> HttpResponse:
+    if request.GET.get("format") == "csv":
+        wanted = request.GET.get("table", "")
+        table = next((t for t in tables if t.name == wanted), None)
+        if table is None:
+            names = ", ".join(t.name for t in tables)
+            return HttpResponseBadRequest(
+                f"table: unknown table {wanted!r}; one of {names}.", content_type="text/plain"
+            )
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{table.name}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(table.header)
+        writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+        return response
+    return render(request, template, {**context, "tables": tables})
+
+
+def _bad(exc: BadQuery) -> HttpResponse:
+    return HttpResponseBadRequest(str(exc), content_type="text/plain")
+
+
+@staff_member_required
+def overview(request: HttpRequest) -> HttpResponse:
+    try:
+        days, start, end = _window(request)
+    except BadQuery as exc:
+        return _bad(exc)
+    daily = selectors.daily_metrics_by_surface(start=start, end=end)
+    scenarios = selectors.daily_metrics_by_scenario(start=start, end=end)
+    labels = sorted({str(r[0]) for r in daily.rows})
+    col = {name: i for i, name in enumerate(daily.header)}
+    charts = {}
+    for metric, title in CHART_METRICS:
+        series: dict[str, list] = {}
+        for row in daily.rows:
+            surface = "all surfaces" if row[col["surface"]] == ALL else (row[col["surface"]] or "(none)")
+            series.setdefault(surface, [None] * len(labels))[labels.index(str(row[0]))] = row[col[metric]]
+        charts[metric] = {"title": title, "labels": labels, "series": series}
+    context = {
+        "days": days,
+        "start": start,
+        "end": end,
+        "charts": charts,
+        "chart_data": {f"{key}-chart": {**chart, "type": "line"} for key, chart in charts.items()},
+        "attribution": selectors.attribution_counts(start=start, end=end),
+        "page": "overview",
+    }
+    return _csv_or_page(request, [daily, scenarios], "analytics/overview.html", context)
+
+
+@staff_member_required
+def long_tail(request: HttpRequest) -> HttpResponse:
+    try:
+        days, start, end = _window(request)
+    except BadQuery as exc:
+        return _bad(exc)
+    table = selectors.impressions_long_tail(start=start, end=end)
+    step = max(1, len(table.rows) // LONG_TAIL_POINTS)
+    points = table.rows[::step]
+    chart = {
+        "labels": [r[0] for r in points],
+        "impressions": [r[2] for r in points],
+        "cumulative": [r[3] for r in points],
+    }
+    total = sum(r[2] for r in table.rows)
+    shown = sum(1 for r in table.rows if r[2] > 0)
+    # the share of the catalog that takes 80% of impressions
+    head = next((r[0] for r in table.rows if r[3] >= 0.8), 0) if total else 0
+    chart_data = {
+        "long-tail-chart": {
+            "type": "bar",
+            "labels": chart["labels"],
+            "series": {"impressions": chart["impressions"]},
+            "y2": {"cumulative share": chart["cumulative"]},
+        }
+    }
+    context = {
+        "days": days,
+        "start": start,
+        "end": end,
+        "chart_data": chart_data,
+        "total": total,
+        "shown": shown,
+        "catalog": len(table.rows),
+        "head80": head,
+        "page": "long_tail",
+        "preview": table.rows[:50],
+    }
+    return _csv_or_page(request, [table], "analytics/long_tail.html", context)
+
+
+@staff_member_required
+def top(request: HttpRequest) -> HttpResponse:
+    try:
+        days, start, end = _window(request)
+    except BadQuery as exc:
+        return _bad(exc)
+    tables = [
+        selectors.top_items(start=start, end=end, by="impressions"),
+        selectors.top_items(start=start, end=end, by="conversions"),
+        selectors.top_categories(start=start, end=end, by="impressions"),
+        selectors.top_categories(start=start, end=end, by="conversions"),
+    ]
+    context = {"days": days, "start": start, "end": end, "page": "top"}
+    return _csv_or_page(request, tables, "analytics/top.html", context)
+
+
+@staff_member_required
+def evaluations(request: HttpRequest) -> HttpResponse:
+    raw = request.GET.get("runs", "")
+    try:
+        ids = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        return _bad(BadQuery(f"runs: a comma-separated list of run ids (got {raw!r})."))
+    runs = selectors.evaluation_runs(ids=ids or None)
+    table = selectors.evaluation_table(runs)
+    metric_names = table.header[5:]
+    metric = request.GET.get("metric") or (
+        "recall@10" if "recall@10" in metric_names else next(iter(metric_names), "")
+    )
+    if metric_names and metric not in metric_names:
+        return _bad(BadQuery(f"metric: unknown metric {metric!r}; one of {', '.join(metric_names)}."))
+    methods = sorted({m for r in runs for m in r.metrics})
+    chart = {
+        "labels": methods,
+        "series": {
+            f"#{r.pk} {r.protocol}{' ' + r.label if r.label else ''}": [
+                r.metrics.get(m, {}).get(metric) for m in methods
+            ]
+            for r in runs
+        },
+        "title": metric,
+    }
+    context = {
+        "runs": runs,
+        "metric": metric,
+        "metric_names": metric_names,
+        "page": "evaluations",
+        "chart_data": {"evaluation-chart": {**chart, "type": "bar"}},
+        "run_ids": ",".join(str(r.pk) for r in runs),
+    }
+    return _csv_or_page(request, [table], "analytics/evaluations.html", context)

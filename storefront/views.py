@@ -1,0 +1,166 @@
+"""The reference storefront: a small demo shop at `/` that shows how a shop integrates recommendations.
+
+How the browser is authenticated (README "Reference storefront"): it never holds an API key. Pages are
+rendered by Django; the JS client (`static/recsys.js`) talks only to two same-origin endpoints below,
+which identify the visitor by their Django session (a random visitor id kept in the session), are
+CSRF-protected, and call the serving scenarios and event ingestion in-process. A shop on another stack
+does the same from its own backend with its Api-Key (DESIGN.md §4), and keeps the key server-side.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog.models import Item
+from interactions.services import events_ingest
+from interactions.validation import check_event
+from recommendations import scenarios
+
+PAGE_SIZE = 24
+MAX_LIMIT = 24
+# What the browser may report: interactions it can see. Purchases come from the shop's order system.
+BROWSER_EVENT_TYPES = {"view", "click", "add_to_cart"}
+MAX_EVENTS_PER_POST = 20
+SURFACE_MAX = 100
+
+
+def _visitor(request: HttpRequest) -> tuple[str, str]:
+    """(user_id, session_id) for this browser: a random visitor id kept in its session."""
+    if "visitor_id" not in request.session:
+        request.session["visitor_id"] = f"web-{uuid.uuid4().hex[:20]}"
+    if not request.session.session_key:
+        request.session.save()
+    return request.session["visitor_id"], request.session.session_key
+
+
+@require_GET
+@ensure_csrf_cookie
+def home(request: HttpRequest) -> HttpResponse:
+    _visitor(request)
+    return render(request, "storefront/home.html", {"page": "home"})
+
+
+@require_GET
+@ensure_csrf_cookie
+def catalog(request: HttpRequest) -> HttpResponse:
+    _visitor(request)
+    items = Item.objects.filter(is_active=True).order_by("title", "pk")
+    category = request.GET.get("category", "").strip()
+    if category:
+        items = items.filter(category_path__0=category)
+    page = Paginator(
+        items.only("external_id", "title", "price", "image_url", "category_path"), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    return render(
+        request, "storefront/catalog.html", {"page_obj": page, "category": category, "page": "catalog"}
+    )
+
+
+@require_GET
+@ensure_csrf_cookie
+def item(request: HttpRequest, item_id: str) -> HttpResponse:
+    _visitor(request)
+    obj = Item.objects.filter(external_id=item_id, is_active=True).first()
+    if obj is None:
+        raise Http404("No such item.")
+    return render(request, "storefront/item.html", {"item": obj, "page": "item"})
+
+
+def _bad(field: str, reason: str) -> JsonResponse:
+    return JsonResponse(
+        {"error": "invalid", "detail": f"{field}: {reason}", "fields": {field: [reason]}}, status=400
+    )
+
+
+@require_GET
+def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
+    """A list for this visitor: `user` (recommended for you), `trending`, or `similar` (?item=ID). Same
+    answer shape as the API; the served list is logged under its recommendation_id like any other."""
+    user_id, session_id = _visitor(request)
+    try:
+        limit = int(request.GET.get("limit", "8"))
+    except ValueError:
+        return _bad("limit", "Must be a whole number.")
+    if not 1 <= limit <= MAX_LIMIT:
+        return _bad("limit", f"Must be between 1 and {MAX_LIMIT}.")
+    surface = request.GET.get("surface", kind)[:SURFACE_MAX]
+    params = scenarios.ListParams(limit=limit, surface=surface)
+    if kind == "user":
+        answer = scenarios.recommendations_for_user(user_id=user_id, session_id=session_id, params=params)
+    elif kind == "trending":
+        answer = scenarios.recommendations_trending(params=params)
+    elif kind == "similar":
+        obj = Item.objects.filter(external_id=request.GET.get("item", "")).only("pk", "external_id").first()
+        if obj is None:
+            return _bad("item", "Unknown item id.")
+        answer = scenarios.recommendations_similar(item_pk=obj.pk, external_id=obj.external_id, params=params)
+    else:
+        return _bad("kind", "Must be one of user, trending, similar.")
+    items = [
+        {
+            "id": i["id"],
+            "title": i["title"],
+            "price": None if i["price"] is None else str(i["price"]),
+            "image_url": i["image_url"],
+            "category_path": i["category_path"],
+            "score": i["score"],
+            "reason": i["reason"],
+        }
+        for i in answer.items
+    ]
+    return JsonResponse(
+        {"recommendation_id": str(answer.recommendation_id), "scenario": answer.scenario, "items": items}
+    )
+
+
+@require_POST
+def events(request: HttpRequest) -> JsonResponse:
+    """Events from the browser: `{"events": [{event_id, item_id, event_type, recommendation_id?, surface?,
+    position?}]}`. The visitor's ids and the timestamp are set here, never taken from the browser."""
+    user_id, session_id = _visitor(request)
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError:
+        return _bad("events", "The body must be JSON.")
+    batch = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(batch, list) or not batch:
+        return _bad("events", "Must be a non-empty list.")
+    if len(batch) > MAX_EVENTS_PER_POST:
+        return _bad("events", f"At most {MAX_EVENTS_PER_POST} per request.")
+    now = timezone.now().isoformat()
+    valid, rejected = [], []
+    for index, raw in enumerate(batch):
+        if not isinstance(raw, dict) or raw.get("event_type") not in BROWSER_EVENT_TYPES:
+            rejected.append(
+                {"index": index, "errors": {"event_type": ["Must be one of view, click, add_to_cart."]}}
+            )
+            continue
+        allowed = {
+            k: raw[k]
+            for k in ("event_id", "item_id", "event_type", "recommendation_id", "surface", "position")
+            if k in raw
+        }
+        clean, errors = check_event(
+            {**allowed, "user_id": user_id, "session_id": session_id, "timestamp": now, "device_type": "web"}
+        )
+        if errors:
+            rejected.append({"index": index, "errors": errors})
+        else:
+            # the browser's event id is only unique per browser: scope it to the visitor
+            clean["event_id"] = f"{user_id}:{clean['event_id']}"[:128]
+            valid.append(clean)
+    result = events_ingest(events=valid) if valid else None
+    body = {
+        "accepted": result.accepted if result else 0,
+        "duplicates": result.duplicates if result else 0,
+        "rejected": rejected,
+    }
+    return JsonResponse(body, status=200 if valid else 400)
