@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from recsys_project.authentication import ApiKeyRateThrottle
+from recsys_project.models import ApiKey, api_key_hash
+
+pytestmark = pytest.mark.django_db
+ITEM_URL = "/api/v1/items/sku-1"
+
+
+def client_with(header: str | None) -> APIClient:
+    client = APIClient()
+    if header is not None:
+        client.credentials(HTTP_AUTHORIZATION=header)
+    return client
+
+
+def assert_401(response) -> None:
+    assert response.status_code == 401, response.content
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    assert body["error"] in {"not_authenticated", "authentication_failed"}
+    assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_request_without_key_gets_401_with_the_error_shape(anon_api):
+    assert_401(anon_api.get(ITEM_URL))
+    assert_401(anon_api.post("/api/v1/events", {"events": []}, format="json"))
+    assert_401(anon_api.delete("/api/v1/users/u1"))
+
+
+@pytest.mark.parametrize("header", ["Api-Key rk_not_a_real_key", "Bearer something", "Api-Key ", "Api-Key"])
+def test_bad_key_or_malformed_header_gets_401(header):
+    assert_401(client_with(header).get(ITEM_URL))
+
+
+def test_revoked_key_gets_401(api_key):
+    client = client_with(f"Api-Key {api_key}")
+    assert client.get(ITEM_URL).status_code == 404  # authenticated: the item just does not exist
+    ApiKey.objects.update(is_active=False)
+    assert_401(client.get(ITEM_URL))
+
+
+def test_keys_are_stored_hashed_only(api_key):
+    key = ApiKey.objects.get()
+    assert key.key_hash == api_key_hash(api_key)
+    stored = [str(v) for v in ApiKey.objects.values_list(flat=False).get()]
+    assert api_key not in stored
+    assert key.prefix == api_key[:8]
+
+
+def test_each_key_is_throttled_on_its_own(monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/min"})
+    cache.clear()
+    _, first = ApiKey.generate(name="shop one")
+    _, second = ApiKey.generate(name="shop two")
+    one, two = client_with(f"Api-Key {first}"), client_with(f"Api-Key {second}")
+    assert [one.get(ITEM_URL).status_code for _ in range(3)] == [404, 404, 404]
+    limited = one.get(ITEM_URL)
+    assert limited.status_code == 429
+    assert limited.json()["error"] == "throttled"
+    assert "Retry-After" in limited
+    assert two.get(ITEM_URL).status_code == 404  # the other key has its own budget
+
+
+def test_throttle_fails_open_when_the_cache_is_down(monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "1/min"})
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "cache", type("Down", (), {"get": broken, "set": broken})())
+    _, raw = ApiKey.generate(name="shop")
+    client = client_with(f"Api-Key {raw}")
+    assert [client.get(ITEM_URL).status_code for _ in range(3)] == [404, 404, 404]
+
+
+def test_admin_requires_staff_login(client):
+    assert client.get("/admin/").status_code == 302
+    User.objects.create_user("shopper", password="pw-shopper-123")
+    client.login(username="shopper", password="pw-shopper-123")
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    User.objects.create_user("boss", password="pw-boss-123", is_staff=True, is_superuser=True)
+    client.login(username="boss", password="pw-boss-123")
+    assert client.get("/admin/").status_code == 200
+
+
+def test_api_key_created_in_admin_is_shown_once_and_works(client):
+    User.objects.create_superuser("boss", password="pw-boss-123")
+    client.login(username="boss", password="pw-boss-123")
+    response = client.post(
+        reverse("admin:core_apikey_add"), {"name": "web shop", "is_active": "on"}, follow=True
+    )
+    assert response.status_code == 200
+    [message] = [str(m) for m in response.context["messages"]]
+    raw = message.rsplit(" ", 1)[-1]
+    key = ApiKey.objects.get(name="web shop")
+    assert key.key_hash == api_key_hash(raw)
+    assert client_with(f"Api-Key {raw}").get(ITEM_URL).status_code == 404
+    assert raw not in client.get(reverse("admin:core_apikey_change", args=[key.pk])).content.decode()
+
+
+def test_api_key_does_not_open_the_admin(api_key):
+    response = client_with(f"Api-Key {api_key}").get("/admin/")
+    assert response.status_code == 302
