@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -59,7 +60,10 @@ class SimilarItemsView(APIView):
         summary="Items similar to an item",
     )
     def get(self, request, item_id: str):
-        item = catalog_selectors.item_get(external_id=item_id)  # 404 if unknown
+        try:
+            item = catalog_selectors.item_get(external_id=item_id)
+        except Http404 as exc:  # in the API's error shape, like every other error here
+            raise NotFound(str(exc)) from None
         params = list_params(request.query_params)
         answer = scenarios.recommendations_similar(
             item_pk=item.pk, external_id=item.external_id, params=params
