@@ -1,0 +1,206 @@
+"""Freshness with a real worker: from `POST /api/v1/items` until the item comes back from a nearest-neighbour
+query on its own vector, and from `POST /api/v1/events` until the user's vector includes the event.
+
+    .venv/bin/python bench/freshness.py [--trials 20] [--catalog 1000]
+
+Runs against its own database (`bench_embed` on the embedded PostgreSQL) and its own Redis DB
+(RECSYS_BENCH_REDIS_DB, default 13, flushed at start), with its own worker process (2 prefork children on
+the default, embeddings and maintenance queues), which it stops at the end. Requests go through the whole
+Django stack in this process (DRF test client: auth, throttling, validation, the commit, the publish).
+Times are measured from just before the request is sent. The machine is shared: figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+BENCH_DB = "bench_embed"
+REDIS_DB = os.environ.get("RECSYS_BENCH_REDIS_DB", "13")
+
+
+def setup_env() -> str:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "recsys_project.settings"
+    os.environ["ALLOWED_HOSTS"] = "testserver,localhost"
+    os.environ["RECSYS_HTTPS"] = "0"
+    os.environ["RECSYS_API_RATE"] = "100000/min"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    from recsys_project import embedded
+
+    pgdata = embedded.pgdata_dir()
+    embedded.embedded_postgres_start()
+    import psycopg
+
+    with psycopg.connect(host=str(pgdata), user="postgres", dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(pgdata), safe='')}/{BENCH_DB}"
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    return os.environ["DATABASE_URL"]
+
+
+def start_worker(log_path: Path) -> subprocess.Popen:
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "recsys_project", "worker",
+            "-Q", "default,embeddings,maintenance", "-c", "2", "-l", "info",
+            "-n", f"benchfresh-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+        ],
+        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    # Ready means both children have loaded the model (worker_process_init) and the consumer is up.
+    while time.monotonic() < deadline:
+        text = log_path.read_text()
+        if "ready." in text:
+            time.sleep(3)  # the children finish loading the model after the parent says ready
+            return process
+        if process.poll() is not None:
+            raise SystemExit("worker died:\n" + text[-3000:])
+        time.sleep(0.2)
+    stop_worker(process)
+    raise SystemExit("worker did not start:\n" + log_path.read_text()[-3000:])
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def summary(name: str, seconds: list[float], target: float) -> str:
+    median, worst = statistics.median(seconds), max(seconds)
+    verdict = "meets" if worst <= target else "misses"
+    return (
+        f"{name:<34} median {median:6.3f} s   worst {worst:6.3f} s   best {min(seconds):6.3f} s   "
+        f"({len(seconds)} trials; {verdict} the {target:g} s target at the worst)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--catalog", type=int, default=1000, help="items embedded before the trials")
+    parser.add_argument("--poll", type=float, default=0.01, help="seconds between checks")
+    args = parser.parse_args()
+    setup_env()
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from catalog.item_vectors import items_embed
+    from catalog.services import item_upsert
+    from interactions.demo_shop import DemoShop
+    from recsys_project.models import ApiKey
+
+    print(f"database {BENCH_DB}, redis {settings.REDIS_URL}")
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE interactions_event, interactions_userprofile, catalog_item, catalog_category CASCADE"
+        )
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    shop = DemoShop(items=args.catalog + args.trials, users=0, seed=7)
+    items = shop.items_build()
+    seed, fresh = items[: args.catalog], items[args.catalog :]
+    print(f"seeding {len(seed)} demo items and embedding them in this process ...", flush=True)
+    # The bench process does not publish: no worker runs yet, and the sweep-like loop below embeds.
+    from catalog.validation import check_item
+
+    for start in range(0, len(seed), 500):
+        item_upsert(items=[check_item(raw)[0] for raw in seed[start : start + 500]])
+    while items_embed(limit=256).claimed:
+        pass
+    _key, raw_key = ApiKey.generate(name="freshness bench")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+
+    log_path = Path("/tmp") / f"recsys-bench-freshness-worker-{os.getpid()}.log"
+    print(f"starting a worker (log: {log_path}) ...", flush=True)
+    worker = start_worker(log_path)
+    item_times, event_times, post_times = [], [], []
+    try:
+        nn_sql = """
+            SELECT external_id FROM catalog_item
+            WHERE embedding IS NOT NULL AND embedding_model = %s AND is_active
+            ORDER BY embedding <=> (SELECT embedding FROM catalog_item WHERE external_id = %s) LIMIT 1
+        """
+        model_name = settings.RECSYS_EMBEDDING_MODEL
+        for n, raw in enumerate(fresh):
+            started = time.perf_counter()
+            response = client.post("/api/v1/items", {"items": [raw]}, format="json")
+            post_times.append(time.perf_counter() - started)
+            assert response.status_code == 200 and response.json()["created"] == 1, response.content
+            while True:
+                with connection.cursor() as cur:
+                    cur.execute(nn_sql, [model_name, raw["id"]])
+                    row = cur.fetchone()
+                if row and row[0] == raw["id"]:
+                    break
+                if time.perf_counter() - started > 60:
+                    raise SystemExit(f"item {raw['id']} not retrievable after 60 s; see {log_path}")
+                time.sleep(args.poll)
+            item_times.append(time.perf_counter() - started)
+            print(f"item trial {n + 1}: {item_times[-1]:.3f} s", flush=True)
+            time.sleep(0.3)
+
+        known = [raw["id"] for raw in seed[:50]]
+        for n in range(args.trials):
+            event_id = f"bench-{os.getpid()}-{n}"
+            event = {
+                "event_id": event_id,
+                "user_id": f"bench-user-{n % 5}",
+                "item_id": known[n],
+                "event_type": "add_to_cart",
+                "timestamp": "2026-03-02T12:00:00Z",
+            }
+            started = time.perf_counter()
+            response = client.post("/api/v1/events", {"events": [event]}, format="json")
+            assert response.status_code == 200 and response.json()["accepted"] == 1, response.content
+            while True:
+                with connection.cursor() as cur:
+                    # applied together with the profile's new vector, in one transaction
+                    cur.execute(
+                        "SELECT vector_applied FROM interactions_event WHERE event_id = %s", [event_id]
+                    )
+                    if cur.fetchone()[0]:
+                        break
+                if time.perf_counter() - started > 60:
+                    raise SystemExit(f"event {event_id} not applied after 60 s; see {log_path}")
+                time.sleep(args.poll)
+            event_times.append(time.perf_counter() - started)
+            print(f"event trial {n + 1}: {event_times[-1]:.3f} s", flush=True)
+            time.sleep(0.3)
+    finally:
+        stop_worker(worker)
+    print()
+    print(
+        f"catalog: {args.catalog} embedded demo items; worker: 2 prefork children, poll every {args.poll} s"
+    )
+    print(f"POST /api/v1/items latency: median {statistics.median(post_times):.3f} s")
+    print(summary("item POST -> retrievable by NN", item_times, 2.0))
+    print(summary("event POST -> in the user vector", event_times, 1.0))
+
+
+if __name__ == "__main__":
+    main()
