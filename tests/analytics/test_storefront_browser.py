@@ -1,0 +1,109 @@
+"""The storefront and the report page in a real headless Chromium (Debian's, driven by Playwright):
+recommendations show, a click is stored with its recommendation_id, and the CTR chart renders it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from analytics.rollups import daily_metrics_rollup
+from interactions.models import Event
+from tests.analytics.factories import ItemFactory, unit
+
+CHROMIUM = "/usr/bin/chromium"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
+    ),
+]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Never let Playwright fetch a browser: Debian's chromium only.
+    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    # Playwright's sync API keeps an asyncio loop in this thread; the test's own ORM calls are plain
+    # synchronous code (Playwright's documented workaround for Django).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_home_recommendations_click_is_stored_and_ctr_chart_renders(
+    live_server, transactional_db, browser, django_user_model
+):
+    OUTPUT.mkdir(exist_ok=True)
+    for n in range(12):
+        # a shared component plus one axis each: related items that are not near-duplicates
+        ItemFactory(title=f"Ceramic mug no. {n}", embedding=unit(0.5, *([0.0] * n), 1.0), price=8 + n)
+    django_user_model.objects.create_user("analyst", password="pw-analyst-1", is_staff=True)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live_server.url + "/")
+    cards = page.locator('[data-recsys="user"] a.card')
+    cards.first.wait_for(timeout=15000)
+    assert cards.count() > 0
+    page.locator('[data-recsys="trending"] a.card').first.wait_for(timeout=15000)
+    page.screenshot(path=str(OUTPUT / "storefront-home.png"), full_page=True)
+
+    recommendation_id = page.locator('[data-recsys="user"]').get_attribute("data-recommendation-id")
+    clicked_item = cards.first.get_attribute("data-item-id")
+    cards.first.click()
+    page.wait_for_url("**/items/**", timeout=15000)
+    page.locator('[data-recsys="similar"] a.card').first.wait_for(timeout=15000)
+    page.screenshot(path=str(OUTPUT / "storefront-item.png"), full_page=True)
+
+    click = _wait_for(lambda: Event.objects.filter(event_type="click").first())
+    assert click is not None, "the click was not stored"
+    assert str(click.recommendation_id) == recommendation_id
+    assert (click.item_external_id, click.surface, click.position) == (clicked_item, "home", 1)
+    assert _wait_for(lambda: Event.objects.filter(event_type="view", item_external_id=clicked_item).exists())
+
+    daily_metrics_rollup(day=timezone.now().date())
+
+    page.goto(live_server.url + "/admin/login/?next=/reports/")
+    page.fill("#id_username", "analyst")
+    page.fill("#id_password", "pw-analyst-1")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/reports/", timeout=15000)
+    page.wait_for_selector('#ctr-chart[data-rendered="true"]', timeout=15000)
+    ctr_values = page.evaluate(
+        "() => Chart.getChart('ctr-chart').data.datasets.flatMap(d => d.data).filter(v => v !== null)"
+    )
+    assert any(v > 0 for v in ctr_values), ctr_values
+    box = page.locator("#ctr-chart").bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100
+    page.screenshot(path=str(OUTPUT / "reports-overview.png"), full_page=True)
+    page.close()
