@@ -218,7 +218,7 @@ def clean_url(value: Any) -> str:
 
 
 def clean_currency(value: Any) -> str:
-    text = clean_string(value, max_length=3).upper()
+    text = clean_string(value, max_length=50).upper()
     if text and (len(text) != 3 or not text.isalpha()):
         raise FieldError("Must be a 3-letter ISO 4217 code, e.g. EUR.")
     return text

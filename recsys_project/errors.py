@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
@@ -10,9 +11,14 @@ from recsys_project.parsers import PayloadTooLarge
 
 
 def api_exception_handler(exc, context):
+    # Django's own exceptions, as DRF would map them, so that they get the shape below too.
     if isinstance(exc, RequestDataTooBig):
-        # Raised by Django when DRF reads request.body past DATA_UPLOAD_MAX_MEMORY_SIZE; not an APIException.
+        # Raised when DRF reads request.body past DATA_UPLOAD_MAX_MEMORY_SIZE; not an APIException.
         exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         return None
