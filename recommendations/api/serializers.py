@@ -21,16 +21,23 @@ MAX_PRICE = 10**10
 _SURFACE = re.compile(r"^[A-Za-z0-9_.:-]*$")
 
 
-def _split_ids(value: Any, *, field: str) -> list[str]:
-    if isinstance(value, list):
-        ids = value
-    elif isinstance(value, str):
-        ids = [part.strip() for part in value.split(",")]
-    else:
-        raise serializers.ValidationError({field: ["Must be a comma-separated string or a list of ids."]})
-    if not all(isinstance(i, str) for i in ids):
-        raise serializers.ValidationError({field: ["Every id must be a string."]})
-    return [i for i in ids if i]
+class IdListField(serializers.Field):
+    """Item ids as a comma-separated string (query string) or a list of strings (JSON body)."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, str):
+            ids = [part.strip() for part in data.split(",")]
+        elif isinstance(data, list) and all(isinstance(i, str) for i in data):
+            ids = [i.strip() for i in data]
+        else:
+            raise serializers.ValidationError("Must be comma-separated item ids, or a list of id strings.")
+        ids = [i for i in ids if i]
+        if len(ids) > MAX_EXCLUDE:
+            raise serializers.ValidationError(f"At most {MAX_EXCLUDE} ids.")
+        return ids
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 def items_resolve(external_ids: list[str], *, field: str) -> dict[str, int]:
@@ -60,9 +67,7 @@ class ListParamsSerializer(serializers.Serializer):
         max_length=100,
         help_text="A free label such as home or pdp; selects the re-ranking profile.",
     )
-    exclude = serializers.JSONField(
-        required=False, help_text="Comma-separated item ids (or a list in a body)."
-    )
+    exclude = IdListField(required=False, help_text="Comma-separated item ids (or a list in a body).")
     category = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -96,9 +101,7 @@ class ListParamsSerializer(serializers.Serializer):
         low, high = attrs.get("min_price"), attrs.get("max_price")
         if low is not None and high is not None and low > high:
             raise serializers.ValidationError({"min_price": ["Must not be greater than max_price."]})
-        exclude_ids = _split_ids(attrs["exclude"], field="exclude") if "exclude" in attrs else []
-        if len(exclude_ids) > MAX_EXCLUDE:
-            raise serializers.ValidationError({"exclude": [f"At most {MAX_EXCLUDE} ids."]})
+        exclude_ids = attrs.get("exclude") or []
         attrs["exclude_pks"] = frozenset(items_resolve(exclude_ids, field="exclude").values())
         return attrs
 

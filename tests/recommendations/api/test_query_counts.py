@@ -1,0 +1,59 @@
+"""Query counts of the hot endpoints against the stored baseline (NetBox's query_counts.json). A change
+that adds a query per item (N+1) or per request fails here; update the baseline on purpose only. Counted
+inside the test transaction, so retrieval's own transaction shows as a SAVEPOINT pair (two of the count)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.recommendations.factories import EventFactory, ItemFactory, UserProfileFactory, topic
+
+pytestmark = pytest.mark.django_db
+BASELINE = json.loads((Path(__file__).parent / "query_counts.json").read_text())
+
+REQUESTS = {
+    "user": ("get", "/api/v1/recommendations/users/u1", {}),
+    "similar": ("get", "/api/v1/recommendations/items/it-0/similar", {}),
+    "session": ("post", "/api/v1/recommendations/session", {"item_ids": ["it-1", "it-2"]}),
+    "trending": ("get", "/api/v1/recommendations/trending", {}),
+    "filtered_user": ("get", "/api/v1/recommendations/users/u1", {"category": "Home", "max_price": "50"}),
+}
+
+
+@pytest.fixture
+def catalog():
+    items = [
+        ItemFactory(external_id=f"it-{i}", embedding=topic(i % 60, jitter=0.3, seed=i)) for i in range(150)
+    ]
+    UserProfileFactory(external_id="u1", embedding=topic(1))
+    for item in items[:5]:
+        EventFactory(user_id="u1", item=item)
+
+
+def _count(api, name: str, limit: int) -> int:
+    method, url, data = REQUESTS[name]
+    if method == "get":
+        data = {**data, "limit": limit}
+        call = lambda: api.get(url, data)  # noqa: E731
+    else:
+        call = lambda: api.post(f"{url}?limit={limit}", data, format="json")  # noqa: E731
+    call()  # warm: the API key's last_used_at touch happens once a minute, not per request
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    assert response.status_code == 200, response.content
+    assert len(response.json()["items"]) == limit
+    return len(queries.captured_queries)
+
+
+@pytest.mark.parametrize("name", sorted(REQUESTS))
+def test_query_count_matches_baseline_and_does_not_grow_with_the_list(api, catalog, name):
+    small, large = _count(api, name, 5), _count(api, name, 50)
+    assert small == large, f"{name}: {small} queries for 5 items but {large} for 50 (N+1?)"
+    assert small == BASELINE[name], (
+        f"{name}: {small} queries, baseline {BASELINE[name]}; update query_counts.json if this is intended"
+    )
