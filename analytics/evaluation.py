@@ -379,7 +379,7 @@ def evaluation_run(
     data: EventData | None = None,
 ) -> EvaluationResult:
     """Split, build the training-only inputs, rank with every method, score, and save an EvaluationRun.
-    `extra_scorers` maps a method name to a factory(data, split, stats, vectors) -> Scorer (how the
+    `extra_scorers` maps a method name to a factory(data, split, stats, vectors, k=...) -> Scorer (how the
     configured recommender is plugged in)."""
     started = time.perf_counter()
     ks = sorted(set(ks))
@@ -389,7 +389,7 @@ def evaluation_run(
     vectors = item_vectors_load(data)
     scorers = _scorers(data, split, stats, vectors)
     for name, factory in (extra_scorers or {}).items():
-        scorer = factory(data, split, stats, vectors)
+        scorer = factory(data, split, stats, vectors, k=max(ks))
         if scorer is not None:  # None: that recommender is not available in this deployment
             scorers[name] = scorer
     names = list(methods) if methods else list(scorers)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from recommendations import scenarios, selectors
 
-# The served list is as long as the largest K evaluated (the API's own maximum is 100).
+# The served list is as long as the largest K evaluated, up to the API's own maximum.
 MAX_LIMIT = 100
 
 
@@ -53,7 +53,7 @@ class _Rollback(Exception):
     pass
 
 
-def served_scorer_factory(data, split, stats, vectors):
+def served_scorer_factory(data, split, stats, vectors, *, k: int = 50):
     """A Scorer for `evaluation_run`: the served list's order as scores (-inf for what it left out)."""
     from analytics.evaluation import user_vectors_build
 
@@ -70,7 +70,8 @@ def served_scorer_factory(data, split, stats, vectors):
         if not user_vecs:
             user_vecs.update(user_vectors_build(data, split, vectors))
         out = np.full((len(users), len(data.item_pks)), -np.inf, dtype=np.float32)
-        params = scenarios.ListParams(limit=MAX_LIMIT)
+        limit = min(k, MAX_LIMIT)
+        params = scenarios.ListParams(limit=limit)
         try:
             with transaction.atomic():
                 _popularity_replace(data, stats)
@@ -95,7 +96,7 @@ def served_scorer_factory(data, split, stats, vectors):
                     for rank, item in enumerate(answer.items):
                         i = index.get(int(item["pk"]))
                         if i is not None:
-                            out[row, i] = float(MAX_LIMIT - rank)
+                            out[row, i] = float(limit - rank)
                 raise _Rollback
         except _Rollback:
             pass
