@@ -1,0 +1,297 @@
+"""Merchandising admin: promotions (with a side-by-side preview), re-ranking profiles, the audit trail and
+the served-list log (read-only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from catalog.models import CATEGORY_SEPARATOR, Promotion
+from recommendations import scenarios, selectors, services
+from recommendations.models import AuditEntry, RerankProfile, ServedList
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records every create, change and delete made in admin as an AuditEntry with the fields' values
+    before and after, in the same transaction as the write."""
+
+    def save_model(self, request, obj, form, change):
+        before = _plain(model_to_dict(type(obj).objects.get(pk=obj.pk))) if change and obj.pk else {}
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            after = _plain(model_to_dict(obj))
+            changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+            services.audit_record(
+                user=request.user, action="change" if change else "create", obj=obj, changes=changes
+            )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            services.audit_record(
+                user=request.user,
+                action="delete",
+                obj=obj,
+                changes={k: [v, None] for k, v in _plain(model_to_dict(obj)).items()},
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                services.audit_record(
+                    user=request.user,
+                    action="delete",
+                    obj=obj,
+                    changes={k: [v, None] for k, v in _plain(model_to_dict(obj)).items()},
+                )
+            super().delete_queryset(request, queryset)
+
+
+class PreviewForm(forms.Form):
+    """Whose list to preview, where and when."""
+
+    SCENARIOS = [("user", "For a user"), ("session", "For a session's items"), ("trending", "Trending")]
+
+    scenario = forms.ChoiceField(choices=SCENARIOS, initial="user")
+    user_id = forms.CharField(required=False, max_length=128)
+    session_item_ids = forms.CharField(
+        required=False, max_length=5000, help_text="Item ids, oldest first, separated by commas."
+    )
+    surface = forms.CharField(required=False, max_length=100, help_text="Empty: the default profile.")
+    category = forms.CharField(required=False, max_length=2000, help_text="Optional category prefix (A > B).")
+    as_of = forms.DateTimeField(
+        required=False, help_text="Serve as of this time (UTC), e.g. a promotion's start. Empty: now."
+    )
+    include_drafts = forms.BooleanField(required=False, help_text="Also apply inactive (draft) promotions.")
+    limit = forms.IntegerField(min_value=1, max_value=100, initial=10)
+
+    def clean(self):
+        data = super().clean()
+        scenario = data.get("scenario")
+        if scenario == "user" and not data.get("user_id"):
+            self.add_error("user_id", "Give a user id.")
+        if scenario == "session":
+            ids = [i.strip() for i in (data.get("session_item_ids") or "").split(",") if i.strip()]
+            if not ids:
+                self.add_error("session_item_ids", "Give at least one item id.")
+            else:
+                found = selectors.items_pks_by_external_id(external_ids=ids)
+                unknown = [i for i in ids if i not in found]
+                if unknown:
+                    self.add_error("session_item_ids", f"Unknown item ids: {', '.join(unknown[:10])}")
+                data["session_pks"] = [found[i] for i in ids if i in found]
+        return data
+
+
+@admin.register(Promotion)
+class PromotionAdmin(AuditedAdmin):
+    list_display = [
+        "name",
+        "target",
+        "boost",
+        "pinned_slot",
+        "surfaces_label",
+        "starts_at",
+        "ends_at",
+        "is_active",
+        "live",
+    ]
+    list_filter = ["is_active", "target_type"]
+    search_fields = ["name", "brand", "item__external_id", "item__title"]
+    raw_id_fields = ["item"]
+    readonly_fields = ["created_at", "updated_at", "history_link"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_active"]}),
+        (
+            "Target",
+            {
+                "fields": ["target_type", "item", "category_path", "brand"],
+                "description": "One of: an item, a category path (names separated by commas, e.g. "
+                "Electronics,Phones: the whole subtree), or a brand.",
+            },
+        ),
+        ("Effect", {"fields": ["boost", "pinned_slot", "surfaces"]}),
+        ("Window", {"fields": ["starts_at", "ends_at"]}),
+        ("Record", {"fields": ["created_at", "updated_at", "history_link"]}),
+    ]
+    change_list_template = "admin/recommendations/promotion_change_list.html"
+
+    @admin.display(description="target")
+    def target(self, obj: Promotion) -> str:
+        if obj.target_type == "item":
+            return f"item {obj.item.external_id}" if obj.item_id else "item ?"
+        if obj.target_type == "category":
+            return "category " + CATEGORY_SEPARATOR.join(obj.category_path)
+        return f"brand {obj.brand}"
+
+    @admin.display(description="surfaces")
+    def surfaces_label(self, obj: Promotion) -> str:
+        return ", ".join(obj.surfaces) or "all"
+
+    @admin.display(boolean=True, description="live now")
+    def live(self, obj: Promotion) -> bool:
+        now = timezone.now()
+        return obj.is_active and obj.starts_at <= now and (obj.ends_at is None or obj.ends_at > now)
+
+    @admin.display(description="audit")
+    def history_link(self, obj: Promotion) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:recommendations_auditentry_changelist")
+        return format_html(
+            '<a href="{}?model=catalog.Promotion&object_id={}">changes of this promotion</a>', url, obj.pk
+        )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("item")
+
+    def get_urls(self):
+        preview = path(
+            "preview/", self.admin_site.admin_view(self.preview_view), name="catalog_promotion_preview"
+        )
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request):
+        """The list for a user, a session or trending, with and without the promotions, side by side.
+        Serves through the real pipeline but logs nothing."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = PreviewForm(request.GET or None)
+        columns = None
+        if form.is_bound and form.is_valid():
+            columns = self._preview_columns(form.cleaned_data)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Preview promotions",
+            "opts": self.model._meta,
+            "form": form,
+            "columns": columns,
+        }
+        return TemplateResponse(request, "admin/recommendations/promotion_preview.html", context)
+
+    def _preview_columns(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        category = [
+            p.strip() for p in (data.get("category") or "").split(CATEGORY_SEPARATOR.strip()) if p.strip()
+        ]
+        params = scenarios.ListParams(
+            limit=data["limit"], surface=data.get("surface") or "", category=tuple(category)
+        )
+        columns = []
+        for label, with_promotions in [("With promotions", True), ("Without promotions", False)]:
+            preview = scenarios.PreviewOptions(
+                now=data.get("as_of"),
+                promotions=with_promotions,
+                include_inactive_promotions=data.get("include_drafts", False),
+            )
+            if data["scenario"] == "user":
+                answer = scenarios.recommendations_for_user(
+                    user_id=data["user_id"], params=params, preview=preview
+                )
+            elif data["scenario"] == "session":
+                answer = scenarios.recommendations_for_session(
+                    item_pks=data["session_pks"], params=params, preview=preview
+                )
+            else:
+                answer = scenarios.recommendations_trending(params=params, preview=preview)
+            columns.append({"label": label, "answer": answer})
+        other = {i["id"] for i in columns[1]["answer"].items}
+        for item in columns[0]["answer"].items:
+            item["changed"] = item["id"] not in other
+        return columns
+
+
+@admin.register(RerankProfile)
+class RerankProfileAdmin(AuditedAdmin):
+    list_display = [
+        "surface",
+        "version",
+        "diversity_mode",
+        "mmr_lambda",
+        "freshness_weight",
+        "popularity_penalty",
+        "exploration_share",
+        "updated_at",
+    ]
+    readonly_fields = ["version", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["surface", "version", "candidate_k"]}),
+        ("Freshness", {"fields": ["freshness_weight", "freshness_half_life_days"]}),
+        ("Inventory", {"fields": ["in_stock_only", "low_stock_threshold", "low_stock_factor"]}),
+        ("Seen and bought", {"fields": ["exclude_bought_in", "exclude_seen_in"]}),
+        ("Promotions and popularity", {"fields": ["promotions_enabled", "popularity_penalty"]}),
+        (
+            "Near duplicates and diversity",
+            {
+                "fields": [
+                    "duplicate_similarity",
+                    "diversity_mode",
+                    "mmr_lambda",
+                    "max_per_category",
+                    "max_per_brand",
+                ]
+            },
+        ),
+        ("Exploration", {"fields": ["exploration_share", "exploration_max_age_days"]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "username", "action", "model", "object_id", "object_repr", "changed_fields"]
+    list_filter = ["action", "model"]
+    search_fields = ["username", "object_id", "object_repr"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    @admin.display(description="fields")
+    def changed_fields(self, obj: AuditEntry) -> str:
+        return ", ".join(sorted(obj.changes))
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in {"model", "object_id"} or super().lookup_allowed(lookup, value, request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ServedList)
+class ServedListAdmin(admin.ModelAdmin):
+    list_display = ["recommendation_id", "created_at", "scenario", "surface", "user_id", "session_id", "size"]
+    list_filter = ["scenario", "surface"]
+    search_fields = ["=recommendation_id", "=user_id", "=session_id"]
+    readonly_fields = [f.name for f in ServedList._meta.fields]
+    show_full_result_count = False  # a count(*) over millions of rows on every page load is not worth it
+
+    @admin.display(description="items")
+    def size(self, obj: ServedList) -> int:
+        return len(obj.item_ids)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
