@@ -108,3 +108,28 @@ def test_worker_embeds_posted_items_and_updates_the_user_vector_from_posted_even
     wait_for(lambda: Event.objects.get(event_id="e2").vector_applied, 60, "the pending event")
     profile.refresh_from_db()
     assert profile.weight_sum == pytest.approx(10.0 + 1.0)
+
+
+def test_worker_killed_in_the_middle_of_a_batch_loses_no_item(worker, api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog.tasks import dirty_items_sweep_task
+
+    items = [{"id": f"sku{n}", "title": f"Hand-painted ceramic bowl, pattern {n}"} for n in range(300)]
+    assert api.post("/api/v1/items", {"items": items}, format="json").status_code == 200
+    wait_for(lambda: Item.objects.filter(embedding__isnull=False).exists(), 60, "the first vectors")
+    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, children included, mid-batch
+    worker.wait(timeout=10)
+    done = Item.objects.filter(embedding__isnull=False, embedding_dirty=False).count()
+    assert done < 300, "the worker finished before it was killed; the test proves nothing"
+    # Nothing is marked clean without its vector; unfinished items are still dirty (some under a lease).
+    assert not Item.objects.filter(embedding__isnull=True, embedding_dirty=False).exists()
+    assert Item.objects.filter(embedding_dirty=True).count() == 300 - done
+    # Once the dead worker's lease has run out, the sweep embeds the rest.
+    Item.objects.filter(embedding_claimed_at__isnull=False).update(
+        embedding_claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    dirty_items_sweep_task()
+    assert Item.objects.filter(embedding__isnull=False, embedding_dirty=False).count() == 300
