@@ -160,3 +160,16 @@ def test_seed_demo_command_loads_the_requested_size(capsys):
 def test_seed_demo_refuses_bad_options_with_a_clear_message(options, message):
     with pytest.raises(CommandError, match=message):
         call_command("seed_demo", **options)
+
+
+@pytest.mark.slow
+def test_seed_demo_on_an_unmigrated_database_says_to_migrate_and_writes_nothing():
+    from tests.project.processes import cleanup_data_dir, manage, short_data_dir
+
+    data_dir = short_data_dir()
+    try:
+        result = manage(data_dir, "seed_demo", "--items", "5", "--users", "1")
+        assert result.returncode != 0
+        assert "unapplied migration(s): run `python manage.py migrate` first" in result.stderr
+    finally:
+        cleanup_data_dir(data_dir)

@@ -100,10 +100,12 @@ def get_json(url: str, headers: dict | None = None) -> tuple[int, dict]:
 
 
 def wait_for_worker(demo: DemoRun, timeout: float = 60) -> dict:
+    # This demo's own worker (named demo-<pid>@host), not a heartbeat left by an earlier run's.
+    name = f"demo-{demo.process.pid}@"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, body = get_json(demo.url("/healthz"))
-        if status == 200 and body["workers"]["count"] >= 1:
+        if status == 200 and any(w["hostname"].startswith(name) for w in body["workers"]["alive"]):
             return body
         time.sleep(1)
     raise AssertionError(f"no worker reported in /healthz: {body}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
@@ -37,6 +39,12 @@ class Command(BaseCommand):
         self, *args, items: int, users: int, seed: int, anchor: str | None, if_missing: bool, **options
     ):
         shop = shop_from_options(items=items, users=users, seed=seed, anchor=anchor)
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if pending:
+            raise CommandError(
+                f"The database has {len(pending)} unapplied migration(s): run `python manage.py migrate` first."
+            )
         if if_missing and demo_shop_is_loaded(shop=shop):
             self.stdout.write(
                 f"The demo shop ({items} items, {users} shoppers, seed {seed}) is already loaded."
