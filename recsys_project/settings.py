@@ -44,6 +44,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
+    # django-admin-charts: charts on the admin index (before admin: it extends admin/index.html)
+    "admin_tools_stats",
+    "django_nvd3",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -122,6 +125,10 @@ STATIC_ROOT = RECSYS_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 LOGIN_URL = "/admin/login/"
+# django-admin-charts loads d3/nvd3 from a CDN by default: use the vendored copies (no network needed).
+ADMIN_CHARTS_D3_JS_PATH = "vendor/d3/d3.min.js"
+ADMIN_CHARTS_NVD3_JS_PATH = "vendor/nvd3/nv.d3.min.js"
+ADMIN_CHARTS_NVD3_CSS_PATH = "vendor/nvd3/nv.d3.min.css"
 
 # --- Security: HTTPS hardening is on whenever DEBUG is off, unless RECSYS_HTTPS=0 (plain-http deployments
 # behind a private network). `python manage.py check --deploy` is clean with DEBUG off and a real SECRET_KEY.

@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("reports/", include("analytics.urls")),
+    path("admin_tools_stats/", include("admin_tools_stats.urls")),
     path("", include("storefront.urls")),
 ]
