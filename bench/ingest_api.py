@@ -1,0 +1,235 @@
+"""API ingestion benchmark: events/s through POST /api/v1/events, batches of 500, on a real HTTP server.
+
+    .venv/bin/python bench/ingest_api.py [--batches 200] [--concurrency 4] [--workers 2]
+
+gunicorn (sync workers) on loopback serves the app with production settings (DEBUG off) against its own
+database (recsys_bench_ingest, emptied first) and its own Redis DB. Clients send pre-serialised batches
+over keep-alive connections; a batch counts when it answered 200, which means it is committed. The stored
+row count is checked at the end. Clients, server and PostgreSQL share the same 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_env import REPO, bench_env, drop_queued_tasks, migrate_and_empty  # noqa: E402
+
+EVENT_TYPES = (
+    ["view"] * 60 + ["click"] * 20 + ["add_to_cart"] * 10 + ["add_to_favorites"] * 5 + ["purchase"] * 5
+)
+N_ITEMS = 5_000
+N_USERS = 10_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_batches(n_batches: int, size: int, *, tag: str) -> list[bytes]:
+    rng = random.Random(42)
+    start = datetime.now(UTC) - timedelta(days=30)
+    bodies = []
+    for b in range(n_batches):
+        events = []
+        for i in range(size):
+            user = rng.randrange(N_USERS)
+            event = {
+                "event_id": f"{tag}-{b}-{i}",
+                "user_id": f"user-{user}" if rng.random() > 0.2 else None,
+                "session_id": f"sess-{user}-{rng.randrange(5)}",
+                "item_id": f"sku-{rng.randrange(N_ITEMS)}",
+                "event_type": rng.choice(EVENT_TYPES),
+                "timestamp": (start + timedelta(seconds=rng.randrange(30 * 86400))).isoformat(),
+                "device_type": rng.choice(["mobile", "desktop", "tablet"]),
+            }
+            if event["event_type"] == "purchase":
+                event["value"] = f"{rng.uniform(2, 200):.2f}"
+                event["quantity"] = rng.randrange(1, 4)
+            events.append({k: v for k, v in event.items() if v is not None})
+        bodies.append(json.dumps({"events": events}).encode())
+    return bodies
+
+
+def create_key_and_items(env) -> str:
+    """An API key and N_ITEMS items, made in-process through the services (items first, so events link)."""
+    os.environ.update(env)
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from catalog.services import item_upsert
+    from recsys_project.models import ApiKey
+
+    _key, raw = ApiKey.generate(name="bench")
+    for start in range(0, N_ITEMS, 1000):
+        item_upsert(
+            items=[
+                {"id": f"sku-{n}", "title": f"Bench item {n}", "price": "9.99"}
+                for n in range(start, start + 1000)
+            ]
+        )
+    return raw
+
+
+def wait_for_server(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit("gunicorn exited during start-up")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status in (200, 503):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("gunicorn did not answer within 60 s")
+
+
+def send_all(port: int, key: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], dict]:
+    from tqdm import tqdm
+
+    todo = list(enumerate(bodies))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0, "errors": 0}
+    bar = tqdm(total=len(bodies), unit="batch", leave=False)
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not todo:
+                    break
+                _, body = todo.pop()
+            t0 = time.perf_counter()
+            conn.request("POST", "/api/v1/events", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+                if response.status == 200:
+                    answer = json.loads(payload)
+                    totals["accepted"] += answer["accepted"]
+                    totals["duplicates"] += answer["duplicates"]
+                    totals["rejected"] += len(answer["rejected"])
+                else:
+                    totals["errors"] += 1
+                    print(f"HTTP {response.status}: {payload[:200]!r}", file=sys.stderr)
+                bar.update(1)
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    bar.close()
+    return wall, latencies, totals
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200, help="batches of --size events to send")
+    parser.add_argument("--size", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=4, help="client connections")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    args = parser.parse_args()
+
+    env = bench_env()
+    env.update(
+        DEBUG="0",
+        RECSYS_HTTPS="0",  # plain http on loopback
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        RECSYS_API_RATE="1000000/min",  # measure ingestion, not the throttle
+        LOG_LEVEL="WARNING",
+    )
+    migrate_and_empty(env)
+    key = create_key_and_items(env)
+    print(f"preparing {args.batches} batches of {args.size} events ...")
+    bodies = make_batches(args.batches, args.size, tag="run")
+    warmup = make_batches(4, args.size, tag="warm")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "recsys_project.wsgi",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        wait_for_server(port, server)
+        send_all(port, key, warmup, args.workers)  # connections, imports, statement caches
+        load_before = os.getloadavg()[0]
+        wall, latencies, totals = send_all(port, key, bodies, args.concurrency)
+        load_after = os.getloadavg()[0]
+        replay_wall, _, replay = send_all(port, key, bodies[: max(1, args.batches // 4)], args.concurrency)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    from interactions.models import Event
+
+    stored = Event.objects.filter(event_id__startswith="run-").count()
+    sent = args.batches * args.size
+    dropped = drop_queued_tasks(env)
+    print()
+    print(f"| measure ({args.workers} gunicorn workers, {args.concurrency} client connections) | value |")
+    print("|---|---|")
+    print(
+        f"| events sent / accepted / stored (counted in the database) | {sent:,} / {totals['accepted']:,} / {stored:,} |"
+    )
+    print(f"| non-200 answers | {totals['errors']} |")
+    print(f"| wall time | {wall:.1f} s |")
+    print(f"| **events/s (new events, durable on 200)** | **{sent / wall:,.0f}** |")
+    print(
+        f"| batch latency p50 / p95 / max | {pct(latencies, 50) * 1000:.0f} / {pct(latencies, 95) * 1000:.0f} / {max(latencies) * 1000:.0f} ms |"
+    )
+    replayed = replay["duplicates"]
+    print(f"| replayed events/s (all duplicates, {replayed:,} events) | {replayed / replay_wall:,.0f} |")
+    print(f"| 1-min load average before / after (2 cores, shared) | {load_before:.1f} / {load_after:.1f} |")
+    print(f"(dropped {dropped} queued tasks from the bench Redis DB)")
+    if stored != sent or totals["errors"]:
+        sys.exit("some events were not stored")
+
+
+if __name__ == "__main__":
+    main()
