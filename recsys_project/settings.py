@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "interactions",
     "recommendations",
     "analytics",
+    "accelerator",
 ]
 
 MIDDLEWARE = [
