@@ -196,7 +196,9 @@ RECSYS_EMBEDDING_BACKEND = os.environ.get("RECSYS_EMBEDDING_BACKEND", "sentence-
 RECSYS_EMBEDDING_API_URL = os.environ.get("RECSYS_EMBEDDING_API_URL", "")  # e.g. https://api.openai.com/v1
 RECSYS_EMBEDDING_API_KEY = os.environ.get("RECSYS_EMBEDDING_API_KEY", "")
 RECSYS_EMBEDDING_DIMENSIONS = int(os.environ.get("RECSYS_EMBEDDING_DIMENSIONS", "0")) or None
-RECSYS_EMBEDDING_THREADS = int(os.environ.get("RECSYS_EMBEDDING_THREADS", "0")) or None  # None: torch default
+# torch threads per process. 1: a worker runs one process per core, and 2 threads per process on 2 shared
+# cores measured 3-5x slower than 1 (oversubscription; bench/embedding_throughput.py). 0: torch's default.
+RECSYS_EMBEDDING_THREADS = int(os.environ.get("RECSYS_EMBEDDING_THREADS", "1")) or None
 # User vectors: engagement weight per event type x a recency decay with this half-life (interactions/user_vectors.py)
 RECSYS_EVENT_WEIGHTS = {
     "view": 1.0,
