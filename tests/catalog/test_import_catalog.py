@@ -131,3 +131,11 @@ def test_feed_streams_instead_of_reading_the_whole_file(tmp_path):
         *_, last = records
         assert last.line == 50_000
         assert feed.position() == feed.size
+
+
+def test_import_shows_a_progress_bar_over_the_file(tmp_path, capsys):
+    path = tmp_path / "items.jsonl"
+    write_jsonl(path, [{"id": f"p{n}", "title": "T"} for n in range(20)])
+    call_command("import_catalog", str(path), "--batch-size", "5", stdout=StringIO(), stderr=StringIO())
+    bar = capsys.readouterr().err
+    assert "items.jsonl" in bar and "100%" in bar
