@@ -38,12 +38,12 @@ STARTUP_TIMEOUT = 240  # first run: initdb, migrations, demo shop, three process
 class DemoRun:
     """A `manage.py demo` child whose output is collected line by line."""
 
-    def __init__(self, data_dir, port: int):
+    def __init__(self, data_dir, port: int, *, items: int = 40, users: int = 4):
         self.port = port
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "demo", "--items", "40", "--users", "4", "--port", str(port)]
-            + ["--concurrency", "1"],
+            [sys.executable, "manage.py", "demo", "--items", str(items), "--users", str(users)]
+            + ["--port", str(port), "--concurrency", "1"],
             cwd=REPO,
             env=child_env(data_dir),
             stdin=subprocess.DEVNULL,
@@ -221,6 +221,23 @@ def test_when_a_child_dies_the_demo_stops_the_others_and_fails(data_dir):
         assert "web exited" in demo.output
         assert processes_in_sessions(sessions) == []
         assert postmaster_pid(path) is None
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_loading_the_shop_stops_the_postgres_it_started(data_dir):
+    path, _sessions = data_dir
+    demo = DemoRun(path, free_port(), items=50_000, users=20_000)
+    try:
+        demo.wait_for("loading the synthetic demo shop", STARTUP_TIMEOUT)
+        postgres = postmaster_pid(path)
+        assert postgres is not None
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.process.wait(timeout=60) == 130
+        assert not pid_alive(postgres)
+        assert "started web" not in demo.output
     finally:
         if demo.process.poll() is None:
             demo.process.kill()

@@ -104,17 +104,14 @@ class Command(BaseCommand):
             raise CommandError(f"Port {port} on {host} is in use (another demo?). Stop it, or pass --port.")
         shop = shop_from_options(items=items, users=users, seed=seed)
 
-        self.stdout.write("== migrating the database")
-        call_command("migrate", interactive=False, verbosity=1)
-        if demo_shop_is_loaded(shop=shop):
-            self.stdout.write(f"== the demo shop ({items} items, {users} shoppers) is already loaded")
-        else:
-            self.stdout.write(f"== loading the synthetic demo shop ({items} items, {users} shoppers)")
-            started = time.monotonic()
-            seed_shop(shop, stdout=self.stdout)
-            self.stdout.write(f"   in {time.monotonic() - started:.0f} s")
-        password = admin_password_reset()
-        api_key = demo_api_key_ensure(data_dir=settings.RECSYS_DATA_DIR)
+        try:
+            password, api_key = self.prepare(shop=shop, items=items, users=users)
+        except KeyboardInterrupt:
+            # Ctrl-C while migrating or loading: nothing half-written stays wrong (each batch commits, a
+            # re-run resumes), but do not leave behind the servers this command started.
+            self.stdout.write("\ninterrupted")
+            self.stop_embedded(say=self.stdout.write)
+            sys.exit(130)
         # The children open their own connections; ours would only sit idle (and block a clean stop).
         connections.close_all()
 
@@ -142,9 +139,22 @@ class Command(BaseCommand):
                 )
 
         code = supervisor.run_until_stopped(ready=ready)
-        self.stop_embedded(supervisor)
+        self.stop_embedded(say=supervisor.say)
         if code:
             sys.exit(code)
+
+    def prepare(self, *, shop, items: int, users: int) -> tuple[str, str]:
+        """Migrate, load the demo shop unless it is there, and return (admin password, API key)."""
+        self.stdout.write("== migrating the database")
+        call_command("migrate", interactive=False, verbosity=1)
+        if demo_shop_is_loaded(shop=shop):
+            self.stdout.write(f"== the demo shop ({items} items, {users} shoppers) is already loaded")
+        else:
+            self.stdout.write(f"== loading the synthetic demo shop ({items} items, {users} shoppers)")
+            started = time.monotonic()
+            seed_shop(shop, stdout=self.stdout)
+            self.stdout.write(f"   in {time.monotonic() - started:.0f} s")
+        return admin_password_reset(), demo_api_key_ensure(data_dir=settings.RECSYS_DATA_DIR)
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -204,9 +214,9 @@ class Command(BaseCommand):
         for line in lines:
             supervisor.say(line)
 
-    def stop_embedded(self, supervisor: Supervisor) -> None:
+    def stop_embedded(self, *, say) -> None:
         connections.close_all()
         if "postgres" in embedded.started_here and embedded.embedded_postgres_stop():
-            supervisor.say("stopped the embedded PostgreSQL")
+            say("stopped the embedded PostgreSQL")
         if "redis" in embedded.started_here and embedded.embedded_redis_stop():
-            supervisor.say("stopped the embedded Redis")
+            say("stopped the embedded Redis")
