@@ -6,9 +6,20 @@ class RecommendationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from catalog.models import Promotion
         from interactions.services import user_erasure
+        from recommendations.models import RerankProfile
+        from recommendations.selectors import serving_config_clear
 
         user_erasure.connect(_erase_served_lists, dispatch_uid="recommendations.served_lists_erase")
+        # An edit applies at once in this process; other processes pick it up within CONFIG_TTL_SECONDS.
+        for model in (RerankProfile, Promotion):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    serving_config_clear, sender=model, dispatch_uid=f"serving_config_{model.__name__}"
+                )
 
 
 def _erase_served_lists(sender, *, user_id: str, **kwargs) -> dict[str, int]:

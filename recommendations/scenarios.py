@@ -67,8 +67,10 @@ class _Signal:
     scores: dict[int, float] | None = None  # for popularity lists (no vector)
     reason: dict[str, Any] | None = None  # the same reason for every item (similar_to, trending, ...)
     history: selectors.History = field(default_factory=selectors.History)
-    # items a "because you ..." explanation may point at: pk -> (external id, vector, bought?)
+    # items a "because you ..." explanation may point at: pk -> (external id, vector, bought?), or the pks
+    # to fetch them for (with the candidates' features, in the same query)
     explainers: dict[int, tuple[str, np.ndarray, bool]] = field(default_factory=dict)
+    explain_pks: list[int] = field(default_factory=list)
 
 
 def recommendations_for_user(
@@ -83,19 +85,21 @@ def recommendations_for_user(
     """Personalised: the user's vector; without one, their history's items; without history, the session
     (if a session id is given); without that, trending. `history` and `vector` replace the stored ones
     when given (offline evaluation serves from training events only)."""
-    history = history if history is not None else selectors.history_for(user_id=user_id)
-    vector = vector if vector is not None else selectors.user_vector(user_id=user_id)
-    # With a stored vector, history items are only needed to explain; without one, they make the vector.
-    read = selectors.EXPLAIN_ITEMS if vector is not None else selectors.HISTORY_EVENTS
-    vectors = selectors.history_vectors(item_pks=[pk for pk, _ in history.recent[:read]])
-    if vector is None and vectors:
+    if history is None or vector is None:
+        stored_vector, stored_history = selectors.user_context(user_id=user_id)
+        history = history if history is not None else stored_history
+        vector = vector if vector is not None else stored_vector
+    recent = [pk for pk, _ in history.recent]
+    signal = _Signal(scenario=Scenario.USER, vector=vector, history=history)
+    if vector is None and recent:
+        # No stored vector yet (the worker is behind, or the user is new): build it from the history.
+        vectors = selectors.history_vectors(item_pks=recent)
         weighted = [(vectors[pk][1], w) for pk, w in history.recent if pk in vectors]
-        vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
-    if vector is not None:
-        signal = _Signal(scenario=Scenario.USER, vector=vector, history=history)
-        signal.explainers = _explainers(
-            [pk for pk, _ in history.recent[: selectors.EXPLAIN_ITEMS]], vectors, bought=history.bought_pks
-        )
+        signal.vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
+        signal.explainers = _explainers(recent[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks)
+    else:
+        signal.explain_pks = recent[: selectors.EXPLAIN_ITEMS]
+    if signal.vector is not None:
         return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
     if session_id:
         session = selectors.history_for(session_id=session_id)
@@ -229,13 +233,16 @@ def _serve(
             if rule.target_type == "item" and rule.pinned_slot and rule.item_pk not in scores:
                 scores[rule.item_pk] = floor
 
-    candidates, cards = selectors.items_features(scores=scores, filters=filters)
-    # Vectors for the steps that compare items (near duplicates, MMR) and for explanations: the best
-    # candidates by retrieval score plus anything a promotion touches; the rest cannot reach the list.
-    best = sorted(candidates, key=lambda c: (-c.score, c.pk))[: pool_size(params.limit)]
-    wanted = {c.pk for c in best} | {c.pk for c in candidates if any(r.matches(c) for r in promotions)}
-    vectors = selectors.item_vectors(item_pks=wanted)
-    candidates = [_with_vector(c, vectors.get(c.pk)) for c in candidates]
+    # Vectors (for near duplicates, MMR and explanations) only for the candidates that can reach the list:
+    # the best by retrieval score, and pinned items. The rest are compared as if dissimilar.
+    best = sorted(scores, key=lambda pk: (-scores[pk], pk))[: pool_size(params.limit)]
+    pinned = [r.item_pk for r in promotions if r.pinned_slot and r.item_pk is not None]
+    features = selectors.items_features(
+        scores=scores, filters=filters, with_vector=[*best, *pinned], extra_pks=signal.explain_pks
+    )
+    candidates, cards = features.candidates, features.cards
+    if signal.explain_pks:
+        signal.explainers = _explainers(signal.explain_pks, features.extra, bought=signal.history.bought_pks)
 
     context = RerankContext(
         scenario=signal.scenario,
@@ -302,12 +309,6 @@ def _explainers(
     pks: list[int], vectors: dict[int, tuple[str, np.ndarray]], *, bought: set[int]
 ) -> dict[int, tuple[str, np.ndarray, bool]]:
     return {pk: (*vectors[pk], pk in bought) for pk in pks if pk in vectors}
-
-
-def _with_vector(c: Scored, vector: np.ndarray | None) -> Scored:
-    if vector is None:
-        return c
-    return replace(c, vector=vector)
 
 
 def _filters(params: ListParams, *, in_stock_only: bool) -> HardFilters:

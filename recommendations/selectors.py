@@ -3,18 +3,21 @@ vectors, trending. Each is one query."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion
-from interactions.models import UserProfile
 from recommendations.models import DEFAULT_PROFILE, RerankProfile
 from recommendations.rerank.candidates import Scored
 from recommendations.rerank.promotions import PromotionRule
@@ -30,15 +33,46 @@ EXPLAIN_ITEMS = 20
 EVENT_WEIGHTS = {"purchase": 3.0, "add_to_cart": 2.0, "add_to_favorites": 2.0, "contact_seller": 2.0}
 
 
+# Profiles and promotions are read on every request but change rarely: each process keeps them this long.
+# An edit in admin reaches every worker within CONFIG_TTL_SECONDS (the process that saved it at once, through
+# the signals connected in apps.py), with no restart. Saves two round trips per request.
+CONFIG_TTL_SECONDS = 2.0
+# Promotions that ended longer ago than this are not loaded at all.
+PROMOTION_HISTORY_DAYS = 90
+_config: dict[str, Any] = {"expires": 0.0}
+_config_lock = threading.Lock()
+
+
+def serving_config_clear(**_kwargs: Any) -> None:
+    """Forget the cached profiles and promotions (a signal receiver: any arguments)."""
+    with _config_lock:
+        _config["expires"] = 0.0
+
+
+def _serving_config() -> dict[str, Any]:
+    with _config_lock:
+        if _config["expires"] > time.monotonic():
+            return _config
+    profiles = {p.surface: p for p in RerankProfile.objects.all()}
+    since = timezone.now() - timedelta(days=PROMOTION_HISTORY_DAYS)
+    promotions = list(
+        Promotion.objects.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=since))
+        .order_by("pk")
+        .values("pk", "target_type", "item_id", "category_path", "brand", "boost", "pinned_slot", "surfaces",
+                "starts_at", "ends_at", "is_active")
+    )  # fmt: skip
+    with _config_lock:
+        _config.update(
+            profiles=profiles, promotions=promotions, expires=time.monotonic() + CONFIG_TTL_SECONDS
+        )
+        return _config
+
+
 def profile_for_surface(*, surface: str) -> RerankProfile:
-    """The surface's profile, else the `default` one, else built-in defaults (unsaved). Read on every
-    request, so an admin edit applies to the next answer without a restart."""
-    profiles = {
-        p.surface: p
-        for p in RerankProfile.objects.filter(surface__in={surface or DEFAULT_PROFILE, DEFAULT_PROFILE})
-    }
+    """The surface's profile, else the `default` one, else built-in defaults (unsaved)."""
+    profiles = _serving_config()["profiles"]
     return (
-        profiles.get(surface)
+        profiles.get(surface or DEFAULT_PROFILE)
         or profiles.get(DEFAULT_PROFILE)
         or RerankProfile(surface=DEFAULT_PROFILE, version=0)
     )
@@ -47,27 +81,26 @@ def profile_for_surface(*, surface: str) -> RerankProfile:
 def promotions_live(*, surface: str, now: datetime, include_inactive: bool = False) -> list[PromotionRule]:
     """Active promotions whose window contains `now` and that apply to `surface` (empty surfaces = all).
     The admin preview may include inactive (draft) ones."""
-    rows = Promotion.objects.filter(starts_at__lte=now)
-    if not include_inactive:
-        rows = rows.filter(is_active=True)
-    rows = (
-        rows.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
-        .filter(Q(surfaces=[]) | Q(surfaces__contains=[surface]))
-        .order_by("pk")
-        .values_list("pk", "target_type", "item_id", "category_path", "brand", "boost", "pinned_slot")
-    )
-    return [
-        PromotionRule(
-            promotion_id=pk,
-            target_type=target,
-            item_pk=item_pk,
-            category_path=tuple(path or ()),
-            brand=brand,
-            boost=boost,
-            pinned_slot=slot,
+    rules = []
+    for row in _serving_config()["promotions"]:
+        if not (row["is_active"] or include_inactive):
+            continue
+        if row["starts_at"] > now or (row["ends_at"] is not None and row["ends_at"] <= now):
+            continue
+        if row["surfaces"] and surface not in row["surfaces"]:
+            continue
+        rules.append(
+            PromotionRule(
+                promotion_id=row["pk"],
+                target_type=row["target_type"],
+                item_pk=row["item_id"],
+                category_path=tuple(row["category_path"] or ()),
+                brand=row["brand"],
+                boost=row["boost"],
+                pinned_slot=row["pinned_slot"],
+            )
         )
-        for pk, target, item_pk, path, brand, boost, slot in rows
-    ]
+    return rules
 
 
 def items_pks_by_external_id(*, external_ids: Iterable[str]) -> dict[str, int]:
@@ -92,21 +125,8 @@ class History:
         return not self.recent
 
 
-def history_for(*, user_id: str = "", session_id: str = "") -> History:
-    """The recent events of a user (or, without a user, of a session) that are linked to an item."""
-    if not user_id and not session_id:
-        return History()
-    column = "user_id" if user_id else "session_id"
-    with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT item_id, event_type FROM interactions_event
-            WHERE {column} = %s AND item_id IS NOT NULL
-            ORDER BY timestamp DESC, id DESC LIMIT %s
-            """,
-            [user_id or session_id, HISTORY_EVENTS],
-        )
-        rows = cur.fetchall()
+def _history(rows: Sequence[tuple[int, str]]) -> History:
+    """History from (item pk, event type) rows, newest first."""
     history = History()
     weights: dict[int, float] = {}
     for rank, (item_pk, event_type) in enumerate(rows):
@@ -120,47 +140,95 @@ def history_for(*, user_id: str = "", session_id: str = "") -> History:
     return history
 
 
-def user_vector(*, user_id: str) -> np.ndarray | None:
-    """The user's stored vector, if it was computed with the current embedding model."""
-    row = (
-        UserProfile.objects.filter(external_id=user_id, embedding__isnull=False)
-        .values_list("embedding", "embedding_model")
-        .first()
-    )
-    if row is None or (row[1] and row[1] != current_model_name()):
+def history_for(*, session_id: str) -> History:
+    """The recent events of a session that are linked to an item."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT item_id, event_type FROM interactions_event
+            WHERE session_id = %s AND item_id IS NOT NULL
+            ORDER BY timestamp DESC, id DESC LIMIT %s
+            """,
+            [session_id, HISTORY_EVENTS],
+        )
+        return _history(cur.fetchall())
+
+
+_USER_CONTEXT_SQL = """
+SELECT p.embedding::text, p.embedding_model, h.item_ids, h.event_types
+FROM (SELECT 1) AS one
+LEFT JOIN interactions_userprofile p ON p.external_id = %(user)s AND p.embedding IS NOT NULL
+LEFT JOIN LATERAL (
+    SELECT array_agg(e.item_id ORDER BY e.timestamp DESC, e.id DESC) AS item_ids,
+           array_agg(e.event_type ORDER BY e.timestamp DESC, e.id DESC) AS event_types
+    FROM (
+        SELECT id, item_id, event_type, timestamp FROM interactions_event
+        WHERE user_id = %(user)s AND item_id IS NOT NULL ORDER BY timestamp DESC, id DESC LIMIT %(n)s
+    ) e
+) h ON true
+"""
+
+
+def user_context(*, user_id: str) -> tuple[np.ndarray | None, History]:
+    """The user's stored vector (if computed with the current model) and recent history, in one query."""
+    with connection.cursor() as cur:
+        cur.execute(_USER_CONTEXT_SQL, {"user": user_id, "n": HISTORY_EVENTS})
+        text, model, item_ids, event_types = cur.fetchone()
+    vector = None
+    if text is not None and (not model or model == current_model_name()):
+        vector = np.array(text[1:-1].split(","), dtype=np.float32)
+    return vector, _history(list(zip(item_ids or [], event_types or [], strict=True)))
+
+
+def _binary_rows(sql: str, params: dict[str, Any]) -> list[tuple]:
+    """Runs a query with binary results, through Django's cursor wrapper (so it is logged and counted like
+    any other query). Binary matters for vectors: parsing pgvector's text form costs ~0.2 ms per 384-d
+    vector in Python, reading the binary form costs microseconds."""
+    connection.ensure_connection()
+    # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
+    # cursor on the same connection (same transaction) can.
+    raw = psycopg.Cursor(connection.connection)
+    raw.format = psycopg.pq.Format.BINARY
+    with connection._prepare_cursor(raw) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _vector(data: bytes | None) -> np.ndarray | None:
+    """pgvector's binary form: uint16 dimensions, uint16 unused, then big-endian float32s."""
+    if data is None:
         return None
-    return np.asarray(row[0], dtype=np.float32)
+    return np.frombuffer(data, dtype=">f4", offset=4).astype(np.float32)
+
+
+def history_vectors(*, item_pks: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
+    """Current-model vectors of these items, with their shop ids (to name them in an explanation)."""
+    pks = list(set(item_pks))
+    if not pks:
+        return {}
+    rows = _binary_rows(
+        "SELECT id, external_id, embedding FROM catalog_item WHERE id = ANY(%(pks)s::bigint[]) "
+        "AND embedding IS NOT NULL AND embedding_model = %(model)s",
+        {"pks": pks, "model": current_model_name()},
+    )
+    return {pk: (ext, _vector(data)) for pk, ext, data in rows}
 
 
 def item_vectors(*, item_pks: Iterable[int]) -> dict[int, np.ndarray]:
     """Current-model vectors of these items (items without one are left out)."""
-    pks = list(set(item_pks))
-    if not pks:
-        return {}
-    rows = Item.objects.filter(
-        pk__in=pks, embedding__isnull=False, embedding_model=current_model_name()
-    ).values_list("pk", "embedding")
-    return {pk: np.asarray(vector, dtype=np.float32) for pk, vector in rows}
+    return {pk: vector for pk, (_ext, vector) in history_vectors(item_pks=item_pks).items()}
 
 
-def history_vectors(*, item_pks: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
-    """Like `item_vectors`, with the shop ids (to name the item in an explanation)."""
-    pks = list(set(item_pks))
-    if not pks:
-        return {}
-    rows = Item.objects.filter(
-        pk__in=pks, embedding__isnull=False, embedding_model=current_model_name()
-    ).values_list("pk", "external_id", "embedding")
-    return {pk: (ext, np.asarray(vector, dtype=np.float32)) for pk, ext, vector in rows}
-
-
-# Everything the re-ranking steps and the answer need, in one query for all candidates.
+# Everything the re-ranking steps and the answer need, in one query for all candidates; the vector only for
+# the items that will be compared (the best candidates, history items that may explain them).
 _FEATURES_SQL = """
 SELECT i.id, i.external_id, i.title, i.price, i.image_url, i.category_path, i.brand,
        i.is_active AND i.in_stock AND (i.stock IS NULL OR i.stock > 0) AS available, i.stock,
-       COALESCE(i.published_at, i.created_at) AS published_at, COALESCE(p.interaction_count, 0)
-FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id
-WHERE i.id = ANY(%s::bigint[])
+       COALESCE(i.published_at, i.created_at) AS published_at,
+       COALESCE((SELECT p.interaction_count FROM recommendations_itempopularity p WHERE p.item_id = i.id), 0),
+       CASE WHEN i.id = ANY(%(with_vector)s::bigint[]) AND i.embedding_model = %(model)s THEN i.embedding END
+FROM catalog_item i
+WHERE i.id = ANY(%(pks)s::bigint[])
 """
 
 
@@ -175,21 +243,44 @@ class Card:
     category_path: tuple[str, ...]
 
 
-def items_features(*, scores: dict[int, float], filters: HardFilters) -> tuple[list[Scored], dict[int, Card]]:
-    """Candidates with their features (scored as given), and their cards for hydration. The hard filters
-    are checked again here, on fresh rows: a pinned promotion or a backend with its own index may offer an
-    item that no longer passes them."""
-    if not scores:
-        return [], {}
-    with connection.cursor() as cur:
-        cur.execute(_FEATURES_SQL, [list(scores)])
-        rows = cur.fetchall()
-    candidates, cards = [], {}
-    for pk, ext, title, price, image, path, brand, available, stock, published, count in rows:
+@dataclass
+class Features:
+    candidates: list[Scored]
+    cards: dict[int, Card]
+    # vectors of the extra (non-candidate) items asked for, with their shop ids
+    extra: dict[int, tuple[str, np.ndarray]]
+
+
+def items_features(
+    *,
+    scores: dict[int, float],
+    filters: HardFilters,
+    with_vector: Iterable[int] = (),
+    extra_pks: Iterable[int] = (),
+) -> Features:
+    """Candidates with their features (scored as given), their cards for hydration, and vectors for the
+    pks in `with_vector` and `extra_pks`. The hard filters are checked again here, on fresh rows: a pinned
+    promotion or a backend with its own index may offer an item that no longer passes them."""
+    extra = set(extra_pks)
+    if not scores and not extra:
+        return Features([], {}, {})
+    rows = _binary_rows(
+        _FEATURES_SQL,
+        {
+            "pks": list(set(scores) | extra),
+            "with_vector": list(set(with_vector) | extra),
+            "model": current_model_name(),
+        },
+    )
+    features = Features([], {}, {})
+    for pk, ext, title, price, image, path, brand, available, stock, published, count, data in rows:
+        vector = _vector(data)
+        if pk in extra and vector is not None:
+            features.extra[pk] = (ext, vector)
         path = tuple(path or ())
-        if not _passes(filters, pk=pk, path=path, price=price, available=available):
+        if pk not in scores or not _passes(filters, pk=pk, path=path, price=price, available=available):
             continue
-        candidates.append(
+        features.candidates.append(
             Scored(
                 pk=pk,
                 external_id=ext,
@@ -200,10 +291,13 @@ def items_features(*, scores: dict[int, float], filters: HardFilters) -> tuple[l
                 stock=stock,
                 published_at=published,
                 interaction_count=count,
+                vector=vector,
             )
         )
-        cards[pk] = Card(external_id=ext, title=title, price=price, image_url=image, category_path=path)
-    return candidates, cards
+        features.cards[pk] = Card(
+            external_id=ext, title=title, price=price, image_url=image, category_path=path
+        )
+    return features
 
 
 def _passes(filters: HardFilters, *, pk: int, path: tuple[str, ...], price: Any, available: bool) -> bool:

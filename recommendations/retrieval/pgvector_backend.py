@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from catalog.embedding import current_model_name
 from recommendations.retrieval.base import Candidate, HardFilters
@@ -103,7 +103,19 @@ class PgvectorBackend:
         return float(plan[0]["Plan"]["Plan Rows"])
 
     def _query(self, *, where: str, params: dict[str, Any], exact: bool) -> list[tuple[int, float]]:
-        """Runs in its own transaction so the SET LOCALs end with it."""
+        """One round trip: the SET LOCALs, the query and the resets are sent as one simple-protocol message
+        (Django's psycopg backend binds parameters client-side), which Postgres runs as one implicit
+        transaction, so the settings end with it; inside a caller's transaction the resets undo them.
+        Round trips are what a loaded 2-core box pays for most (BEGIN / SET / SELECT / COMMIT was 4)."""
+        if exact:
+            before = ["SET LOCAL enable_indexscan = off"]
+        else:
+            before = [
+                "SET LOCAL hnsw.iterative_scan = relaxed_order",
+                f"SET LOCAL hnsw.ef_search = {int(EF_SEARCH)}",
+                f"SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)}",
+            ]
+        after = [statement.split(" = ")[0] + " TO DEFAULT" for statement in before]
         sql = f"""
             WITH c AS MATERIALIZED (
                 SELECT i.id, i.embedding <=> %(q)s::vector AS distance
@@ -114,14 +126,8 @@ class PgvectorBackend:
             )
             SELECT id, distance FROM c ORDER BY distance, id
         """
-        with transaction.atomic(), connection.cursor() as cur:
-            if exact:
-                cur.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            else:
-                cur.execute(
-                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                    " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-                    [str(EF_SEARCH), str(MAX_SCAN_TUPLES)],
-                )
-            cur.execute(sql, params)
+        with connection.cursor() as cur:
+            cur.execute(";\n".join([*before, sql, *after]), params)
+            while cur.description is None and cur.nextset():
+                pass
             return cur.fetchall()

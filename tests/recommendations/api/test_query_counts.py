@@ -1,6 +1,8 @@
 """Query counts of the hot endpoints against the stored baseline (NetBox's query_counts.json). A change
-that adds a query per item (N+1) or per request fails here; update the baseline on purpose only. Counted
-inside the test transaction, so retrieval's own transaction shows as a SAVEPOINT pair (two of the count)."""
+that adds a query per item (N+1) or per request fails here; update the baseline on purpose only. Measured
+in the steady state (profiles and promotions are cached per process for a couple of seconds, so the warm-up
+request loads them). The user answer is 5: API key, user context (vector + history), retrieval (one round
+trip with its SET LOCALs), candidate features with vectors, the served-list INSERT."""
 
 from __future__ import annotations
 

@@ -1,0 +1,12 @@
+"""The learned two-tower model: the item tower (content embedding + learned id, category, brand and price
+features) and the user tower (attention pooling over the recent items, in order), trained with a sampled
+softmax over in-batch negatives with a logQ popularity correction.
+
+- `features.py`: item features and the training sequences, as arrays (no torch).
+- `model.py`: the towers (torch), and the user tower's numpy forward used on the request path.
+- `training.py`: the training loop (early stopping on a held-out validation slice).
+- `artifacts.py`: saving and loading a trained model.
+- `evaluation.py`: the model as a method of `analytics.evaluation` (trained on the split's training events).
+- `registry.py`: ModelVersion life cycle: train, gate, write the item vectors, activate, roll back.
+- `serving.py`: the user tower online and retrieval over the active version's item vectors.
+"""
