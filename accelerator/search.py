@@ -10,12 +10,12 @@ came after it, and the filtered nearest-neighbour search over both.
   - a broad mask goes to FAISS as an `IDSelectorBitmap`, so HNSW only returns allowed items; its `efSearch`
     grows with the share of items the filter removes (adaptive over-fetch), up to EF_SEARCH_MAX;
   - a selective mask (at most EXACT_MAX_ALLOWED items, or under EXACT_FRACTION of the base) is searched
-    exactly over the allowed vectors, which is both cheaper and exact;
+    exactly, by a flat scan whose selector skips the other slots: cheaper than the graph, and exact;
   - if HNSW still returns fewer than k items while more pass the filter, the search is redone exactly.
   So a selective filter never starves the list.
 
 A LiveIndex is never modified: applying deltas returns a new one, so searches in other threads go on
-undisturbed.
+undisturbed. FAISS releases the GIL while it searches, so threads serving requests search in parallel.
 """
 
 from __future__ import annotations
@@ -31,17 +31,20 @@ from accelerator.selectors import NO_PRICE, ItemRows
 from accelerator.store import Delta, StoredVersion
 from recommendations.retrieval.base import Candidate, HardFilters
 
-# Index type by catalog size. Up to FLAT_MAX_ITEMS an exact IndexFlatIP answers a query in ~5 ms or less
-# (measured: see bench/faiss_bench.py); above, HNSW (M=32, efConstruction=80) keeps p99 low at 1M items.
-FLAT_MAX_ITEMS = 50_000
+# Index type by catalog size. Up to FLAT_MAX_ITEMS an exact IndexFlatIP answers a query in ~3 ms on this
+# (slow, shared) 2-core machine: a flat scan costs ~0.25 us per vector here (bench/faiss_bench.py). Above,
+# HNSW (M=32, efConstruction=80) answers in ~1-3 ms at 100k items.
+FLAT_MAX_ITEMS = 10_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # efSearch for an unfiltered query, raised to k when k is larger (HNSW returns at most efSearch results).
 # 200: recall@100 ~0.98 at 100k items for ~3 ms (bench/faiss_bench.py); 128 gave 0.95.
 EF_SEARCH = 200
 EF_SEARCH_MAX = 2048
-# A filter that leaves at most this many items (or under this share of the base) is answered exactly.
-EXACT_MAX_ALLOWED = 20_000
+# A filter that leaves at most this many items (or under this share of the base) is answered exactly: a
+# flat scan with an ID selector computes distances for the allowed items only (~0.25 us each here, plus
+# ~1 ns per slot for the bitmap test), cheaper than a graph walk that must skip most of what it visits.
+EXACT_MAX_ALLOWED = 10_000
 EXACT_FRACTION = 0.02
 
 
@@ -89,7 +92,12 @@ class LiveIndex:
             self.base_vectors = faiss.rev_swig_ptr(storage.get_xb(), n * self.manifest.dim).reshape(
                 n, self.manifest.dim
             )
-        self._default_masks: dict[bool, np.ndarray] = {}
+        # The exact scan of the base: the flat index itself, or the HNSW index's flat storage.
+        self.base_flat = self.index if self.exact else faiss.downcast_index(self.index.storage)
+        self.overlay_flat = faiss.IndexFlatIP(self.manifest.dim)
+        if len(self.overlay.pks):
+            self.overlay_flat.add(self.overlay.vectors)
+        self._default_masks: dict[bool, tuple[np.ndarray, np.ndarray, int]] = {}
 
     # --- applying deltas
 
@@ -197,39 +205,45 @@ class LiveIndex:
     def search(self, *, vector: np.ndarray, k: int, filters: HardFilters) -> list[Candidate]:
         if k <= 0:
             return []
-        q = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        q = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         norm = float(np.linalg.norm(q))
         if norm > 0:
             q = q / norm
-        base_pks, base_scores = self._search_base(q, k, self._mask(filters))
+        mask, bitmap, allowed = self._mask(filters)
+        base_pks, base_scores = self._search_base(q, k, mask, bitmap, allowed)
         ov = self.overlay
-        ov_mask = self._field_mask(filters, ov.in_stock, ov.price_cents, ov.category_ids)
-        if filters.exclude_item_pks:
-            ov_mask &= ~np.isin(ov.pks, np.fromiter(filters.exclude_item_pks, np.int64))
-        ov_pks, ov_scores = _exact_top(ov.vectors, ov.pks, q, k, ov_mask)
-        pks = np.concatenate([base_pks, ov_pks])
-        scores = np.concatenate([base_scores, ov_scores])
+        if len(ov.pks):
+            ov_mask = self._field_mask(filters, ov.in_stock, ov.price_cents, ov.category_ids)
+            if filters.exclude_item_pks:
+                ov_mask &= ~np.isin(ov.pks, np.fromiter(filters.exclude_item_pks, np.int64))
+            ov_pks, ov_scores = _flat_search(self.overlay_flat, ov.pks, q, k, ov_mask)
+            pks = np.concatenate([base_pks, ov_pks])
+            scores = np.concatenate([base_scores, ov_scores])
+        else:
+            pks, scores = base_pks, base_scores
         order = np.lexsort((pks, -scores))[:k]
         return [Candidate(item_pk=int(pks[i]), distance=float(1.0 - scores[i])) for i in order]
 
-    def _mask(self, filters: HardFilters) -> np.ndarray:
+    def _mask(self, filters: HardFilters) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """The allowed base slots: (mask, its bitmap for FAISS or None, count). The common case (no filter
+        but stock) is computed once per LiveIndex."""
         s = self.stored
-        if filters.category_prefix or filters.min_price is not None or filters.max_price is not None:
+        narrowing = filters.category_prefix or filters.min_price is not None or filters.max_price is not None
+        if not narrowing and not filters.exclude_item_pks:
+            cached = self._default_masks.get(filters.in_stock_only)
+            if cached is None:
+                cached = _with_bitmap(
+                    self.base_live & s.in_stock if filters.in_stock_only else self.base_live
+                )
+                self._default_masks[filters.in_stock_only] = cached
+            return cached
+        if narrowing:
             mask = self.base_live & self._field_mask(filters, s.in_stock, s.price_cents, s.category_ids)
         else:
-            mask = self._default_mask(filters.in_stock_only)
-            if filters.exclude_item_pks:
-                mask = mask.copy()
+            mask = self._mask(HardFilters(in_stock_only=filters.in_stock_only))[0].copy()
         if filters.exclude_item_pks:
             mask[self._base_slots(np.fromiter(sorted(filters.exclude_item_pks), np.int64))] = False
-        return mask
-
-    def _default_mask(self, in_stock_only: bool) -> np.ndarray:
-        mask = self._default_masks.get(in_stock_only)
-        if mask is None:
-            mask = self.base_live & self.stored.in_stock if in_stock_only else self.base_live
-            self._default_masks[in_stock_only] = mask
-        return mask
+        return _with_bitmap(mask)
 
     def _field_mask(
         self, filters: HardFilters, in_stock: np.ndarray, price_cents: np.ndarray, category_ids: np.ndarray
@@ -249,13 +263,14 @@ class LiveIndex:
             mask &= (price_cents <= high) & (price_cents != NO_PRICE)
         return mask
 
-    def _search_base(self, q: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _search_base(
+        self, q: np.ndarray, k: int, mask: np.ndarray, bitmap: np.ndarray | None, allowed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = len(mask)
-        allowed = int(np.count_nonzero(mask))
         if allowed == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if self.exact or allowed <= EXACT_MAX_ALLOWED or allowed < n * EXACT_FRACTION:
-            return _exact_top(self.base_vectors, self.stored.pks, q, k, mask, allowed=allowed)
+            return _flat_search(self.base_flat, self.stored.pks, q, k, mask, bitmap, allowed)
         want = min(k, allowed)
         # Over-fetch in proportion to what the filter removes: the graph walk must see more nodes to find
         # `want` allowed ones.
@@ -263,45 +278,42 @@ class LiveIndex:
         ef = min(EF_SEARCH_MAX, max(ef, math.ceil(ef * min(n / allowed, 8.0))))
         params = faiss.SearchParametersHNSW()
         params.efSearch = ef
-        bitmap = None
-        if allowed < n:
-            bitmap = np.packbits(mask, bitorder="little")
+        if bitmap is not None:
             params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-        scores, ids = self.index.search(q.reshape(1, -1), want, params=params)
-        del bitmap  # the selector points into it: it must live until the search returned
+        scores, ids = self.index.search(q, want, params=params)
         ids = ids[0]
         found = ids >= 0
         if int(np.count_nonzero(found)) < want:
-            return _exact_top(self.base_vectors, self.stored.pks, q, k, mask, allowed=allowed)
+            return _flat_search(self.base_flat, self.stored.pks, q, k, mask, bitmap, allowed)
         return self.stored.pks[ids[found]], scores[0][found]
 
 
-def _exact_top(
-    vectors: np.ndarray,
+def _with_bitmap(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+    allowed = int(np.count_nonzero(mask))
+    bitmap = np.packbits(mask, bitorder="little") if allowed < len(mask) else None
+    return mask, bitmap, allowed
+
+
+def _flat_search(
+    flat: faiss.Index,
     pks: np.ndarray,
     q: np.ndarray,
     k: int,
     mask: np.ndarray,
-    *,
+    bitmap: np.ndarray | None = None,
     allowed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by inner product among the rows where `mask` is set; ties at the cut kept, by pk."""
-    allowed = int(np.count_nonzero(mask)) if allowed is None else allowed
-    if allowed == 0:
+    """Exact top-k by inner product among the slots where `mask` is set. The ID selector makes FAISS skip
+    the others before computing their distances."""
+    if allowed is None:
+        mask, bitmap, allowed = _with_bitmap(mask)
+    want = min(k, allowed)
+    if want == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if allowed * 4 < len(mask):
-        rows = np.flatnonzero(mask)
-        scores = vectors[rows] @ q
-    else:
-        rows = None
-        scores = vectors @ q
-        scores[~mask] = -np.inf
-    if len(scores) > k:
-        top = np.argpartition(-scores, k - 1)[:k]
-        cut = scores[top].min()
-        top = np.flatnonzero(scores >= cut)
-    else:
-        top = np.arange(len(scores))
-    top = top[np.isfinite(scores[top])]
-    chosen = top if rows is None else rows[top]
-    return pks[chosen], scores[top]
+    params = faiss.SearchParameters()
+    if bitmap is not None:
+        # `bitmap` must outlive the search: the selector points into it (the caller holds it).
+        params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+    scores, ids = flat.search(q, want, params=params)
+    found = ids[0] >= 0
+    return pks[ids[0][found]], scores[0][found]

@@ -94,12 +94,18 @@ class BuildResult:
 
 
 def faiss_index_build(
-    *, wait: bool = False, only_if_missing: bool = False, progress: bool = False, threads: int | None = None
+    *,
+    wait: bool = False,
+    only_if_missing: bool = False,
+    progress: bool = False,
+    threads: int | None = None,
+    index_type: str | None = None,
 ) -> BuildResult:
     """Build the index from the items in Postgres and publish it. Holds the build advisory lock: with
     `wait=False` returns at once (built=False) when another build holds it. With `only_if_missing`, skips
     when a published index of the current embedding model exists (checked again once the lock is held).
-    `threads` sets FAISS's OpenMP threads for the build (searches use one)."""
+    `threads` sets FAISS's OpenMP threads for the build (searches use one). `index_type` ("flat" or
+    "hnsw") overrides the choice by catalog size."""
     if not _lock(wait=wait):
         return BuildResult(built=False, reason="another build is running (advisory lock held)")
     try:
@@ -107,12 +113,12 @@ def faiss_index_build(
             manifest = store.manifest_read()
             if manifest is not None and manifest.embedding_model == current_model_name():
                 return BuildResult(built=False, reason="an index exists", manifest=manifest)
-        return _build(progress=progress, threads=threads)
+        return _build(progress=progress, threads=threads, index_type=index_type)
     finally:
         _unlock()
 
 
-def _build(*, progress: bool, threads: int | None) -> BuildResult:
+def _build(*, progress: bool, threads: int | None, index_type: str | None) -> BuildResult:
     started = time.perf_counter()
     # Read before the table (see the module docstring): segments up to here are in this build.
     delta_seq = delta_seq_last()
@@ -126,7 +132,7 @@ def _build(*, progress: bool, threads: int | None) -> BuildResult:
     del parts
     read_s = time.perf_counter() - started
 
-    index_type = index_type_for(len(rows))
+    index_type = index_type or index_type_for(len(rows))
     previous_threads = faiss.omp_get_max_threads()
     if threads:
         faiss.omp_set_num_threads(threads)

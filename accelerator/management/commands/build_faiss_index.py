@@ -15,11 +15,17 @@ class Command(BaseCommand):
             "--wait", action="store_true", help="Wait for a build already running instead of skipping."
         )
         parser.add_argument("--threads", type=int, default=None, help="OpenMP threads for the build.")
+        parser.add_argument(
+            "--index-type",
+            choices=["flat", "hnsw"],
+            default=None,
+            help="Override the choice by catalog size (flat up to 10,000 items, HNSW above).",
+        )
 
-    def handle(self, *args, wait: bool, threads: int | None, **options):
+    def handle(self, *args, wait: bool, threads: int | None, index_type: str | None, **options):
         if threads is not None and threads < 1:
             raise CommandError("--threads must be at least 1.")
-        result = faiss_index_build(wait=wait, progress=True, threads=threads)
+        result = faiss_index_build(wait=wait, progress=True, threads=threads, index_type=index_type)
         if not result.built:
             self.stdout.write(f"Not built: {result.reason}.")
             return
