@@ -98,16 +98,35 @@ class UserSums:
         return (self.vector_sum / norm).astype(np.float32)
 
 
-def _profiles_lock(user_ids: Iterable[str]) -> dict[str, UserProfile]:
-    """Create missing profiles (events from imports may come without one), then lock them in order."""
+def _profiles_lock(user_ids: Iterable[str]) -> tuple[dict[str, UserProfile], set[str]]:
+    """Create missing profiles (events from imports may come without one), then lock them in order.
+    Returns the locked profiles and the ids created here (see _profiles_drop_empty)."""
     ids = sorted(set(user_ids))
-    UserProfile.objects.bulk_create(
-        [UserProfile(external_id=uid) for uid in ids], ignore_conflicts=True, batch_size=1000
-    )
-    return {
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO interactions_userprofile (external_id, weight_sum, embedding_model, event_count,
+                                                  purchase_count, created_at, updated_at)
+            SELECT u, 0, '', 0, 0, now(), now() FROM unnest(%s::text[]) AS u
+            ON CONFLICT (external_id) DO NOTHING
+            RETURNING external_id
+            """,
+            [ids],
+        )
+        created = {row[0] for row in cur.fetchall()}
+    profiles = {
         p.external_id: p
         for p in UserProfile.objects.select_for_update().filter(external_id__in=ids).order_by("external_id")
     }
+    return profiles, created
+
+
+def _profiles_drop_empty(created: set[str], with_events: Iterable[str]) -> None:
+    """Delete the profiles created by this transaction that got no event after all: the user was erased
+    between our read of the pending events and our claim, and must not come back as an empty profile."""
+    empty = created - set(with_events)
+    if empty:
+        UserProfile.objects.filter(external_id__in=empty).delete()
 
 
 def _profiles_write(profiles: list[UserProfile], sums: dict[str, UserSums], model_name: str) -> None:
@@ -175,7 +194,7 @@ def user_vectors_apply(
         pending = cur.fetchall()
         if not pending:
             return ApplyResult()
-        profiles = _profiles_lock(uid for _id, uid in pending)
+        profiles, created = _profiles_lock(uid for _id, uid in pending)
         cur.execute(
             _CLAIM_SQL, {"ids": [pk for pk, _u in pending], "users": list(profiles), "model": model_name}
         )
@@ -188,6 +207,7 @@ def user_vectors_apply(
             s.add(events)
             sums[user_id] = s
         _profiles_write([profiles[u] for u in sorted(by_user)], sums, model_name)
+        _profiles_drop_empty(created, by_user)
     return ApplyResult(events=sum(len(v) for v in by_user.values()), users=len(by_user))
 
 
@@ -219,7 +239,7 @@ def user_vectors_rebuild(*, user_ids: list[str]) -> ApplyResult:
     profiles first (see the module docstring). Events whose item has no vector stay pending."""
     model_name = current_model_name()
     with transaction.atomic(), connection.cursor() as cur:
-        profiles = _profiles_lock(user_ids)
+        profiles, created = _profiles_lock(user_ids)
         cur.execute(_REBUILD_SQL, {"users": list(profiles), "model": model_name})
         by_user: dict[str, list[tuple[str, datetime, np.ndarray]]] = defaultdict(list)
         for user_id, event_type, ts, vector in cur.fetchall():
@@ -229,7 +249,10 @@ def user_vectors_rebuild(*, user_ids: list[str]) -> ApplyResult:
             s = UserSums(vector_sum=None, weight_sum=0.0, ref=None)
             s.add(by_user.get(user_id, []))
             sums[user_id] = s
-        _profiles_write(list(profiles.values()), sums, model_name)
+        _profiles_write(
+            [p for u, p in profiles.items() if u not in created or u in by_user], sums, model_name
+        )
+        _profiles_drop_empty(created, by_user)
     return ApplyResult(events=sum(len(v) for v in by_user.values()), users=len(profiles))
 
 

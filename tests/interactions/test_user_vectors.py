@@ -223,3 +223,18 @@ def test_rebuild_command_refuses_unknown_users():
 
     with pytest.raises(CommandError, match="unknown user ids: ghost"):
         call_command("rebuild_user_vectors", "--user", "ghost")
+
+
+def test_events_without_a_profile_get_one_when_applied():
+    item = embedded_item("a", unit(1))
+    Event.objects.create(
+        event_id="imported", user_id="imp", item=item, item_external_id="a", event_type="view", timestamp=T0
+    )
+    assert not UserProfile.objects.filter(external_id="imp").exists()
+    assert user_vectors_apply_all().events == 1
+    np.testing.assert_allclose(user_vector("imp"), unit(1), atol=1e-5)
+
+
+def test_rebuilding_an_unknown_user_leaves_no_empty_profile_behind():
+    user_vectors_rebuild(user_ids=["erased-meanwhile"])
+    assert not UserProfile.objects.filter(external_id="erased-meanwhile").exists()
