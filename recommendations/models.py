@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from pgvector.django import VectorField
 
 DEFAULT_PROFILE = "default"
 
@@ -185,3 +186,80 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.model} {self.object_id}"
+
+
+# --- the two-tower model (recommendations/two_tower/)
+
+# Dimension of the two-tower item and user vectors (TrainConfig.dim must match: the vector column is typed).
+TWO_TOWER_DIM = 64
+
+
+class ModelVersion(models.Model):
+    """One training run of the two-tower model: its configuration, the training-data window, the metrics
+    of the gate's evaluation, the artifact on disk, and the decision (promoted or rejected, and why). At
+    most one version is active; serving uses it, and content vectors when none is."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        PROMOTED = "promoted"
+        REJECTED = "rejected"
+        FAILED = "failed"
+        ROLLED_BACK = "rolled_back"
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.TRAINING)
+    is_active = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, default="", help_text="Why it was promoted, rejected or failed.")
+    configuration = models.JSONField(default=dict)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    events = models.PositiveIntegerField(default=0)
+    gate_metric = models.CharField(max_length=50, blank=True, default="")
+    gate_protocol = models.CharField(max_length=20, blank=True, default="")
+    candidate_score = models.FloatField(null=True, blank=True)
+    reference_score = models.FloatField(null=True, blank=True)
+    reference = models.CharField(max_length=100, blank=True, default="", help_text="What it was compared to.")
+    metrics = models.JSONField(default=dict, help_text="The gate run's metrics per method; training history.")
+    # analytics.EvaluationRun of the gate (an id, not a foreign key: recommendations does not import analytics)
+    evaluation_run_id = models.PositiveIntegerField(null=True, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True, default="")
+    training_seconds = models.FloatField(null=True, blank=True)
+    seed = models.IntegerField(default=0)
+    item_vectors = models.PositiveIntegerField(default=0, help_text="Item vectors written for serving.")
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"two-tower v{self.pk} ({self.status}{', active' if self.is_active else ''})"
+
+    @property
+    def name(self) -> str:
+        """What the served-list log records as the model version."""
+        return f"two-tower-v{self.pk}"
+
+
+class ModelItemVector(models.Model):
+    """An item-tower vector of one model version. Each version gets its own partial HNSW index (built
+    before the version is activated: recommendations.two_tower.registry), so switching versions needs no
+    rebuild and content vectors (catalog_item.embedding) stay untouched as the fallback."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey("catalog.Item", on_delete=models.CASCADE, related_name="+")
+    embedding = VectorField(dimensions=TWO_TOWER_DIM)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["version", "item"]
+        constraints = [models.UniqueConstraint(fields=["version", "item"], name="model_item_vector_unique")]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} item {self.item_id}"

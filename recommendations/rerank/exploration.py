@@ -3,10 +3,9 @@ collect the interactions that let them compete on their own."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Scored, evolve
 
 
 def exploration_slots(
@@ -37,4 +36,4 @@ def exploration_slots(
     if not fresh:
         return ranked
     keep = ranked[: max(len(ranked) - len(fresh), 0)] if len(ranked) + len(fresh) > limit else ranked
-    return keep + [replace(c, explored=True) for c in fresh]
+    return keep + [evolve(c, explored=True) for c in fresh]

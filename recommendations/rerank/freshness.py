@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Scored, evolve
 
 
 def freshness_boost(
@@ -21,5 +20,5 @@ def freshness_boost(
             out.append(c)
             continue
         age_days = max((now - c.published_at).total_seconds() / 86400.0, 0.0)
-        out.append(replace(c, score=c.score + weight * 0.5 ** (age_days / half_life_days)))
+        out.append(evolve(c, score=c.score + weight * 0.5 ** (age_days / half_life_days)))
     return out

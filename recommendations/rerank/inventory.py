@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Scored, evolve
 
 
 def score_scale(score: float, factor: float) -> float:
@@ -23,6 +21,6 @@ def inventory_apply(
         if in_stock_only and not c.available:
             continue
         if c.stock is not None and 0 < c.stock <= low_stock_threshold:
-            c = replace(c, score=score_scale(c.score, low_stock_factor))
+            c = evolve(c, score=score_scale(c.score, low_stock_factor))
         out.append(c)
     return out

@@ -4,9 +4,8 @@ gets a chance when it is about as relevant."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Scored, evolve
 
 
 def popularity_penalize(candidates: list[Scored], *, penalty: float) -> list[Scored]:
@@ -17,7 +16,7 @@ def popularity_penalize(candidates: list[Scored], *, penalty: float) -> list[Sco
         return list(candidates)
     scale = math.log1p(top)
     return [
-        replace(c, score=c.score - penalty * math.log1p(c.interaction_count) / scale)
+        evolve(c, score=c.score - penalty * math.log1p(c.interaction_count) / scale)
         if c.interaction_count
         else c
         for c in candidates

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Scored, evolve
 from recommendations.rerank.inventory import score_scale
 
 
@@ -49,7 +49,7 @@ def promotions_boost(candidates: list[Scored], *, rules: list[PromotionRule]) ->
             score = score_scale(score, rule.boost)
         slots = [r.pinned_slot for r in matching if r.pinned_slot]
         out.append(
-            replace(
+            evolve(
                 c,
                 score=score,
                 promoted=True,

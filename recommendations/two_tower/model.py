@@ -134,7 +134,12 @@ def user_vector_numpy(weights: UserTowerWeights, tokens: np.ndarray, seq: Encode
     max_len = len(mask)
     tokens = tokens[mask]
     positions = np.arange(max_len - 1, -1, -1)[mask]
-    h = tokens + weights.type_emb[seq.types[0][mask]] + weights.pos_emb[positions] + weights.age_emb[seq.ages[0][mask]]
+    h = (
+        tokens
+        + weights.type_emb[seq.types[0][mask]]
+        + weights.pos_emb[positions]
+        + weights.age_emb[seq.ages[0][mask]]
+    )
     logits = np.tanh(h @ weights.att_w.T + weights.att_b) @ weights.att_out
     logits = np.exp(logits - logits.max())
     pooled = (logits / logits.sum()) @ h

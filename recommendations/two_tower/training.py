@@ -87,7 +87,9 @@ class TrainedModel:
     def item_vectors(self, features: ItemFeatures, *, batch: int = 8192) -> np.ndarray:
         """Item-tower vectors for these items (an item without an id slot: from its content alone)."""
         ids = np.array([self.id_by_pk.get(int(pk), 0) for pk in features.pks], dtype=np.int64)
-        return _item_vectors(self.model, features, ids, price_buckets(features.price, self.price_boundaries), batch)
+        return _item_vectors(
+            self.model, features, ids, price_buckets(features.price, self.price_boundaries), batch
+        )
 
 
 def _item_vectors(model, features: ItemFeatures, ids, prices, batch: int = 8192) -> np.ndarray:
@@ -105,7 +107,9 @@ def _item_vectors(model, features: ItemFeatures, ids, prices, batch: int = 8192)
     return out
 
 
-def user_vectors_batch(model: TwoTower, item_vecs: np.ndarray, seqs: Encoded, *, batch: int = 4096) -> np.ndarray:
+def user_vectors_batch(
+    model: TwoTower, item_vecs: np.ndarray, seqs: Encoded, *, batch: int = 4096
+) -> np.ndarray:
     """User-tower vectors for encoded sequences, given every item's vector (by item index)."""
     out = np.zeros((len(seqs.items), model.shape.dim), dtype=np.float32)
     table = torch.from_numpy(np.vstack([item_vecs, np.zeros((1, item_vecs.shape[1]), np.float32)]))
@@ -231,7 +235,10 @@ def model_train(
             tokens = padded[torch.from_numpy(local)]
             mask = torch.from_numpy(mask_np)
             user = model.users(
-                tokens, torch.from_numpy(train.history.types[batch]), torch.from_numpy(train.history.ages[batch]), mask
+                tokens,
+                torch.from_numpy(train.history.types[batch]),
+                torch.from_numpy(train.history.ages[batch]),
+                mask,
             )
             item = vecs[target_local]
             logits = user @ item.T / config.temperature
@@ -251,11 +258,20 @@ def model_train(
                 bar.set_postfix(loss=f"{total / (step + 1):.3f}")
         bar.close()
         ndcg, recall = _validate(model, features, ids, prices, valid, active) if len(valid.target) else (0, 0)
-        result.history.append({"epoch": epoch, "loss": total / steps, "valid_ndcg@10": ndcg, "valid_recall@10": recall})
+        result.history.append(
+            {"epoch": epoch, "loss": total / steps, "valid_ndcg@10": ndcg, "valid_recall@10": recall}
+        )
         if progress:
-            tqdm.write(f"epoch {epoch}: loss {total / steps:.4f}  valid ndcg@10 {ndcg:.4f}  recall@10 {recall:.4f}")
+            tqdm.write(
+                f"epoch {epoch}: loss {total / steps:.4f}  valid ndcg@10 {ndcg:.4f}  recall@10 {recall:.4f}"
+            )
         if ndcg > best_score:
-            best_score, best_state, stale, result.best_epoch = ndcg, copy.deepcopy(model.state_dict()), 0, epoch
+            best_score, best_state, stale, result.best_epoch = (
+                ndcg,
+                copy.deepcopy(model.state_dict()),
+                0,
+                epoch,
+            )
         else:
             stale += 1
             if stale >= config.patience:
