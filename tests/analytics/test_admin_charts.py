@@ -53,3 +53,12 @@ def test_admin_chart_data_is_not_given_to_anonymous_visitors(client):
     )
     # the package answers 200 with an error instead of the data
     assert "You have no permission to view this chart" in response.content.decode()
+
+
+def test_analytics_models_are_browsable_in_admin(staff_client):
+    for url in (
+        "/admin/analytics/evaluationrun/",
+        "/admin/analytics/dailymetric/",
+        "/admin/analytics/attribution/",
+    ):
+        assert staff_client.get(url).status_code == 200
