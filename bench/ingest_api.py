@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_env import REPO, bench_env, drop_queued_tasks, migrate_and_empty  # noqa: E402
+from ingest_env import REPO, CpuSampler, bench_env, child_pids, drop_queued_tasks, migrate_and_empty  # noqa: E402
 
 EVENT_TYPES = (
     ["view"] * 60 + ["click"] * 20 + ["add_to_cart"] * 10 + ["add_to_favorites"] * 5 + ["purchase"] * 5
@@ -195,7 +196,10 @@ def main() -> None:
         wait_for_server(port, server)
         send_all(port, key, warmup, args.workers)  # connections, imports, statement caches
         load_before = os.getloadavg()[0]
-        wall, latencies, totals = send_all(port, key, bodies, args.concurrency)
+        client_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        with CpuSampler(env, extra_pids=lambda: child_pids(server.pid)) as server_cpu:
+            wall, latencies, totals = send_all(port, key, bodies, args.concurrency)
+        client_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - client_cpu
         load_after = os.getloadavg()[0]
         replay_wall, _, replay = send_all(port, key, bodies[: max(1, args.batches // 4)], args.concurrency)
     finally:
@@ -225,6 +229,13 @@ def main() -> None:
     )
     replayed = replay["duplicates"]
     print(f"| replayed events/s (all duplicates, {replayed:,} events) | {replayed / replay_wall:,.0f} |")
+    cpu = server_cpu.seconds + client_cpu
+    print(
+        f"| CPU seconds: gunicorn workers + PostgreSQL backends, client | {server_cpu.seconds:.1f}, {client_cpu:.1f} s |"
+    )
+    print(
+        f"| events/s if those CPU seconds had the 2 cores to themselves (estimate) | {2 * sent / cpu:,.0f} |"
+    )
     print(f"| 1-min load average before / after (2 cores, shared) | {load_before:.1f} / {load_after:.1f} |")
     print(f"(dropped {dropped} queued tasks from the bench Redis DB)")
     if stored != sent or totals["errors"]:

@@ -58,3 +58,69 @@ def drop_queued_tasks(env: dict[str, str]) -> int:
         dropped += client.llen(queue)
         client.delete(queue)
     return dropped
+
+
+class CpuSampler:
+    """Samples the CPU seconds (user + system, from /proc) of the bench database's PostgreSQL backends and
+    of given extra processes, every `interval` seconds in a thread, keeping the last sample per pid (a
+    backend that exits loses at most one interval). On a shared machine wall time says little; CPU seconds
+    per row say what the work costs, whoever else is running."""
+
+    def __init__(self, env: dict[str, str], *, extra_pids=lambda: [], interval: float = 0.25):
+        import threading
+
+        self._url = env["DATABASE_URL"]
+        self._extra = extra_pids
+        self._interval = interval
+        self._last: dict[int, float] = {}
+        self._first: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _cpu(self, pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / self._tick
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            own = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> %s",
+                    (own,),
+                ).fetchall()
+                for pid in [r[0] for r in rows] + list(self._extra()):
+                    cpu = self._cpu(pid)
+                    if cpu is not None:
+                        self._first.setdefault(pid, cpu)
+                        self._last[pid] = cpu
+                self._stop.wait(self._interval)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._last[pid] - self._first[pid] for pid in self._last)
+
+
+def child_pids(parent: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                pids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return pids
