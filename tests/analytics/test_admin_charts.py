@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import timedelta
 
@@ -11,6 +12,15 @@ from django.utils import timezone
 from tests.analytics.factories import EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def charts(db):
+    """The charts the data migration creates (a transactional test elsewhere may have flushed them)."""
+    from django.apps import apps
+
+    migration = importlib.import_module("analytics.migrations.0002_admin_index_charts")
+    migration.charts_create(apps, None)
 
 
 @pytest.fixture
