@@ -29,6 +29,8 @@ ATTRIBUTION_BATCH_SIZE = 5000
 # Ids are allocated before commit, so an event with a lower id can become visible after the cursor has
 # passed it. The sweep re-reads events received within this margin; attribution is idempotent.
 SWEEP_OVERLAP = timedelta(minutes=10)
+# ... looking at most this many ids behind the cursor (20 concurrent batches of 1,000 events).
+SWEEP_OVERLAP_IDS = 20_000
 
 _CLICK_TYPES = (EventType.CLICK, EventType.ADD_TO_CART)
 
@@ -150,7 +152,12 @@ def events_attribute_recent(*, now: datetime | None = None) -> dict[str, int]:
     totals = {"clicks": 0, "conversions": 0}
     with transaction.atomic():
         cursor, _ = AttributionCursor.objects.select_for_update().get_or_create(name="events")
-        late = Event.objects.filter(received_at__gte=now - SWEEP_OVERLAP, pk__lte=cursor.last_event_pk)
+        # bounded by id (an index range scan), so the sweep stays cheap on a large event table
+        late = Event.objects.filter(
+            pk__gt=cursor.last_event_pk - SWEEP_OVERLAP_IDS,
+            pk__lte=cursor.last_event_pk,
+            received_at__gte=now - SWEEP_OVERLAP,
+        )
         first_late = late.order_by("pk").values_list("pk", flat=True).first()
         lo = min(cursor.last_event_pk, first_late - 1) if first_late is not None else cursor.last_event_pk
         hi = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

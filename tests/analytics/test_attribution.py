@@ -185,3 +185,15 @@ def test_events_ingested_through_the_api_are_attributed_by_the_sweep(api, shown)
     events_attribute_recent()
     a = Attribution.objects.get(event__event_id="api-click")
     assert (a.list_known, a.position, a.scenario) == (True, 1, "similar")
+
+
+def test_sweep_rereads_events_that_committed_behind_the_cursor(shown):
+    """An event whose id is below the cursor (its transaction committed late) is still attributed."""
+    items, served = shown
+    early = EventFactory(item=items[0], event_type="view")
+    EventFactory(item=items[0], event_type="view")
+    events_attribute_recent()
+    # simulate the late commit: a click that got an id lower than the cursor
+    Event.objects.filter(pk=early.pk).update(event_type="click", recommendation_id=served.recommendation_id)
+    events_attribute_recent()
+    assert Attribution.objects.filter(event=early, kind="click").exists()
