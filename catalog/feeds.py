@@ -194,6 +194,8 @@ class FeedImportCommand(BaseCommand):
     def handle(self, *args, **options):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError("--limit must be at least 1.")
         self.rejected = 0
         try:
             with Feed(options["file"], fmt=options["format"]) as feed:

@@ -139,3 +139,20 @@ def test_import_shows_a_progress_bar_over_the_file(tmp_path, capsys):
     call_command("import_catalog", str(path), "--batch-size", "5", stdout=StringIO(), stderr=StringIO())
     bar = capsys.readouterr().err
     assert "items.jsonl" in bar and "100%" in bar
+
+
+@pytest.mark.parametrize("option", [["--batch-size", "0"], ["--limit", "0"], ["--limit", "-3"]])
+def test_nonsense_options_are_refused(tmp_path, option):
+    path = tmp_path / "items.jsonl"
+    write_jsonl(path, [{"id": "a", "title": "A"}])
+    with pytest.raises(CommandError, match="must be at least 1"):
+        run(path, *option)
+    assert Item.objects.count() == 0
+
+
+def test_limit_stops_after_that_many_lines(tmp_path):
+    path = tmp_path / "items.jsonl"
+    write_jsonl(path, [{"id": f"i{n}", "title": "T"} for n in range(10)])
+    out, _ = run(path, "--limit", "3", "--batch-size", "2")
+    assert out.startswith("3 lines: 3 created")
+    assert Item.objects.count() == 3
