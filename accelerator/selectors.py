@@ -21,8 +21,9 @@ from django.db import connection, transaction
 from catalog.embedding import current_model_name
 from catalog.models import Item
 
-# Rows fetched per round trip by the build's server-side cursor. 10,000 rows x 384-d is ~16 MB per batch;
-# measured: 100k items stream in ~2.5 s with 10k (5k: ~2.7 s, 50k: ~2.5 s), on a shared 2-core machine.
+# Rows fetched per round trip by the build's server-side cursor: 10,000 rows x 384-d is ~16 MB per batch.
+# Measured with it (bench/faiss_bench.py, `read_s` of the build): 100k items read in ~6 s on the shared
+# 2-core machine, most of it unpacking rows in Python; the batch size itself matters little above ~1,000.
 ITEM_ROWS_BATCH_SIZE = 10_000
 # Stand-in for a missing price: below any real price, and excluded explicitly by a max_price filter.
 NO_PRICE = np.iinfo(np.int64).min
