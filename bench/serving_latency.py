@@ -44,6 +44,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (from /proc; processes gone count zero)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(master: int) -> list[int]:
+    """gunicorn's workers and the Postgres backends serving the bench database."""
+    workers = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    import psycopg
+
+    from recsys_project import embedded
+
+    with psycopg.connect(host=str(embedded.pgdata_dir()), user="postgres", dbname="postgres") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            ("recsys_bench_serve",),
+        ).fetchall()
+    return workers + [row[0] for row in rows]
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -156,7 +183,11 @@ def main() -> None:
                 time.sleep(0.3)
         endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
         warm = Client(port, raw, args.items, args.users, seed=1)
-        print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}; warming up ...", flush=True)
+        print(
+            f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}; load average {os.getloadavg()[0]:.1f}; "
+            "warming up ...",
+            flush=True,
+        )
         for endpoint in endpoints:
             # enough requests that every worker has loaded what it caches (the embedding model for search)
             for _ in range(10 * args.workers if endpoint == "search" else 30):
@@ -165,6 +196,8 @@ def main() -> None:
         rows = []
         for endpoint in endpoints:
             for concurrency in (1, 8):
+                pids = _server_pids(gunicorn.pid)
+                cpu_before = _cpu_seconds(pids)
                 if concurrency == 1:
                     lat, errors, wall = run_sequential(
                         Client(port, raw, args.items, args.users, 2), endpoint, args.requests
@@ -182,19 +215,26 @@ def main() -> None:
                     "p99": _percentile(lat, 99),
                     "mean": statistics.fmean(lat),
                     "rps": len(lat) / wall,
+                    # CPU spent by the server side (gunicorn workers + Postgres backends) per request: what
+                    # a request costs, whatever else the shared machine is doing at the time
+                    "cpu_ms": (_cpu_seconds(pids) - cpu_before) / max(len(lat), 1) * 1000,
                 }
                 rows.append(row)
                 print(
                     f"{endpoint:8s} c={concurrency}  n={row['requests']:5d}  p50={row['p50']:7.1f} ms  "
-                    f"p95={row['p95']:7.1f} ms  p99={row['p99']:7.1f} ms  {row['rps']:7.1f} req/s  errors={errors}",
+                    f"p95={row['p95']:7.1f} ms  p99={row['p99']:7.1f} ms  {row['rps']:7.1f} req/s  "
+                    f"server CPU {row['cpu_ms']:5.1f} ms/req  errors={errors}",
                     flush=True,
                 )
-        print("\n| endpoint | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s | errors |")
-        print("|---|---|---|---|---|---|---|---|")
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
+        print(
+            "| endpoint | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req | errors |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['endpoint']} | {r['concurrency']} | {r['requests']} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                f"{r['p99']:.1f} | {r['rps']:.1f} | {r['errors']} |"
+                f"{r['p99']:.1f} | {r['rps']:.1f} | {r['cpu_ms']:.1f} | {r['errors']} |"
             )
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)

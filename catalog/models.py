@@ -7,6 +7,7 @@ import re
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -92,6 +93,11 @@ class Item(models.Model):
             ),
             models.Index(fields=["brand"], name="item_brand"),
             models.Index(fields=["created_at"], name="item_created_at"),
+            # Serving's exact plan for selective filters (recommendations/retrieval/pgvector_backend.py):
+            # `category_path @> prefix` and price ranges read only the matching rows instead of the table
+            # (a 1% category: ~150 ms -> a few ms on 100k items, bench/filtered_recall.py).
+            GinIndex(fields=["category_path"], name="item_category_path_gin"),
+            models.Index(fields=["price"], name="item_price"),
         ]
 
     def __str__(self) -> str:

@@ -95,11 +95,24 @@ def _catalog_with_rare_category(n: int = 2000, rare_every: int = 100) -> list[in
 def test_one_percent_selective_filter_returns_the_full_limit_through_the_hnsw_index(monkeypatch):
     rare = _catalog_with_rare_category()
     monkeypatch.setattr(pgv, "EXACT_MAX_ROWS", 0)  # force the ANN plan: the iterative scan must not starve
+    with connection.cursor() as cur:  # and leave the planner no other way than the HNSW index
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("SET LOCAL enable_bitmapscan = off")
+        cur.execute("EXPLAIN " + _ann_sql())
+        assert "item_embedding_hnsw" in " ".join(row[0] for row in cur.fetchall())
     with CaptureQueriesContext(connection) as queries:
         found = _search(topic(0), k=20, category_prefix=("Rare",))
     assert sorted(c.item_pk for c in found) == sorted(rare)
     assert any("hnsw.iterative_scan" in q["sql"] for q in queries.captured_queries)
     assert not any("enable_indexscan" in q["sql"] for q in queries.captured_queries)
+
+
+def _ann_sql() -> str:
+    where, params = pgv.filters_where(HardFilters(category_prefix=("Rare",)))
+    params.update(q=pgv.vector_literal(topic(0)), k=20)
+    sql = f"SELECT i.id FROM catalog_item i WHERE {where} ORDER BY i.embedding <=> %(q)s::vector LIMIT %(k)s"
+    with connection.cursor() as cur:
+        return cur.mogrify(sql, params)
 
 
 def test_without_iterative_scans_the_same_filter_would_starve():
@@ -112,6 +125,7 @@ def test_without_iterative_scans_the_same_filter_would_starve():
         cur.execute("SET LOCAL hnsw.iterative_scan = off")
         cur.execute("SET LOCAL hnsw.ef_search = 40")
         cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("SET LOCAL enable_bitmapscan = off")
         cur.execute(
             f"SELECT i.id FROM catalog_item i WHERE {where} ORDER BY i.embedding <=> %(q)s::vector LIMIT %(k)s",
             params,
