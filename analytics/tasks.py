@@ -28,3 +28,14 @@ def metrics_rollup_sweep_task(self) -> dict[str, int]:
         return {str(day): daily_metrics_rollup(day=day) for day in (today - timedelta(days=1), today)}
     except Exception as exc:  # noqa: BLE001
         raise self.retry(exc=exc) from exc
+
+
+@shared_task
+def events_retention_sweep_task() -> int:
+    """Prune raw events past RECSYS_EVENT_RETENTION_DAYS (0: keep forever); safe to repeat."""
+    from django.conf import settings
+
+    from analytics.retention import events_prune
+
+    days = settings.RECSYS_EVENT_RETENTION_DAYS
+    return events_prune(days=days) if days else 0

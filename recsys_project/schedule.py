@@ -4,6 +4,7 @@ while workers were down does not run stale copies of the same job back to back."
 from __future__ import annotations
 
 from celery.schedules import crontab  # noqa: F401  (used by entries added by the apps)
+from django.conf import settings
 
 BEAT_SCHEDULE: dict[str, dict] = {}
 
@@ -17,6 +18,14 @@ BEAT_SCHEDULE["analytics-metrics-rollup"] = {
     "task": "analytics.tasks.metrics_rollup_sweep_task",
     "schedule": crontab(minute="*/15"),
     "options": {"expires": 10 * 60},
+}
+
+# privacy: prune raw events past RECSYS_EVENT_RETENTION_DAYS (no-op when 0), once they are attributed,
+# rolled up and folded into user vectors (analytics/retention.py).
+BEAT_SCHEDULE["analytics-events-retention-sweep"] = {
+    "task": "analytics.tasks.events_retention_sweep_task",
+    "schedule": crontab(minute=41, hour=3),
+    "options": {"expires": 60 * 60},
 }
 
 # embeddings: embed items still dirty (writes made while Redis or the workers were down, a model change),
@@ -45,4 +54,16 @@ BEAT_SCHEDULE["accelerator-faiss-index-refresh"] = {
     "task": "accelerator.tasks.faiss_index_refresh_maintenance_task",
     "schedule": crontab(minute=23),
     "options": {"expires": 30 * 60},
+}
+
+# two-tower model: retrain, gate on the offline evaluation, promote only if better. Weekly by default
+# (Sunday 03:00); RECSYS_TWO_TOWER_SCHEDULE takes a crontab ("m h dom mon dow", e.g. "0 3 * * *" daily for
+# a fast-moving catalog). The training advisory lock keeps it to one run at a time.
+_minute, _hour, _dom, _month, _dow = settings.RECSYS_TWO_TOWER_SCHEDULE.split()
+BEAT_SCHEDULE["recommendations-two-tower-train"] = {
+    "task": "recommendations.tasks.two_tower_train_maintenance_task",
+    "schedule": crontab(
+        minute=_minute, hour=_hour, day_of_month=_dom, month_of_year=_month, day_of_week=_dow
+    ),
+    "options": {"expires": 6 * 60 * 60},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -211,6 +212,17 @@ RECSYS_EVENT_WEIGHTS = {
 }
 RECSYS_USER_HALF_LIFE_DAYS = float(os.environ.get("RECSYS_USER_HALF_LIFE_DAYS", "30"))
 RECSYS_VECTOR_BACKEND = os.environ.get("RECSYS_VECTOR_BACKEND", "pgvector")
+# Two-tower model (recommendations/two_tower): retraining schedule (crontab), training window, the gate (a
+# version is activated only if it beats the active one, or content-only, on this protocol and metric by
+# more than MIN_GAIN), and TrainConfig overrides as JSON (e.g. '{"max_epochs": 10}').
+RECSYS_TWO_TOWER_SCHEDULE = os.environ.get("RECSYS_TWO_TOWER_SCHEDULE", "0 3 * * 0")
+RECSYS_TWO_TOWER_WINDOW_DAYS = float(os.environ.get("RECSYS_TWO_TOWER_WINDOW_DAYS", "365"))
+RECSYS_TWO_TOWER_GATE_PROTOCOL = os.environ.get("RECSYS_TWO_TOWER_GATE_PROTOCOL", "leave-one-out")
+RECSYS_TWO_TOWER_GATE_METRIC = os.environ.get("RECSYS_TWO_TOWER_GATE_METRIC", "ndcg@10")
+RECSYS_TWO_TOWER_MIN_GAIN = float(os.environ.get("RECSYS_TWO_TOWER_MIN_GAIN", "0"))
+RECSYS_TWO_TOWER_SEED = int(os.environ.get("RECSYS_TWO_TOWER_SEED", "0"))
+RECSYS_TWO_TOWER_DIR = RECSYS_DATA_DIR / "models" / "two_tower"
+RECSYS_TWO_TOWER = json.loads(os.environ.get("RECSYS_TWO_TOWER", "{}"))
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
@@ -218,6 +230,9 @@ RECSYS_MAX_STRING = 2000
 RECSYS_MAX_TITLE = 500
 RECSYS_MAX_DESCRIPTION = 20000
 RECSYS_MAX_ATTRIBUTES_BYTES = 16384
+# Privacy: raw events older than this many days are pruned daily once attributed and folded into user
+# vectors (analytics/retention.py, `manage.py prune_events`). 0 keeps them forever; the minimum is 3.
+RECSYS_EVENT_RETENTION_DAYS = int(os.environ.get("RECSYS_EVENT_RETENTION_DAYS", "0"))
 # Events stamped further ahead than this are rejected as clock errors.
 RECSYS_MAX_FUTURE_SKEW_SECONDS = 15 * 60
 
