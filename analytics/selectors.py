@@ -190,6 +190,36 @@ def evaluation_runs(*, ids: list[int] | None = None, latest: int = 6) -> list[Ev
     return list(reversed(EvaluationRun.objects.order_by("-pk")[:latest]))
 
 
+def evaluation_runs_table(runs: list[EvaluationRun]) -> Table:
+    """One row per run: what it ran on and how long it took."""
+    rows = [
+        (
+            r.pk,
+            r.protocol,
+            r.label,
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            r.summary.get("users_evaluated"),
+            r.summary.get("train_events"),
+            r.summary.get("active_items"),
+            round(r.duration_seconds, 1),
+            r.dataset_fingerprint[:12],
+        )
+        for r in runs
+    ]
+    header = [
+        "run",
+        "protocol",
+        "label",
+        "created",
+        "users",
+        "train_events",
+        "active_items",
+        "seconds",
+        "dataset",
+    ]
+    return Table("runs", "Runs", header, rows)
+
+
 def evaluation_table(runs: list[EvaluationRun]) -> Table:
     """One row per run and method, one column per metric (the union over the runs)."""
     columns = sorted({c for r in runs for v in r.metrics.values() for c in v}, key=_metric_order)

@@ -184,4 +184,6 @@ def evaluations(request: HttpRequest) -> HttpResponse:
         "chart_data": {"evaluation-chart": {**chart, "type": "bar"}},
         "run_ids": ",".join(str(r.pk) for r in runs),
     }
-    return _csv_or_page(request, [table], "analytics/evaluations.html", context)
+    return _csv_or_page(
+        request, [selectors.evaluation_runs_table(runs), table], "analytics/evaluations.html", context
+    )

@@ -164,6 +164,10 @@ def test_evaluation_runs_side_by_side_with_a_chart_and_csv(staff_client):
     )
     assert rows[0][:5] == ["run", "protocol", "label", "created", "method"]
     assert len(rows) == 5
+    runs_csv = staff_client.get(
+        f"/reports/evaluations?runs={r1.pk},{r2.pk}&format=csv&table=runs"
+    ).content.decode()
+    assert [r[1] for r in csv.reader(io.StringIO(runs_csv))] == ["protocol", "leave-one-out", "temporal"]
 
 
 def test_bad_report_parameters_get_a_400_naming_the_field(staff_client):

@@ -49,6 +49,7 @@ class Command(BaseCommand):
         if len(data.ts) == 0:
             raise CommandError("No events linked to catalog items: nothing to evaluate.")
         from analytics.served_recommender import served_scorer_factory
+        from recommendations.two_tower.evaluation import two_tower_scorer_factory
 
         for protocol in protocols:
             try:
@@ -57,7 +58,7 @@ class Command(BaseCommand):
                     ks=options["ks"],
                     test_days=options["test_days"],
                     methods=options["methods"],
-                    extra_scorers={"served": served_scorer_factory},
+                    extra_scorers={"served": served_scorer_factory, "two_tower": two_tower_scorer_factory},
                     label=options["label"],
                     progress=not options["no_progress"],
                     data=data,
