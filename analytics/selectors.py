@@ -225,7 +225,7 @@ def evaluation_table(runs: list[EvaluationRun]) -> Table:
     columns = sorted({c for r in runs for v in r.metrics.values() for c in v}, key=_metric_order)
     rows = []
     for run in runs:
-        for method, values in run.metrics.items():
+        for method, values in sorted(run.metrics.items()):
             rows.append(
                 (
                     run.pk,
@@ -233,7 +233,7 @@ def evaluation_table(runs: list[EvaluationRun]) -> Table:
                     run.label,
                     run.created_at.strftime("%Y-%m-%d %H:%M"),
                     method,
-                    *[values.get(c) for c in columns],
+                    *[round(v, 6) if isinstance(v := values.get(c), float) else v for c in columns],
                 )
             )
     return Table(
