@@ -44,7 +44,11 @@ COPY_BATCH = 10_000
 
 
 def setup_env() -> str:
-    """Points Django at the bench database (created if missing) and Redis db 14."""
+    """Points Django at the bench database (created if missing) and Redis db 14.
+
+    DATABASE_URL must be set before anything imports `recsys_project`: importing the package starts the
+    Celery app, which evaluates the settings, and DATABASES is computed once, at that moment. (Set after,
+    it was silently ignored and the dev database was used instead.)"""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["DJANGO_SETTINGS_MODULE"] = "recsys_project.settings"
@@ -52,18 +56,31 @@ def setup_env() -> str:
     os.environ["RECSYS_HTTPS"] = "0"
     os.environ["RECSYS_API_RATE"] = "1000000/min"
     os.environ["LOG_LEVEL"] = "WARNING"
+    if "recsys_project" in sys.modules:
+        raise RuntimeError("setup_env() must run before recsys_project is imported")
+    data_dir = Path(os.environ.get("RECSYS_DATA_DIR", str(REPO / "var"))).expanduser().resolve()
+    pgdata = data_dir / "pg"
+    os.environ["RECSYS_DATA_DIR"] = str(data_dir)
+    os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(pgdata), safe='')}/{BENCH_DB}"
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
     from recsys_project import embedded
 
-    pgdata = embedded.pgdata_dir()
     embedded.embedded_postgres_start()
     import psycopg
 
     with psycopg.connect(host=str(pgdata), user="postgres", dbname="postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(pgdata), safe='')}/{BENCH_DB}"
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
     return os.environ["DATABASE_URL"]
+
+
+def _check_bench_database() -> None:
+    """Refuses to touch any database but the bench one (the loader truncates tables)."""
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    if name != BENCH_DB:
+        raise SystemExit(f"refusing to run: Django is connected to {name!r}, not {BENCH_DB!r}")
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -112,6 +129,7 @@ def load(*, n_items: int, n_users: int) -> None:
 
     from catalog.embedding import current_model_name
 
+    _check_bench_database()
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(SEED)
     now = datetime.now(UTC)
@@ -234,6 +252,7 @@ def is_loaded(n_items: int, n_users: int) -> bool:
     from django.core.management import call_command
     from django.db import connection
 
+    _check_bench_database()
     call_command("migrate", verbosity=0)
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM catalog_item")
