@@ -14,6 +14,10 @@ class RecommendationsConfig(AppConfig):
         from recommendations.selectors import serving_config_clear
 
         user_erasure.connect(_erase_served_lists, dispatch_uid="recommendations.served_lists_erase")
+        from catalog.signals import item_vectors_changed
+        from recommendations.two_tower.serving import on_item_vectors_changed
+
+        item_vectors_changed.connect(on_item_vectors_changed, dispatch_uid="recommendations.two_tower_items")
         # An edit applies at once in this process; other processes pick it up within CONFIG_TTL_SECONDS.
         for model in (RerankProfile, Promotion):
             for signal in (post_save, post_delete):

@@ -9,6 +9,7 @@ filters are sane. Unknown users are not an error: they get the cold-start path.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from recommendations.rerank.candidates import Scored, cosine
 from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
 from recommendations.retrieval import get_backend
 from recommendations.retrieval.base import HardFilters
+from recommendations.two_tower import serving as two_tower_serving
 
 # Weight of the i-th most recent session item in the session vector: the newest counts most.
 SESSION_DECAY = 0.7
@@ -71,6 +73,9 @@ class _Signal:
     # to fetch them for (with the candidates' features, in the same query)
     explainers: dict[int, tuple[str, np.ndarray, bool]] = field(default_factory=dict)
     explain_pks: list[int] = field(default_factory=list)
+    # two-tower model: candidates from its own search (k, filters) -> {pk: score}, and its version name
+    search: Callable[..., dict[int, float]] | None = None
+    model_version: str = ""
 
 
 def recommendations_for_user(
@@ -85,6 +90,7 @@ def recommendations_for_user(
     """Personalised: the user's vector; without one, their history's items; without history, the session
     (if a session id is given); without that, trending. `history` and `vector` replace the stored ones
     when given (offline evaluation serves from training events only)."""
+    overridden = vector is not None
     if history is None or vector is None:
         stored_vector, stored_history = selectors.user_context(user_id=user_id)
         history = history if history is not None else stored_history
@@ -99,7 +105,9 @@ def recommendations_for_user(
         signal.explainers = _explainers(recent[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks)
     else:
         signal.explain_pks = recent[: selectors.EXPLAIN_ITEMS]
-    if signal.vector is not None:
+    if not overridden and recent:
+        _two_tower(signal, two_tower_serving.query_for_user(user_id=user_id))
+    if signal.vector is not None or signal.search is not None:
         return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
     if session_id:
         session = selectors.history_for(session_id=session_id)
@@ -164,12 +172,14 @@ def _from_session(
     ]
     vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
     params = _excluding(params, item_pks)
-    if vector is None:
+    learned = two_tower_serving.query_for_items(item_pks=item_pks)
+    if vector is None and learned is None:
         return _trending(
             params=params, user_id=user_id, session_id=session_id, preview=preview, history=history
         )
     history = history or selectors.History()
     signal = _Signal(scenario=Scenario.SESSION, vector=vector, history=history)
+    _two_tower(signal, learned)
     signal.explainers = _explainers(
         newest_first[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks
     )
@@ -215,6 +225,8 @@ def _serve(
     backend = get_backend()
     if signal.scores is not None:
         scores = dict(signal.scores)
+    elif signal.search is not None:
+        scores = signal.search(k=profile.candidate_k, filters=filters)
     else:
         candidates = backend.search(vector=signal.vector, k=profile.candidate_k, filters=filters)
         scores = {c.item_pk: 1.0 - c.distance for c in candidates}
@@ -285,10 +297,18 @@ def _serve(
             user_id=user_id,
             session_id=session_id,
             surface=params.surface,
-            model_version=current_model_name() if signal.vector is not None else "popularity",
-            backend=backend.name if signal.vector is not None else "",
+            model_version=signal.model_version
+            or (current_model_name() if signal.vector is not None else "popularity"),
+            backend=backend.name if signal.vector is not None or signal.search is not None else "",
         )
     return answer
+
+
+def _two_tower(signal: _Signal, learned: two_tower_serving.Query | None) -> None:
+    """With an active two-tower version, candidates come from it (the user tower ran on the recent
+    items); explanations and re-ranking stay as they are. None: content vectors, as without a model."""
+    if learned is not None:
+        signal.search, signal.model_version = learned.search, learned.name
 
 
 def _explain(c: Scored, signal: _Signal) -> dict[str, Any]:

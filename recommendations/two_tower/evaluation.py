@@ -81,5 +81,13 @@ def two_tower_factory(*, seed: int | None = None, progress: bool = False, on_tra
 
 
 def two_tower_scorer_factory(data, split, stats, vectors, *, k: int = 50):
-    """`evaluate`'s `two_tower` method: a model trained with the configured settings and seed."""
-    return two_tower_factory(progress=True)(data, split, stats, vectors, k=k)
+    """`evaluate`'s `two_tower` method: a model trained with the configured settings and seed. Trained on
+    first use, so `evaluate --methods ...` without it costs nothing."""
+    state: dict = {}
+
+    def score(users: list[str]) -> np.ndarray:
+        if "scorer" not in state:
+            state["scorer"] = two_tower_factory(progress=True)(data, split, stats, vectors, k=k)
+        return state["scorer"](users)
+
+    return score

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from numpy.lib.stride_tricks import sliding_window_view
 
 from catalog.models import Item
 
@@ -158,57 +159,65 @@ def examples_build(
     rows: np.ndarray,
     max_len: int,
     holdout_actors: set[str],
+    strict: bool = True,
 ) -> tuple[Examples, Examples]:
     """Training examples from `rows` (indices into the time-ordered event arrays): for every actor, each
-    distinct item after the first is a target with the items before it as history. For the actors in
-    `holdout_actors`, the last target is kept out of training: it is the validation example."""
+    distinct item after the first is a target with the items before it as history (`strict`: only those
+    met at an earlier moment). For the actors in `holdout_actors`, the last target is kept out of
+    training: it is the validation example (its history always strict, like the test protocols)."""
     rows = np.asarray(rows, dtype=np.int64)
     order = rows[np.argsort(actors[rows], kind="stable")]  # grouped by actor, time order kept
     keys, starts = np.unique(actors[order], return_index=True)
     bounds = [*starts.tolist(), len(order)]
-    per_actor = []
-    n_train = n_valid = 0
+    train_parts, valid_parts, seen = [], [], []
     for a, actor in enumerate(keys):
         group = order[bounds[a] : bounds[a + 1]]
         items, types, times = distinct_first(item_idx[group], event_type[group], ts[group])
-        if len(items) < 2:
+        n = len(items)
+        if n < 2:
             continue
-        holdout = str(actor) in holdout_actors and len(items) >= 3
-        per_actor.append((items, types, times, holdout))
-        n_train += len(items) - 1 - int(holdout)
-        n_valid += int(holdout)
+        times_arr = np.asarray(times)
+        # The history of target t: the items met strictly before it (not its basket-mates of the same
+        # moment), as the evaluation protocols and serving see a user before their next visit.
+        strict_ends = np.searchsorted(times_arr, times_arr, side="left")[1:]
+        ends = strict_ends if strict else np.arange(1, n)
+        views = (
+            sliding_window_view(np.array([PAD] * max_len + items, dtype=np.int64), max_len),
+            sliding_window_view(np.array([0] * max_len + types, dtype=np.int64), max_len),
+            sliding_window_view(np.concatenate([np.full(max_len, np.nan), times_arr]), max_len),
+        )
+        win_items, win_types, ages = _windows(views, ends)
+        targets = np.asarray(items[1:], dtype=np.int64)
+        keep = ends > 0
+        holdout = str(actor) in holdout_actors and n >= 3 and strict_ends[-1] > 0
+        if holdout:
+            valid_parts.append((*_windows(views, strict_ends[-1:]), targets[-1:]))
+            seen.append(np.asarray(items[: strict_ends[-1]], dtype=np.int64))
+            keep[-1] = False
+        train_parts.append((win_items[keep], win_types[keep], ages[keep], targets[keep]))
 
-    def alloc(n: int) -> Examples:
+    def stack(parts) -> Examples:
+        if not parts:
+            empty = np.zeros((0, max_len), dtype=np.int64)
+            return Examples(history=Encoded(empty, empty, empty), target=np.zeros(0, dtype=np.int64))
         return Examples(
             history=Encoded(
-                items=np.full((n, max_len), PAD, dtype=np.int64),
-                types=np.zeros((n, max_len), dtype=np.int64),
-                ages=np.zeros((n, max_len), dtype=np.int64),
+                items=np.concatenate([p[0] for p in parts]),
+                types=np.concatenate([p[1] for p in parts]),
+                ages=np.concatenate([p[2] for p in parts]),
             ),
-            target=np.zeros(n, dtype=np.int64),
+            target=np.concatenate([p[3] for p in parts]),
         )
 
-    train, valid = alloc(n_train), alloc(n_valid)
-    valid.seen = []
-    ti = vi = 0
-    for items, types, times, holdout in per_actor:
-        times_arr = np.asarray(times)
-        last = len(items) - 1
-        for t in range(1, len(items)):
-            lo = max(0, t - max_len)
-            n = t - lo
-            is_valid = holdout and t == last
-            out, i = (valid, vi) if is_valid else (train, ti)
-            out.history.items[i, max_len - n :] = items[lo:t]
-            out.history.types[i, max_len - n :] = types[lo:t]
-            hours = (times_arr[t - 1] - times_arr[lo:t]) / 3600.0
-            out.history.ages[i, max_len - n :] = np.minimum(
-                AGE_BUCKETS, np.log2(1.0 + np.maximum(hours, 0.0)).astype(np.int64) + 1
-            )
-            out.target[i] = items[t]
-            if is_valid:
-                valid.seen.append(np.asarray(items[:t], dtype=np.int64))
-                vi += 1
-            else:
-                ti += 1
-    return train, valid
+    valid = stack(valid_parts)
+    valid.seen = seen
+    return stack(train_parts), valid
+
+
+def _windows(views, ends: np.ndarray):
+    """Rows ending just before each index of `ends`: items, types and age buckets (from the newest)."""
+    win_items, win_types, win_ts = (v[ends] for v in views)
+    hours = np.nan_to_num((win_ts[:, -1:] - win_ts) / 3600.0, nan=0.0)
+    ages = np.minimum(AGE_BUCKETS, np.log2(1.0 + np.maximum(hours, 0.0)).astype(np.int64) + 1)
+    ages[win_items < 0] = 0
+    return win_items, win_types, ages

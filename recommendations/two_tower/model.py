@@ -1,4 +1,4 @@
-"""The two towers (torch), and the user tower's forward pass in numpy for the request path.
+"""The two towers (torch). The user tower's forward pass for the request path is in numpy (user_tower.py).
 
 Item tower: projection(content embedding) + id embedding + category + brand + price-bucket embeddings,
 L2-normalised. Id 0, category/brand/price 0 are "unknown" and fixed at zero (padding_idx), so an item the
@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recommendations.two_tower.features import AGE_BUCKETS, EVENT_TYPES, Encoded
+from recommendations.two_tower.features import AGE_BUCKETS, EVENT_TYPES
 
 
 @dataclass
@@ -42,8 +41,11 @@ class TwoTower(nn.Module):
         super().__init__()
         self.shape = shape
         d = shape.dim
-        self.content = nn.Sequential(
-            nn.Linear(shape.content_dim, shape.hidden), nn.GELU(), nn.Linear(shape.hidden, d)
+        # hidden = 0: one linear projection (what a busy 2-core machine affords; see README "Two-tower model")
+        self.content = (
+            nn.Sequential(nn.Linear(shape.content_dim, shape.hidden), nn.GELU(), nn.Linear(shape.hidden, d))
+            if shape.hidden
+            else nn.Linear(shape.content_dim, d)
         )
         self.id_emb = nn.Embedding(shape.n_ids + 1, d, padding_idx=0)
         self.cat_emb = nn.Embedding(shape.cat_buckets + 1, d, padding_idx=0)
@@ -94,55 +96,3 @@ class TwoTower(nn.Module):
         newest = tokens[:, -1]
         u = newest + self.user_out(torch.cat([pooled, newest], dim=-1))
         return F.normalize(u, dim=-1)
-
-
-@dataclass
-class UserTowerWeights:
-    """The user tower's parameters as numpy arrays: one request is a few small matrix products, cheaper
-    in numpy than through torch's dispatcher."""
-
-    type_emb: np.ndarray
-    pos_emb: np.ndarray
-    age_emb: np.ndarray
-    att_w: np.ndarray
-    att_b: np.ndarray
-    att_out: np.ndarray
-    out_w: np.ndarray
-    out_b: np.ndarray
-
-    @classmethod
-    def from_model(cls, model: TwoTower) -> UserTowerWeights:
-        def a(t: torch.Tensor) -> np.ndarray:
-            return t.detach().cpu().numpy().astype(np.float32)
-
-        return cls(
-            type_emb=a(model.type_emb.weight),
-            pos_emb=a(model.pos_emb.weight),
-            age_emb=a(model.age_emb.weight),
-            att_w=a(model.att_hidden.weight),
-            att_b=a(model.att_hidden.bias),
-            att_out=a(model.att_out.weight)[0],
-            out_w=a(model.user_out.weight),
-            out_b=a(model.user_out.bias),
-        )
-
-
-def user_vector_numpy(weights: UserTowerWeights, tokens: np.ndarray, seq: Encoded) -> np.ndarray:
-    """The user tower for one sequence: tokens (L, d) are the item vectors of `seq.items[0]` (rows for
-    padding are ignored). Same arithmetic as `TwoTower.users`."""
-    mask = seq.items[0] >= 0
-    max_len = len(mask)
-    tokens = tokens[mask]
-    positions = np.arange(max_len - 1, -1, -1)[mask]
-    h = (
-        tokens
-        + weights.type_emb[seq.types[0][mask]]
-        + weights.pos_emb[positions]
-        + weights.age_emb[seq.ages[0][mask]]
-    )
-    logits = np.tanh(h @ weights.att_w.T + weights.att_b) @ weights.att_out
-    logits = np.exp(logits - logits.max())
-    pooled = (logits / logits.sum()) @ h
-    newest = tokens[-1]
-    u = newest + weights.out_w @ np.concatenate([pooled, newest]) + weights.out_b
-    return (u / max(float(np.linalg.norm(u)), 1e-12)).astype(np.float32)

@@ -55,6 +55,7 @@ class TrainConfig:
     brand_buckets: int = 1024
     price_buckets: int = 16
     logq: bool = True
+    strict_history: bool = True  # train on next-visit targets only (see features.examples_build)
     seed: int = 0
     threads: int = 2
 
@@ -159,6 +160,7 @@ def model_train(
         rows=train_rows,
         max_len=config.max_len,
         holdout_actors=holdout,
+        strict=config.strict_history,
     )
     if len(valid.target) > VALID_MAX_USERS:
         keep = np.sort(rng.choice(len(valid.target), VALID_MAX_USERS, replace=False))
@@ -232,7 +234,9 @@ def model_train(
             local[mask_np] = inverse[:n_hist]
             target_local = torch.from_numpy(inverse[n_hist:])
             padded = torch.cat([vecs, torch.zeros(1, vecs.shape[1])])
-            tokens = padded[torch.from_numpy(local)]
+            # F.embedding, not padded[local]: its backward is a dense embedding backward, several times
+            # cheaper on CPU than the scatter-add of advanced indexing
+            tokens = F.embedding(torch.from_numpy(local), padded)
             mask = torch.from_numpy(mask_np)
             user = model.users(
                 tokens,
@@ -240,7 +244,7 @@ def model_train(
                 torch.from_numpy(train.history.ages[batch]),
                 mask,
             )
-            item = vecs[target_local]
+            item = F.embedding(target_local, vecs)
             logits = user @ item.T / config.temperature
             t_target = torch.from_numpy(target)
             if config.logq:
@@ -253,7 +257,7 @@ def model_train(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{total / (step + 1):.3f}")
         bar.close()
@@ -265,7 +269,9 @@ def model_train(
             tqdm.write(
                 f"epoch {epoch}: loss {total / steps:.4f}  valid ndcg@10 {ndcg:.4f}  recall@10 {recall:.4f}"
             )
-        if ndcg > best_score:
+        if not len(valid.target):  # nothing to validate on (tiny data): train every epoch, keep the last
+            best_state, result.best_epoch = copy.deepcopy(model.state_dict()), epoch
+        elif ndcg > best_score:
             best_score, best_state, stale, result.best_epoch = (
                 ndcg,
                 copy.deepcopy(model.state_dict()),

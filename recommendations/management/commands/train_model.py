@@ -1,0 +1,43 @@
+"""`python manage.py train_model`: train a two-tower version on a window of recent events, gate it on the
+held-out evaluation, and promote it only if it wins (recommendations/two_tower/registry.py)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recommendations.two_tower import registry
+
+
+class Command(BaseCommand):
+    help = "Train the two-tower model, evaluate it against the active version (or content-only), promote if better."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--window-days", type=float, help="Train on the last N days of events (default: setting)."
+        )
+        parser.add_argument("--seed", type=int, help="Random seed (default: RECSYS_TWO_TOWER_SEED).")
+        parser.add_argument("--max-epochs", type=int, help="Upper bound on epochs (early stopping decides).")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options):
+        if options["window_days"] is not None and options["window_days"] <= 0:
+            raise CommandError("--window-days must be positive.")
+        if options["max_epochs"] is not None and options["max_epochs"] <= 0:
+            raise CommandError("--max-epochs must be a positive integer.")
+        try:
+            version = registry.model_train_and_gate(
+                window_days=options["window_days"],
+                seed=options["seed"],
+                progress=not options["no_progress"],
+                max_epochs=options["max_epochs"],
+            )
+        except registry.TrainingBusy as exc:
+            raise CommandError(f"{exc}; try again when it is done.") from exc
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        history = version.metrics.get("training", [])
+        self.stdout.write(
+            f"v{version.pk}: {version.status}{' (active)' if version.is_active else ''}. {version.reason}\n"
+            f"trained {len(history)} epochs (best {version.metrics.get('best_epoch')}) in "
+            f"{version.training_seconds:.1f} s on {version.events} events; artifact {version.artifact_path}"
+        )
