@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 FORMATS = ("jsonl", "csv")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
@@ -154,8 +155,6 @@ def feed_batches(
 ) -> Iterator[list[Record]]:
     """The feed's records in lists of `size`, with a tqdm bar over the file's bytes (on stderr).
     `limit` stops after that many records (for a quick look at a large file)."""
-    from tqdm import tqdm
-
     bar = tqdm(
         total=feed.size, unit="B", unit_scale=True, desc=feed.path.name, disable=not progress, leave=True
     )
@@ -218,6 +217,5 @@ class FeedImportCommand(BaseCommand):
             reason = errors
         else:
             reason = "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in errors.items())
-        from tqdm import tqdm
-
+        # through tqdm, so that the line is printed above the progress bar instead of through it
         tqdm.write(f"line {line}: rejected: {reason}", file=self.stderr._out)
