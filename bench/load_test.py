@@ -223,7 +223,9 @@ def main() -> None:
     try:
         warm = Client(port, raw, args.items, args.users, seed=0, run=run + "w")
         for _ in range(20 * args.workers):
-            warm.one()
+            op, _ms, status = warm.one()
+            if status in (0, 401, 403) or status >= 500:
+                raise SystemExit(f"warm-up {op} answered {status}; see var/bench_load_gunicorn.log")
         seconds = args.minutes * 60
         started = time.monotonic()
         deadline = started + seconds

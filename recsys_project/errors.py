@@ -38,3 +38,14 @@ def api_exception_handler(exc, context):
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"error": exc.default_code, "detail": str(detail)}
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: a URL no route matches (e.g. an id with a newline) gets the error shape under /api/,
+    Django's page elsewhere. Fuzzing found HTML 404s on API paths."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "not_found", "detail": "No such resource."}, status=404)
+    return page_not_found(request, exception)

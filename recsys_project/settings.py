@@ -172,6 +172,11 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}
     },
     "SECURITY": [{"ApiKey": []}],
+    # 401/429/404/413/415 answered by the shared layers, documented on every operation (fuzzing found them)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recsys_project.openapi.postprocess_shared_answers",
+    ],
 }
 
 # --- Celery (DESIGN.md §3). Reliability: a task is acknowledged only after it ran, and re-queued when the

@@ -10,6 +10,9 @@ api_v1 = [
     path("", include("recommendations.api.urls")),
 ]
 
+# JSON 404s under /api/ (recsys_project/errors.py)
+handler404 = "recsys_project.errors.not_found"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
