@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
+from interactions.abuse import RANK_IN_MINUTE_SQL, event_rate_factor
 from interactions.models import UserProfile
 
 # Events per apply round. 1,000 events of ~50 users: ~40 ms in SQL + numpy on the 2-core box.
@@ -70,11 +71,12 @@ class UserSums:
     weight_sum: float
     ref: datetime | None
 
-    def add(self, events: list[tuple[str, datetime, np.ndarray]]) -> None:
-        """Fold (event_type, timestamp, item vector) in. Order does not matter."""
+    def add(self, events: list[tuple[str, datetime, np.ndarray, float]]) -> None:
+        """Fold (event_type, timestamp, item vector, rate factor) in. Order does not matter. The rate
+        factor (interactions/abuse.py) down-weights a user's events past a human rate."""
         if not events:
             return
-        newest = max(ts for _t, ts, _v in events)
+        newest = max(event[1] for event in events)
         if self.ref is None or self.vector_sum is None:
             self.vector_sum = np.zeros(len(events[0][2]), dtype=np.float64)
             self.weight_sum = 0.0
@@ -84,8 +86,8 @@ class UserSums:
             self.vector_sum *= factor
             self.weight_sum *= factor
             self.ref = newest
-        for event_type, ts, vector in events:
-            weight = event_weight(event_type) * decay(age_seconds=(self.ref - ts).total_seconds())
+        for event_type, ts, vector, factor in events:
+            weight = factor * event_weight(event_type) * decay(age_seconds=(self.ref - ts).total_seconds())
             self.vector_sum += weight * vector
             self.weight_sum += weight
 
@@ -162,12 +164,12 @@ LIMIT %(limit)s
 
 # Re-checks `NOT vector_applied` on the latest row version (READ COMMITTED), after the profiles are
 # locked: an event another transaction applied meanwhile is not applied twice.
-_CLAIM_SQL = """
+_CLAIM_SQL = f"""
 UPDATE interactions_event e SET vector_applied = true
 FROM catalog_item i
 WHERE e.id = ANY(%(ids)s) AND NOT e.vector_applied AND e.user_id = ANY(%(users)s)
   AND i.id = e.item_id AND i.embedding IS NOT NULL AND i.embedding_model = %(model)s
-RETURNING e.user_id, e.event_type, e.timestamp, i.embedding::text
+RETURNING e.user_id, e.event_type, e.timestamp, i.embedding::text, {RANK_IN_MINUTE_SQL}
 """
 
 
@@ -198,9 +200,10 @@ def user_vectors_apply(
         cur.execute(
             _CLAIM_SQL, {"ids": [pk for pk, _u in pending], "users": list(profiles), "model": model_name}
         )
-        by_user: dict[str, list[tuple[str, datetime, np.ndarray]]] = defaultdict(list)
-        for user_id, event_type, ts, vector in cur.fetchall():
-            by_user[user_id].append((event_type, ts, parse_vector(vector)))
+        by_user: dict[str, list[tuple[str, datetime, np.ndarray, float]]] = defaultdict(list)
+        for user_id, event_type, ts, vector, rank in cur.fetchall():
+            factor = event_rate_factor(rank_in_minute=rank)
+            by_user[user_id].append((event_type, ts, parse_vector(vector), factor))
         sums = {}
         for user_id, events in by_user.items():
             s = _sums_of(profiles[user_id])
@@ -225,12 +228,12 @@ def user_vectors_apply_all(
     return total
 
 
-_REBUILD_SQL = """
+_REBUILD_SQL = f"""
 UPDATE interactions_event e SET vector_applied = true
 FROM catalog_item i
 WHERE e.user_id = ANY(%(users)s) AND i.id = e.item_id
   AND i.embedding IS NOT NULL AND i.embedding_model = %(model)s
-RETURNING e.user_id, e.event_type, e.timestamp, i.embedding::text
+RETURNING e.user_id, e.event_type, e.timestamp, i.embedding::text, {RANK_IN_MINUTE_SQL}
 """
 
 
@@ -241,9 +244,10 @@ def user_vectors_rebuild(*, user_ids: list[str]) -> ApplyResult:
     with transaction.atomic(), connection.cursor() as cur:
         profiles, created = _profiles_lock(user_ids)
         cur.execute(_REBUILD_SQL, {"users": list(profiles), "model": model_name})
-        by_user: dict[str, list[tuple[str, datetime, np.ndarray]]] = defaultdict(list)
-        for user_id, event_type, ts, vector in cur.fetchall():
-            by_user[user_id].append((event_type, ts, parse_vector(vector)))
+        by_user: dict[str, list[tuple[str, datetime, np.ndarray, float]]] = defaultdict(list)
+        for user_id, event_type, ts, vector, rank in cur.fetchall():
+            factor = event_rate_factor(rank_in_minute=rank)
+            by_user[user_id].append((event_type, ts, parse_vector(vector), factor))
         sums = {}
         for user_id in profiles:
             s = UserSums(vector_sum=None, weight_sum=0.0, ref=None)

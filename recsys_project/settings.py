@@ -216,6 +216,11 @@ RECSYS_EVENT_WEIGHTS = {
     "review": 12.0,
 }
 RECSYS_USER_HALF_LIFE_DAYS = float(os.environ.get("RECSYS_USER_HALF_LIFE_DAYS", "30"))
+# Event spam (interactions/abuse.py): a user's events past this many per minute (event time) count
+# RECSYS_BOT_WEIGHT in their vector, and past the cap nothing. The events are stored either way.
+RECSYS_BOT_EVENTS_PER_MINUTE = int(os.environ.get("RECSYS_BOT_EVENTS_PER_MINUTE", "20"))
+RECSYS_BOT_WEIGHT = float(os.environ.get("RECSYS_BOT_WEIGHT", "0.1"))
+RECSYS_MAX_USER_EVENTS_PER_MINUTE = int(os.environ.get("RECSYS_MAX_USER_EVENTS_PER_MINUTE", "60"))
 RECSYS_VECTOR_BACKEND = os.environ.get("RECSYS_VECTOR_BACKEND", "pgvector")
 # Two-tower model (recommendations/two_tower): retraining schedule (crontab), training window, the gate (a
 # version is activated only if it beats the active one, or content-only, on this protocol and metric by
