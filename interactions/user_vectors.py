@@ -202,7 +202,7 @@ def user_vectors_apply(
         )
         by_user: dict[str, list[tuple[str, datetime, np.ndarray, float]]] = defaultdict(list)
         for user_id, event_type, ts, vector, rank in cur.fetchall():
-            factor = event_rate_factor(rank_in_minute=rank)
+            factor = event_rate_factor(rank_in_minute=rank, event_type=event_type)
             by_user[user_id].append((event_type, ts, parse_vector(vector), factor))
         sums = {}
         for user_id, events in by_user.items():
@@ -246,7 +246,7 @@ def user_vectors_rebuild(*, user_ids: list[str]) -> ApplyResult:
         cur.execute(_REBUILD_SQL, {"users": list(profiles), "model": model_name})
         by_user: dict[str, list[tuple[str, datetime, np.ndarray, float]]] = defaultdict(list)
         for user_id, event_type, ts, vector, rank in cur.fetchall():
-            factor = event_rate_factor(rank_in_minute=rank)
+            factor = event_rate_factor(rank_in_minute=rank, event_type=event_type)
             by_user[user_id].append((event_type, ts, parse_vector(vector), factor))
         sums = {}
         for user_id in profiles:

@@ -55,6 +55,17 @@ def test_a_burst_of_events_is_down_weighted_then_capped_in_the_user_vector(api, 
     assert UserProfile.objects.get(external_id="bot").weight_sum == pytest.approx(25, rel=1e-3)
 
 
+def test_a_large_basket_bought_in_one_minute_keeps_its_full_weight(api):
+    ItemFactory(external_id="b", embedding=topic(1))
+    events = views("buyer", "b", 150, timezone.now() - timedelta(hours=1), "basket")
+    for event in events:
+        event["event_type"] = "purchase"
+    post_events(api, events)
+    user_vectors_apply_all()
+    weight = UserProfile.objects.get(external_id="buyer").weight_sum
+    assert weight == pytest.approx(150 * 10.0, rel=1e-3)  # purchase weight 10, none capped
+
+
 def test_events_at_a_human_rate_keep_their_full_weight(api):
     ItemFactory(external_id="a", embedding=topic(1))
     at = timezone.now() - timedelta(hours=1)
