@@ -131,3 +131,20 @@ def test_train_model_command_reports_the_decision(shop, capsys):
 def test_train_model_command_refuses_a_bad_window():
     with pytest.raises(CommandError, match="--window-days must be positive"):
         call_command("train_model", "--window-days", "0")
+
+
+def test_admin_lists_versions_with_their_decision_and_metrics(shop, admin_client):
+    promoted = registry.model_train_and_gate(seed=0)
+    rejected = registry.model_train_and_gate(seed=0)
+    page = admin_client.get("/admin/recommendations/modelversion/").content.decode()
+    assert promoted.name in page and rejected.name in page
+    assert "rejected" in page and "content-only baseline" in page
+    detail = admin_client.get(f"/admin/recommendations/modelversion/{rejected.pk}/change/").content.decode()
+    assert "does not beat" in detail
+    assert "two_tower_active" in detail and "ndcg@10" in detail  # the gate run's table, every method
+    # the "activate" action is the same as rollback_model --to
+    admin_client.post(
+        "/admin/recommendations/modelversion/",
+        {"action": "activate", "_selected_action": [str(promoted.pk)]},
+    )
+    assert ModelVersion.objects.get(is_active=True) == promoted
