@@ -1,4 +1,6 @@
+import admin_tools_stats.urls
 from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -10,6 +12,13 @@ api_v1 = [
     path("", include("recommendations.api.urls")),
 ]
 
+
+def _staff_only(patterns):
+    """django-admin-charts lets any logged-in user open its analytics pages (and the charts marked
+    show_to_users); admin and reports are staff-only here, so every one of its views is wrapped."""
+    return [path(str(p.pattern), staff_member_required(p.callback), name=p.name) for p in patterns]
+
+
 # JSON 404s under /api/ (recsys_project/errors.py)
 handler404 = "recsys_project.errors.not_found"
 
@@ -20,6 +29,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("reports/", include("analytics.urls")),
-    path("admin_tools_stats/", include("admin_tools_stats.urls")),
+    path("admin_tools_stats/", include(_staff_only(admin_tools_stats.urls.urlpatterns))),
     path("", include("storefront.urls")),
 ]
