@@ -3,7 +3,8 @@
 Found by fuzzing the schema (tests/security/test_api_fuzz.py): the views documented their own 200/400/404
 but not what the shared layers answer, so the schema said less than the API does:
 - 401 (no or bad key) and 429 (per-key throttle) on every operation, in the error shape;
-- 404 on every operation with a path parameter (an id that no route matches, e.g. with a newline);
+- 404 on every operation with a path parameter (an id that no route matches, e.g. with a newline), and
+  400 (an id with a NUL character, refused by recsys_project/middleware.py);
 - 413 (body over the cap) and 415 (not JSON) on every operation that takes a body;
 - a batch endpoint's 400 is either the error shape (the body is not a batch) or the batch answer with
   every entry rejected (which also carries "error" and "detail").
@@ -43,6 +44,7 @@ def postprocess_shared_answers(result: dict, generator, request, public) -> dict
             answers = dict(SHARED_ANSWERS)
             if "{" in path:
                 answers["404"] = "No such resource."
+                answers["400"] = "The id is not valid (e.g. contains a NUL character)."
             if "requestBody" in operation:
                 answers.update(BODY_ANSWERS)
             for code, description in answers.items():

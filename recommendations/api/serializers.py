@@ -32,6 +32,8 @@ class IdListField(serializers.Field):
         else:
             raise serializers.ValidationError("Must be comma-separated item ids, or a list of id strings.")
         ids = [i for i in ids if i]
+        if any("\x00" in i for i in ids):  # PostgreSQL text cannot hold NUL: a 500 otherwise (fuzzing)
+            raise serializers.ValidationError("Null characters are not allowed.")
         if len(ids) > MAX_EXCLUDE:
             raise serializers.ValidationError(f"At most {MAX_EXCLUDE} ids.")
         return ids
