@@ -70,3 +70,29 @@ def test_item_without_interactions_gets_a_vector_from_its_content_alone(shop):
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
     # its nearest trained item is the one whose content it shares
     assert int(np.argmax(known @ vector)) == c3
+
+
+def test_temporal_protocol_trains_on_events_before_the_cut_only(shop):
+    data = evaluation.events_load()
+    seen_rows = []
+
+    def keep(trained):
+        seen_rows.append(trained.examples)
+
+    result = evaluation.evaluation_run(
+        protocol="temporal",
+        test_days=30,
+        methods=["content", "two_tower"],
+        extra_scorers={"two_tower": two_tower_factory(seed=0, on_trained=keep, **TINY)},
+        progress=False,
+        data=data,
+    )
+    assert result.split.users and "ndcg@10" in result.run.metrics["two_tower"]
+    # every training example comes from events before the cut: fewer than from all events
+    everything = model_train(
+        stream=data,
+        train_rows=np.arange(len(data.ts)),
+        config=TrainConfig(**{**TINY, "max_epochs": 1}),
+        progress=False,
+    )
+    assert 0 < seen_rows[0] < everything.examples
