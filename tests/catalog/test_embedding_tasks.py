@@ -179,13 +179,16 @@ def test_vectors_changed_signal_is_sent_with_the_embedded_items():
 @contextmanager
 def broker_at(url: str):
     """Point this process's Celery publisher at another broker URL (e.g. a closed port)."""
+    from kombu import pools as kombu_pools
+
     from recsys_project.celery import app
 
     def drop_connections():
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Producer pools are also cached by kombu, globally, per connection: reset them all, or a later
+        # publish in this process reuses a pool closed here ("Acquire on closed pool").
         app._pool = None
         app.amqp._producer_pool = None
+        kombu_pools.reset()
 
     old = app.conf.broker_url
     drop_connections()

@@ -61,7 +61,17 @@ def worker():
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        wait_for(lambda: "ready." in log_path.read_text() or process.poll() is not None, 60, "the worker")
+        # Ready = the consumer is up and both children have loaded the model (worker_process_init), which
+        # takes from a few seconds to over a minute on a busy machine; the waits in the tests are then
+        # about the work itself.
+        wait_for(
+            lambda: (
+                process.poll() is not None
+                or ("ready." in (text := log_path.read_text()) and text.count("Loading weights: 100%") >= 2)
+            ),
+            240,
+            "the worker and its model",
+        )
         assert process.poll() is None, log_path.read_text()
         yield process
     except BaseException:
