@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import CATEGORY_SEPARATOR
@@ -21,6 +23,7 @@ MAX_PRICE = 10**10
 _SURFACE = re.compile(r"^[A-Za-z0-9_.:-]*$")
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class IdListField(serializers.Field):
     """Item ids as a comma-separated string (query string) or a list of strings (JSON body)."""
 
