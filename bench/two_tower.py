@@ -231,6 +231,9 @@ def main() -> None:
     )
     parser.add_argument("--no-cost", action="store_true")
     parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="Serving figures with the active version."
+    )
     parser.add_argument("--one", nargs=3, metavar=("SEED", "PROTOCOL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -238,6 +241,10 @@ def main() -> None:
         Path(out).write_text(json.dumps(quality_one(int(seed), protocol)))
         return
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    if args.latency_only:
+        _setup()
+        _latency()
+        return
     if not args.cost_only:
         quality(args.seeds, args.protocols, args.jobs)
     if not args.no_cost:

@@ -104,12 +104,16 @@ def _query(version: ModelVersion, items: list[int], types: list[str], ts: list[f
     from recommendations.two_tower.artifacts import artifact_load
 
     loaded = artifact_load(version.artifact_path)
-    vectors = _model_vectors(version_id=version.pk, item_pks=list(set(items)))
-    kept = [(i, k, t) for i, k, t in zip(items, types, ts, strict=True) if i in vectors]
+    max_len = loaded.trained.config.max_len
+    # Only the newest distinct items can reach the tower: fetch (and parse) vectors for those, with room
+    # for a few without a model vector (parsing 200 vectors cost more than the rest of the request).
+    d_items, d_types, d_ts = distinct_first(items, types, ts)
+    vectors = _model_vectors(version_id=version.pk, item_pks=d_items[-2 * max_len :])
+    kept = [(i, k, t) for i, k, t in zip(d_items, d_types, d_ts, strict=True) if i in vectors]
     if not kept:
         return None
-    d_items, d_types, d_ts = distinct_first(*zip(*kept, strict=True))
-    seq = sequence_encode(d_items, d_types, d_ts, max_len=loaded.trained.config.max_len)
+    d_items, d_types, d_ts = (list(x) for x in zip(*kept, strict=True))
+    seq = sequence_encode(d_items, d_types, d_ts, max_len=max_len)
     tokens = np.zeros((seq.items.shape[1], loaded.trained.model.shape.dim), dtype=np.float32)
     for j, pk in enumerate(seq.items[0]):
         if pk >= 0:
