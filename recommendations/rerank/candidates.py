@@ -38,6 +38,17 @@ def evolve(c: Scored, **changes: Any) -> Scored:
     return new
 
 
+# Every field at its default: `scored_new` copies it instead of running the frozen dataclass's __init__ (which
+# sets each of 14 fields through object.__setattr__; ~4 us against ~1 us, for ~500 candidates a request).
+_BLANK = Scored(pk=0, external_id="", score=0.0)
+
+
+def scored_new(**values: Any) -> Scored:
+    """`Scored(**values)` for the hot path (the features of every candidate): same result, no __init__.
+    Callers pass at least pk, external_id and score."""
+    return evolve(_BLANK, **values)
+
+
 def by_score(candidates: list[Scored]) -> list[Scored]:
     """Best first; ties broken by pk so that answers are stable."""
     return sorted(candidates, key=lambda c: (-c.score, c.pk))
