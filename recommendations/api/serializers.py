@@ -177,3 +177,42 @@ class AnswerSerializer(serializers.Serializer):
     recommendation_id = serializers.UUIDField()
     scenario = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
+
+
+_PRICE = RecommendedItemSerializer().fields["price"]
+_REASON_FIELDS = {"type": str, "item_id": str, "promotion_id": int, "explore": bool}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def answer_data(answer: Any) -> dict[str, Any]:
+    """`AnswerSerializer(answer).data`, without building and deep-copying the nested serializers' fields for
+    every item (~1 ms of CPU per answer of 10 items, a tenth of what serving a list costs in Python). Same
+    output: the same price formatting (the serializer's own DecimalField), the reason's declared keys only,
+    in their order, and nulls kept (checked against the serializer in the tests)."""
+    items = []
+    for item in answer.items:
+        reason = item["reason"]
+        price = item["price"]
+        items.append(
+            {
+                "id": _text(item["id"]),
+                "title": _text(item["title"]),
+                "price": None if price is None else _PRICE.to_representation(price),
+                "image_url": _text(item["image_url"]),
+                "category_path": [_text(level) for level in item["category_path"]],
+                "score": None if item["score"] is None else float(item["score"]),
+                "reason": {
+                    key: None if reason[key] is None else cast(reason[key])
+                    for key, cast in _REASON_FIELDS.items()
+                    if key in reason
+                },
+            }
+        )
+    return {
+        "recommendation_id": str(answer.recommendation_id),
+        "scenario": str(answer.scenario),
+        "items": items,
+    }

@@ -17,6 +17,7 @@ from recommendations.api.serializers import (
     SearchQuerySerializer,
     SessionInSerializer,
     UserQuerySerializer,
+    answer_data,
     items_resolve,
     list_params,
 )
@@ -27,7 +28,7 @@ _LIST_PARAMS = [ListParamsSerializer]
 
 
 def _render(answer: scenarios.Answer) -> Response:
-    return Response(AnswerSerializer(answer).data)
+    return Response(answer_data(answer))
 
 
 class UserRecommendationsView(APIView):

@@ -25,14 +25,15 @@ def exploration_slots(
         return ranked
     slots = max(1, int(share * limit))
     in_ranked = {c.pk for c in ranked}
-    fresh = [
+    eligible = [  # filtered before sorting: the test is per item, and few of ~500 candidates pass it
         c
-        for c in sorted(pool, key=lambda c: (-c.score, c.pk))
-        if c.pk not in in_ranked
-        and c.interaction_count == 0
+        for c in pool
+        if c.interaction_count == 0
+        and c.pk not in in_ranked
         and c.published_at is not None
         and (now - c.published_at).total_seconds() <= max_age_days * 86400
-    ][:slots]
+    ]
+    fresh = sorted(eligible, key=lambda c: (-c.score, c.pk))[:slots]
     if not fresh:
         return ranked
     keep = ranked[: max(len(ranked) - len(fresh), 0)] if len(ranked) + len(fresh) > limit else ranked

@@ -64,7 +64,8 @@ def promotions_pin(ranked: list[Scored], pool: list[Scored], *, limit: int) -> l
     """Puts, for each pinned slot, the best-scored pinned item (from `ranked` or `pool`) at that slot
     (1-based), shifting the others down, and cuts the list to `limit`. One item per slot."""
     pinned_by_slot: dict[int, Scored] = {}
-    for c in sorted([*ranked, *pool], key=lambda c: (-c.score, c.pk)):
+    pinned = [c for c in ranked if c.pinned_slot] + [c for c in pool if c.pinned_slot]
+    for c in sorted(pinned, key=lambda c: (-c.score, c.pk)):  # only pinned items: no sort of ~500 otherwise
         if (
             c.pinned_slot
             and c.pinned_slot not in pinned_by_slot

@@ -1,0 +1,43 @@
+"""The answer's JSON is built by hand on the hot path (`answer_data`); it must be exactly what
+AnswerSerializer, the documented schema, renders."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from recommendations.api.serializers import AnswerSerializer, answer_data
+from recommendations.scenarios import Answer
+
+
+def _item(**changes):
+    item = {
+        "pk": 1,
+        "id": "sku-1",
+        "title": "Trail shoe",
+        "price": Decimal("89.5"),
+        "image_url": "https://img.example/1.jpg",
+        "category_path": ["Sports", "Running"],
+        "score": 0.912345,
+        "reason": {"type": "because_you_viewed", "item_id": "sku-9"},
+    }
+    item.update(changes)
+    return item
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [_item()],
+        [_item(price=None), _item(price=Decimal("0.005"), image_url="", category_path=[])],
+        [_item(price=Decimal("1234567.891"), score=1)],
+        [_item(reason={"type": "promoted", "promotion_id": 7, "explore": True})],
+        [_item(reason={"type": "trending", "unexpected": "dropped", "explore": True})],
+        [_item(reason={"type": "similar_to", "item_id": None}), _item(title=None)],
+    ],
+)
+def test_answer_data_renders_exactly_what_the_answer_serializer_renders(items):
+    answer = Answer(recommendation_id=uuid.uuid4(), scenario="user", items=items, profile="default")
+
+    assert answer_data(answer) == AnswerSerializer(answer).data
