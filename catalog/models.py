@@ -82,14 +82,16 @@ class Item(models.Model):
                 condition=models.Q(embedding_dirty=True),
             ),
             # The ANN index. Cosine opclass, because retrieval orders by `embedding <=> q`. m=16 and
-            # ef_construction=64 (pgvector's defaults): recall@10 0.987-0.997 at ef_search 40 and 0.999 at
-            # 100 on 50k vectors; ef_construction=128 built ~1.9x slower for no better recall
-            # (bench/hnsw.py; README "Embeddings", with the halfvec measurement).
+            # ef_construction=64 (pgvector's defaults) gave recall@10 0.987-0.997 on 50k vectors close to
+            # real ones (bench/hnsw.py), but on the 100k clustered serving catalog users whose vector lies
+            # between categories got recall@100 ~0 (worst 5%: 0.000; mean 0.89): the search stays in the
+            # wrong cluster, at any ef_search. m=32, ef_construction=128: mean 0.94-0.95, worst 5% 0.26-0.74
+            # over two builds, ~1.8x the build time, +3% size (bench/hnsw_params.py; README "Serving").
             HnswIndex(
                 name="item_embedding_hnsw",
                 fields=["embedding"],
-                m=16,
-                ef_construction=64,
+                m=32,
+                ef_construction=128,
                 opclasses=["vector_cosine_ops"],
             ),
             models.Index(fields=["brand"], name="item_brand"),
