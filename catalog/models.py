@@ -177,7 +177,11 @@ def _salient_attributes(attributes: object) -> str:
             text = ", ".join(_squash(str(v)) for v in value)
         else:
             continue
-        if not text or len(text) > MAX_ATTRIBUTE_VALUE_CHARS or text.lower().startswith(("http://", "https://")):
+        if (
+            not text
+            or len(text) > MAX_ATTRIBUTE_VALUE_CHARS
+            or text.lower().startswith(("http://", "https://"))
+        ):
             continue
         pairs.append(f"{_squash(str(key)).replace('_', ' ')}: {text}")
         if len(pairs) == MAX_EMBEDDED_ATTRIBUTES:
@@ -197,9 +201,7 @@ class Promotion(models.Model):
 
     name = models.CharField(max_length=200)
     target_type = models.CharField(max_length=20, choices=PromotionTarget.choices)
-    item = models.ForeignKey(
-        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="promotions"
-    )
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="promotions")
     category_path = ArrayField(
         models.CharField(max_length=200),
         default=list,

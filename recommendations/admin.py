@@ -296,4 +296,5 @@ class ServedListAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+
 from recommendations.two_tower import admin as _two_tower_admin  # noqa: E402, F401  (ModelVersion admin)
