@@ -21,7 +21,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
-from django.urls import Resolver404, resolve
 
 from interactions.demo_shop import demo_shop_is_loaded
 from interactions.management.commands.seed_demo import (
@@ -187,16 +186,12 @@ class Command(BaseCommand):
         return False
 
     def print_banner(self, supervisor: Supervisor, *, base, password, api_key, items, users) -> None:
-        try:
-            resolve("/")
-            storefront = f"  Storefront   {base}/"
-        except Resolver404:
-            storefront = None
         lines = [
             "",
             "=" * 78,
             f"recsys demo is running, on a SYNTHETIC demo shop ({items} items, {users} shoppers).",
-            *([storefront] if storefront else []),
+            f"  Storefront   {base}/",
+            f"  Reports      {base}/reports/   (staff: the admin login)",
             f"  Admin        {base}/admin/     user: {ADMIN_USERNAME}   password: {password}",
             f"  API docs     {base}/api/docs/",
             f"  Health       {base}/healthz",
