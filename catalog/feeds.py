@@ -10,7 +10,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -196,6 +196,7 @@ class FeedImportCommand(BaseCommand):
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError("--limit must be at least 1.")
         self.rejected = 0
+        self.lines = 0
         try:
             with Feed(options["file"], fmt=options["format"]) as feed:
                 batches = feed_batches(
@@ -210,6 +211,27 @@ class FeedImportCommand(BaseCommand):
 
     def import_feed(self, feed: Feed, batches: Iterator[list[Record]], **options) -> None:
         raise NotImplementedError
+
+    def validated(
+        self, feed: Feed, batch: list[Record], check: Callable[[Any], tuple[Any, dict]]
+    ) -> list[Any]:
+        """The clean values of a batch's valid records; every other record is rejected by its line number.
+        In CSV an empty cell means "not given", so the stored value (or the default) stays."""
+        valid = []
+        for record in batch:
+            self.lines += 1
+            if record.data is None:
+                self.reject(record.line, record.error)
+                continue
+            raw = record.data
+            if feed.format == "csv":
+                raw = {k: v for k, v in raw.items() if v != ""}
+            clean, errors = check(raw)
+            if errors:
+                self.reject(record.line, errors)
+            else:
+                valid.append(clean)
+        return valid
 
     def reject(self, line: int, errors: dict[str, list[str]] | str) -> None:
         self.rejected += 1

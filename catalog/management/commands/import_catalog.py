@@ -23,31 +23,16 @@ class Command(FeedImportCommand):
 
     def import_feed(self, feed: Feed, batches, **options) -> None:
         totals = {"created": 0, "updated": 0, "unchanged": 0}
-        lines = 0
         for batch in batches:
-            valid = []
-            for record in batch:
-                lines += 1
-                if record.data is None:
-                    self.reject(record.line, record.error)
-                    continue
-                raw = record.data
-                if feed.format == "csv":
-                    # An empty cell means "not given": the stored value (or the default) stays.
-                    raw = {k: v for k, v in raw.items() if v != ""}
-                clean, errors = check_item(raw)
-                if errors:
-                    self.reject(record.line, errors)
-                else:
-                    valid.append(clean)
+            valid = self.validated(feed, batch, check_item)
             if valid:
                 result = item_upsert(items=valid)
                 totals["created"] += result.created
                 totals["updated"] += result.updated
                 totals["unchanged"] += result.unchanged
         self.stdout.write(
-            f"{lines} lines: {totals['created']} created, {totals['updated']} updated, "
+            f"{self.lines} lines: {totals['created']} created, {totals['updated']} updated, "
             f"{totals['unchanged']} unchanged, {self.rejected} rejected."
         )
-        if lines and self.rejected == lines:
+        if self.lines and self.rejected == self.lines:
             raise CommandError("Every line was rejected; nothing was imported.")

@@ -23,28 +23,15 @@ class Command(FeedImportCommand):
     default_batch_size = EVENT_IMPORT_BATCH
 
     def import_feed(self, feed: Feed, batches, **options) -> None:
-        accepted = duplicates = lines = 0
+        accepted = duplicates = 0
         for batch in batches:
-            valid = []
-            for record in batch:
-                lines += 1
-                if record.data is None:
-                    self.reject(record.line, record.error)
-                    continue
-                raw = record.data
-                if feed.format == "csv":
-                    raw = {k: v for k, v in raw.items() if v != ""}
-                clean, errors = check_event(raw)
-                if errors:
-                    self.reject(record.line, errors)
-                else:
-                    valid.append(clean)
+            valid = self.validated(feed, batch, check_event)
             if valid:
                 result = events_ingest(events=valid, bulk=True)
                 accepted += result.accepted
                 duplicates += result.duplicates
         self.stdout.write(
-            f"{lines} lines: {accepted} accepted, {duplicates} duplicates, {self.rejected} rejected."
+            f"{self.lines} lines: {accepted} accepted, {duplicates} duplicates, {self.rejected} rejected."
         )
-        if lines and self.rejected == lines:
+        if self.lines and self.rejected == self.lines:
             raise CommandError("Every line was rejected; nothing was imported.")
