@@ -11,6 +11,7 @@ from django.dispatch import Signal
 
 from interactions.models import Event, EventType, UserProfile
 from interactions.tasks import user_vectors_enqueue
+from interactions.validation import EVENT_KEYS
 
 # Sent inside the erasure transaction with `user_id`; receivers (served-list logs, caches, ...) delete
 # what they hold for that user and return {"what": count}. Apps that import interactions connect to it,
@@ -46,20 +47,6 @@ CREATE TEMP TABLE IF NOT EXISTS event_staging (
     device_type text, recommendation_id uuid, surface text, position int, value numeric, quantity int
 ) ON COMMIT DELETE ROWS"""
 _STAGING_SOURCE = "SELECT * FROM event_staging"
-_EVENT_KEYS = (
-    "event_id",
-    "user_id",
-    "session_id",
-    "item_id",
-    "event_type",
-    "timestamp",
-    "device_type",
-    "recommendation_id",
-    "surface",
-    "position",
-    "value",
-    "quantity",
-)
 
 _INSERT_SQL = """
 WITH batch AS ({source}
@@ -112,10 +99,10 @@ def events_ingest(*, events: Sequence[dict[str, Any]], bulk: bool = False) -> In
             cur.execute(_STAGING_DDL)
             with cur.cursor.copy(f"COPY event_staging ({_STAGING_COLUMNS}) FROM STDIN") as copy:
                 for event in unique:
-                    copy.write_row([event[key] for key in _EVENT_KEYS])
+                    copy.write_row([event[key] for key in EVENT_KEYS])
             cur.execute(_INSERT_FROM_STAGING, [EventType.PURCHASE])
         else:
-            columns = [[event[key] for event in unique] for key in _EVENT_KEYS]
+            columns = [[event[key] for event in unique] for key in EVENT_KEYS]
             cur.execute(_INSERT_FROM_ARRAYS, [*columns, EventType.PURCHASE])
         result.stored = [(row[0], row[1]) for row in cur.fetchall()]
         # After commit: fold the events of known users into their vectors.
