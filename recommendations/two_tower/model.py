@@ -7,7 +7,8 @@ of the ids is dropped to 0 (`id_dropout`) so that this content-only path is trai
 
 User tower: the recent items (item-tower vectors), each plus an event-type, a position (0 = newest) and an
 age embedding; additive attention pools them; the pooled vector and the newest item go through a linear
-layer, added back to the newest item (a residual), L2-normalised. Score = cosine(user, item).
+layer, added back to the pooled vector (a residual; models trained before `residual_pooled` add it to the
+newest item), L2-normalised. Score = cosine(user, item).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ModelShape:
     brand_buckets: int
     price_buckets: int
     max_len: int
+    residual_pooled: bool = False  # False for models trained before the option existed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +59,7 @@ class TwoTower(nn.Module):
         self.att_hidden = nn.Linear(d, d)
         self.att_out = nn.Linear(d, 1, bias=False)
         self.user_out = nn.Linear(2 * d, d)
+        self.dropout = 0.0  # on the user tower's input items while training (serving has none)
         # The learned parts start small, so the content projection leads at first.
         for emb in (self.id_emb, self.cat_emb, self.brand_emb, self.price_emb):
             nn.init.normal_(emb.weight, std=0.01)
@@ -88,11 +91,14 @@ class TwoTower(nn.Module):
         """tokens (b, L, d) item vectors, newest last; mask (b, L) True where there is an item."""
         max_len = tokens.shape[1]
         positions = torch.arange(max_len - 1, -1, -1, device=tokens.device)  # newest = 0
+        if self.training and self.dropout:
+            tokens = F.dropout(tokens, self.dropout)
         h = tokens + self.type_emb(types) + self.pos_emb(positions)[None] + self.age_emb(ages)
         logits = self.att_out(torch.tanh(self.att_hidden(h))).squeeze(-1)
         logits = logits.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=1)
         pooled = (weights.unsqueeze(-1) * h).sum(dim=1)
         newest = tokens[:, -1]
-        u = newest + self.user_out(torch.cat([pooled, newest], dim=-1))
+        base = pooled if self.shape.residual_pooled else newest
+        u = base + self.user_out(torch.cat([pooled, newest], dim=-1))
         return F.normalize(u, dim=-1)

@@ -25,6 +25,7 @@ class UserTowerWeights:
     att_out: np.ndarray
     out_w: np.ndarray
     out_b: np.ndarray
+    residual_pooled: bool = False
 
     @classmethod
     def from_model(cls, model) -> UserTowerWeights:
@@ -40,6 +41,7 @@ class UserTowerWeights:
             att_out=a(model.att_out.weight)[0],
             out_w=a(model.user_out.weight),
             out_b=a(model.user_out.bias),
+            residual_pooled=model.shape.residual_pooled,
         )
 
 
@@ -60,5 +62,6 @@ def user_vector_numpy(weights: UserTowerWeights, tokens: np.ndarray, seq: Encode
     logits = np.exp(logits - logits.max())
     pooled = (logits / logits.sum()) @ h
     newest = tokens[-1]
-    u = newest + weights.out_w @ np.concatenate([pooled, newest]) + weights.out_b
+    base = pooled if weights.residual_pooled else newest
+    u = base + weights.out_w @ np.concatenate([pooled, newest]) + weights.out_b
     return (u / max(float(np.linalg.norm(u)), 1e-12)).astype(np.float32)

@@ -160,3 +160,43 @@ def test_unrelated_random_content_is_not_what_the_model_serves(promoted):
     answer = _for_user("shopper")
     assert answer.items[0]["pk"] != shop.c[3].pk
     assert random_unit(np.random.default_rng(1)).shape == (np.asarray(shop.c[3].embedding).shape[0],)
+
+
+@pytest.mark.parametrize("residual_pooled", [True, False])
+def test_numpy_user_tower_matches_torch_in_both_residual_forms(residual_pooled):
+    """Models trained before `residual_pooled` existed (newest item + correction) still serve the same."""
+    from recommendations.two_tower.model import ModelShape, TwoTower
+    from recommendations.two_tower.user_tower import UserTowerWeights
+
+    torch.manual_seed(0)
+    shape = ModelShape(
+        content_dim=8,
+        dim=6,
+        hidden=0,
+        n_ids=4,
+        cat_buckets=4,
+        brand_buckets=4,
+        price_buckets=3,
+        max_len=5,
+        residual_pooled=residual_pooled,
+    )
+    model = TwoTower(shape).eval()
+    with torch.no_grad():  # the output layer starts at zero; give it weights so both forms differ
+        model.user_out.weight.normal_()
+        model.user_out.bias.normal_()
+    items, types, ts = distinct_first([3, 1, 2], ["view", "purchase", "click"], [0, 60, 7200])
+    seq = sequence_encode(items, types, ts, max_len=5)
+    tokens = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+    expected = (
+        model.users(
+            torch.from_numpy(tokens)[None],
+            torch.from_numpy(seq.types),
+            torch.from_numpy(seq.ages),
+            torch.from_numpy(seq.items >= 0),
+        )[0]
+        .detach()
+        .numpy()
+    )
+    weights = UserTowerWeights.from_model(model)
+    assert weights.residual_pooled is residual_pooled
+    np.testing.assert_allclose(user_vector_numpy(weights, tokens, seq), expected, atol=1e-5)
