@@ -76,9 +76,20 @@ def model_train_and_gate(
     if not _try_lock():
         raise TrainingBusy("another two-tower training run holds the lock")
     try:
+        interrupted_runs_close()
         return _train_and_gate(window_days=window_days, seed=seed, progress=progress, data=data, **overrides)
     finally:
         _unlock()
+
+
+def interrupted_runs_close() -> int:
+    """Mark versions still "training" as failed: called with the lock held, so no live run owns them (an
+    advisory lock dies with its session); their process was killed before it could record an outcome."""
+    return ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).update(
+        status=ModelVersion.Status.FAILED,
+        reason="interrupted: the training process stopped before recording an outcome (found by the next run)",
+        updated_at=timezone.now(),
+    )
 
 
 def _window(data, days: float | None):

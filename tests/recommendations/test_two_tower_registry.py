@@ -120,6 +120,33 @@ def test_training_is_refused_while_another_run_holds_the_lock(shop):
     assert not ModelVersion.objects.exists()
 
 
+def test_a_run_killed_mid_training_is_marked_failed_by_the_next_run(shop):
+    # what a SIGKILLed run leaves behind: a version still "training", and its lock gone with its session
+    killed = ModelVersion.objects.create(configuration={}, seed=0, events=0)
+    assert killed.status == ModelVersion.Status.TRAINING
+    version = registry.model_train_and_gate(seed=0)
+    killed.refresh_from_db()
+    assert killed.status == ModelVersion.Status.FAILED and not killed.is_active
+    assert killed.reason.startswith("interrupted")
+    assert version.status == ModelVersion.Status.PROMOTED
+
+
+def test_a_live_run_s_version_is_not_marked_failed_by_a_refused_one(shop):
+    live = ModelVersion.objects.create(configuration={}, seed=0, events=0)
+    params = connection.get_connection_params()
+    other = psycopg.connect(
+        **{k: v for k, v in params.items() if k in {"dbname", "user", "host", "port", "password"}}
+    )
+    try:
+        other.execute("SELECT pg_advisory_lock(%s)", [registry.LOCK_KEY])
+        with pytest.raises(registry.TrainingBusy):
+            registry.model_train_and_gate(seed=0)
+    finally:
+        other.close()
+    live.refresh_from_db()
+    assert live.status == ModelVersion.Status.TRAINING
+
+
 def test_train_model_command_reports_the_decision(shop, capsys):
     call_command("train_model", "--seed", "0", "--window-days", "365", "--no-progress")
     out = capsys.readouterr().out
