@@ -52,7 +52,7 @@ class TrainConfig:
     batch_size: int = 2048
     max_epochs: int = 10
     patience: int = 2
-    lr: float = 5e-3
+    lr: float = 3e-3
     temperature: float = 0.05
     id_min_count: int = 2  # items seen as a target at least this often get their own id embedding
     max_ids: int = 200_000  # cap on id embeddings (the long tail shares the "unknown" id 0)
