@@ -11,7 +11,7 @@ isotropic noise, L2-normalised. 200 leaf categories plus one holding 1% of the i
 filter); 5% of the items are out of stock. Queries come from the same distribution (other seed).
 
 It lives in its own database, `recsys_bench_faiss` on the embedded server (never the dev database), loaded
-with binary COPY; pgvector's HNSW index (m=16, ef_construction=64, as the migration declares) is built after
+with binary COPY; pgvector's HNSW index (with the m and ef_construction the catalog model declares) is built after
 the load. The FAISS index is built by `manage.py build_faiss_index` in a child process (its peak RSS is the
 build memory) and written under /tmp/recsys_bench_faiss/ (removed at the end).
 
@@ -168,16 +168,25 @@ def catalog_load(vectors, paths, prices, in_stock) -> None:
     print(f"loaded {n} items in {time.perf_counter() - started:.1f} s", flush=True)
 
 
+def pgvector_index_params() -> tuple[int, int]:
+    """m and ef_construction of the catalog's HNSW index as the model declares it (what migrate builds)."""
+    from catalog.models import Item
+
+    index = next(i for i in Item._meta.indexes if i.name == "item_embedding_hnsw")
+    return index.m, index.ef_construction
+
+
 def pgvector_index_build() -> dict:
     from django.db import connection
 
     started = time.perf_counter()
+    m, ef_construction = pgvector_index_params()
     with connection.cursor() as cur:
         cur.execute("DROP INDEX IF EXISTS item_embedding_hnsw")
         cur.execute("SET maintenance_work_mem = '1GB'")
         cur.execute(
             "CREATE INDEX item_embedding_hnsw ON catalog_item USING hnsw (embedding vector_cosine_ops) "
-            "WITH (m = 16, ef_construction = 64)"
+            f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
         )
         cur.execute("ANALYZE catalog_item")
         cur.execute("SELECT pg_relation_size('item_embedding_hnsw')")
@@ -432,7 +441,8 @@ def main() -> None:
             PgvectorBackend(), queries, truth_plain, truth_rare, pk_to_row,
             concurrency=args.concurrency, seconds=args.seconds,
         )  # fmt: skip
-        rows.append(("pgvector", "HNSW m=16 ef_c=64 ef_s=200", build, figures))
+        m, ef_construction = pgvector_index_params()
+        rows.append(("pgvector", f"HNSW m={m} ef_c={ef_construction} ef_s=200", build, figures))
     if "faiss" in backends:
         from accelerator.backend import FaissBackend
 
