@@ -1,5 +1,6 @@
 """Reads of the served-list log (`recommendations.ServedList`, written by serving) in the one shape that
-analytics needs. Everything analytics knows about that model's columns is in this module."""
+analytics needs, and the retention's selection of old lists. Everything analytics knows about that model's
+columns is in this module."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.apps import apps
+from django.db.models import Exists, OuterRef, QuerySet
 
 # Served lists are read in pages of this many rows; a page of 10-item lists is ~2 MB in Python and takes
 # ~40 ms to fetch on the embedded Postgres (2 cores, shared machine).
@@ -61,3 +63,16 @@ def served_lists_between(*, start: datetime, end: datetime) -> Iterator[ServedLi
     )
     for row in rows:
         yield _view(row)
+
+
+def served_lists_unreferenced(*, created_before: datetime, events: QuerySet, attributions: QuerySet):
+    """The lists served before `created_before` whose recommendation_id no row of `events`
+    (interactions.Event) and no row of `attributions` (analytics.Attribution) carries: a queryset, or None
+    when serving is not installed. Both checks are index probes (event_recommendation, attribution_list)."""
+    model = _model()
+    if model is None:
+        return None
+    return model.objects.filter(created_at__lt=created_before).filter(
+        ~Exists(events.filter(recommendation_id=OuterRef("recommendation_id"))),
+        ~Exists(attributions.filter(recommendation_id=OuterRef("recommendation_id"))),
+    )

@@ -31,11 +31,14 @@ def metrics_rollup_sweep_task(self) -> dict[str, int]:
 
 
 @shared_task
-def events_retention_sweep_task() -> int:
-    """Prune raw events past RECSYS_EVENT_RETENTION_DAYS (0: keep forever); safe to repeat."""
+def events_retention_sweep_task() -> dict[str, int]:
+    """Prune raw events, then the served lists they no longer refer to, past RECSYS_EVENT_RETENTION_DAYS
+    (0: keep forever); safe to repeat."""
+    from dataclasses import asdict
+
     from django.conf import settings
 
-    from analytics.retention import events_prune
+    from analytics.retention import PruneResult, retention_prune
 
     days = settings.RECSYS_EVENT_RETENTION_DAYS
-    return events_prune(days=days) if days else 0
+    return asdict(retention_prune(days=days) if days else PruneResult())

@@ -21,7 +21,8 @@ BEAT_SCHEDULE["analytics-metrics-rollup"] = {
 }
 
 # privacy: prune raw events past RECSYS_EVENT_RETENTION_DAYS (no-op when 0), once they are attributed,
-# rolled up and folded into user vectors (analytics/retention.py).
+# rolled up and folded into user vectors, then the served lists no remaining event refers to
+# (analytics/retention.py).
 BEAT_SCHEDULE["analytics-events-retention-sweep"] = {
     "task": "analytics.tasks.events_retention_sweep_task",
     "schedule": crontab(minute=41, hour=3),

@@ -242,7 +242,8 @@ RECSYS_MAX_TITLE = 500
 RECSYS_MAX_DESCRIPTION = 20000
 RECSYS_MAX_ATTRIBUTES_BYTES = 16384
 # Privacy: raw events older than this many days are pruned daily once attributed and folded into user
-# vectors (analytics/retention.py, `manage.py prune_events`). 0 keeps them forever; the minimum is 3.
+# vectors, then the served lists no remaining event refers to (analytics/retention.py, `manage.py
+# prune_events`). 0 keeps them forever; the minimum is 3.
 RECSYS_EVENT_RETENTION_DAYS = int(os.environ.get("RECSYS_EVENT_RETENTION_DAYS", "0"))
 # Events stamped further ahead than this are rejected as clock errors.
 RECSYS_MAX_FUTURE_SKEW_SECONDS = 15 * 60

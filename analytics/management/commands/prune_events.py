@@ -1,17 +1,21 @@
 """`python manage.py prune_events [--days N] [--dry-run]`: delete raw events older than N days (default:
-RECSYS_EVENT_RETENTION_DAYS) once they are attributed and folded into user vectors (analytics/retention.py).
-The beat runs the same thing daily when the setting is above 0."""
+RECSYS_EVENT_RETENTION_DAYS) once they are attributed and folded into user vectors, then the served lists
+no remaining event refers to (analytics/retention.py). The beat runs the same thing daily when the setting
+is above 0."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.retention import MIN_RETENTION_DAYS, events_prunable, events_prune
+from analytics.retention import MIN_RETENTION_DAYS, events_prunable, retention_prune, served_lists_prunable
 
 
 class Command(BaseCommand):
-    help = "Delete raw events older than N days that are already in the rollups and the user vectors."
+    help = (
+        "Delete raw events older than N days that are already in the rollups and the user vectors, and the "
+        "served lists no remaining event refers to."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=None, help="default: RECSYS_EVENT_RETENTION_DAYS")
@@ -26,8 +30,14 @@ class Command(BaseCommand):
                 f"--days must be at least {MIN_RETENTION_DAYS} (rollups are final after 2 days)"
             )
         if dry_run:
+            served = served_lists_prunable(days=days)
             self.stdout.write(
-                f"{events_prunable(days=days).count()} events would be pruned (older than {days} days)"
+                f"{events_prunable(days=days).count()} events and "
+                f"{served.count() if served is not None else 0} served lists would be pruned "
+                f"(older than {days} days)"
             )
             return
-        self.stdout.write(f"pruned {events_prune(days=days)} events older than {days} days")
+        result = retention_prune(days=days)
+        self.stdout.write(
+            f"pruned {result.events} events and {result.served_lists} served lists older than {days} days"
+        )
