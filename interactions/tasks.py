@@ -1,6 +1,7 @@
-"""User-vector tasks (the `default` queue; the sweep goes to `maintenance`). Safe to run twice or to
+"""User-vector tasks (the `default` queue; the sweeps go to `maintenance`). Safe to run twice or to
 lose: an event is folded into its user's vector in the same transaction that marks it applied, and the
-sweep applies whatever a lost task left pending."""
+sweep applies whatever a lost task left pending. The unlinked-events sweep links late events to their
+items (a linked row is no longer a candidate, so a repeat finds nothing)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ def pending_user_events_sweep_task() -> int:
     if total:
         logger.info("sweep applied %d pending events to user vectors", total)
     return total
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
+def unlinked_events_sweep_task() -> int:
+    """Catch up: link events whose item arrived while they were being stored (see events_relink)."""
+    from interactions.services import events_relink  # services queue this module's tasks
+
+    linked = events_relink()
+    if linked:
+        logger.info("sweep linked %d events to items created after them", linked)
+    return linked
 
 
 def _publish(task, args: list, what: str) -> None:

@@ -42,6 +42,14 @@ BEAT_SCHEDULE["interactions-pending-user-events-sweep"] = {
     "options": {"expires": 55},
 }
 
+# events: link events whose item was being created while they were stored (neither transaction saw the
+# other, so item_upsert could not link them), and fold them into their users' vectors.
+BEAT_SCHEDULE["interactions-unlinked-events-sweep"] = {
+    "task": "interactions.tasks.unlinked_events_sweep_task",
+    "schedule": crontab(minute="5-59/10"),
+    "options": {"expires": 9 * 60},
+}
+
 # serving: recompute time-decayed item popularity (trending, popularity penalty, exploration).
 BEAT_SCHEDULE["recommendations-item-popularity-refresh"] = {
     "task": "recommendations.tasks.item_popularity_refresh_task",
