@@ -1,4 +1,4 @@
-"""Analytics tasks. Both are sweeps (safe to repeat, idempotent) on the maintenance queue, run by beat."""
+"""Analytics tasks: sweeps (safe to repeat, idempotent) on the maintenance queue, run by beat."""
 
 from __future__ import annotations
 
