@@ -24,8 +24,15 @@ class Event(models.Model):
     event_id = models.CharField(max_length=128, unique=True)
     user_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 - NULL: anonymous session
     session_id = models.CharField(max_length=128, blank=True, default="")
+    # No index of its own: `event_item_time` (item, timestamp) leads with it, and serves the FK's SET NULL
+    # on item deletion as well as every lookup by item.
     item = models.ForeignKey(
-        "catalog.Item", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        "catalog.Item",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_index=False,
     )
     item_external_id = models.CharField(max_length=255)
     event_type = models.CharField(max_length=20, choices=EventType.choices)
