@@ -39,11 +39,13 @@ class ModelShape:
 
 
 class TwoTower(nn.Module):
-    def __init__(self, shape: ModelShape):
+    def __init__(self, shape: ModelShape, *, dropout: float = 0.0):
         super().__init__()
         self.shape = shape
+        # on the user tower's input items while training; not part of the shape (serving has none)
+        self.dropout = dropout
         d = shape.dim
-        # hidden = 0: one linear projection (what a busy 2-core machine affords; see README "Two-tower model")
+        # hidden = 0: one linear projection of the content embedding instead of a hidden layer
         self.content = (
             nn.Sequential(nn.Linear(shape.content_dim, shape.hidden), nn.GELU(), nn.Linear(shape.hidden, d))
             if shape.hidden
@@ -59,7 +61,6 @@ class TwoTower(nn.Module):
         self.att_hidden = nn.Linear(d, d)
         self.att_out = nn.Linear(d, 1, bias=False)
         self.user_out = nn.Linear(2 * d, d)
-        self.dropout = 0.0  # on the user tower's input items while training (serving has none)
         # The learned parts start small, so the content projection leads at first.
         for emb in (self.id_emb, self.cat_emb, self.brand_emb, self.price_emb):
             nn.init.normal_(emb.weight, std=0.01)

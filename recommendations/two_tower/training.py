@@ -59,7 +59,6 @@ class TrainConfig:
     # Regularisation: the id embeddings memorise otherwise (validation peaked at epoch 3-4 and fell).
     id_dropout: float = 0.5  # share of a step's items that go through the content-only path
     dropout: float = 0.2  # on the user tower's input items, while training
-    weight_decay: float = 0.0  # decoupled (AdamW)
     # The user vector is the attention-pooled history plus a learned correction (False: the newest item
     # plus the correction, as v1 models were).
     residual_pooled: bool = True
@@ -201,15 +200,14 @@ def model_train(
         max_len=config.max_len,
         residual_pooled=config.residual_pooled,
     )
-    model = TwoTower(shape)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = TwoTower(shape, dropout=config.dropout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     t_content = torch.from_numpy(features.content)
     t_cat = torch.from_numpy(features.category)
     t_brand = torch.from_numpy(features.brand)
     t_price = torch.from_numpy(prices)
     t_ids = torch.from_numpy(ids)
     active = getattr(stream, "active", np.ones(n_items, dtype=bool))
-    model.dropout = config.dropout
 
     result = TrainedModel(
         model=model,

@@ -13,6 +13,7 @@ from interactions.models import Event, UserProfile
 from interactions.tasks import unlinked_events_sweep_task, user_vectors_apply_task
 from recsys_project.celery import app
 from recsys_project.schedule import BEAT_SCHEDULE
+from tests.interactions.events import validated_event
 from tests.recommendations.factories import ItemFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,20 +24,14 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 def ingest(n: int, *, item_id: str, user_id: str | None = "u1") -> Event:
     services.events_ingest(
         events=[
-            {
-                "event_id": f"late-{n}",
-                "user_id": user_id,
-                "session_id": "s1",
-                "item_id": item_id,
-                "event_type": "view",
-                "timestamp": T0,
-                "device_type": "",
-                "recommendation_id": None,
-                "surface": "",
-                "position": None,
-                "value": None,
-                "quantity": None,
-            }
+            validated_event(
+                event_id=f"late-{n}",
+                user_id=user_id,
+                session_id="s1",
+                item_id=item_id,
+                event_type="view",
+                timestamp=T0,
+            )
         ]
     )
     return Event.objects.get(event_id=f"late-{n}")

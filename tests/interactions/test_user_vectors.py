@@ -15,6 +15,7 @@ from catalog.models import Item
 from interactions import services
 from interactions.models import Event, UserProfile
 from interactions.user_vectors import user_vectors_apply, user_vectors_apply_all, user_vectors_rebuild
+from tests.interactions.events import validated_event
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 DIM = 384
@@ -59,20 +60,14 @@ def ingest(*events: tuple[str, str, str, datetime]) -> list[int]:
     """Store (user, item external id, type, timestamp) events through the ingestion service."""
     result = services.events_ingest(
         events=[
-            {
-                "event_id": f"e{next(_counter)}",
-                "user_id": user,
-                "session_id": "s",
-                "item_id": item_id,
-                "event_type": event_type,
-                "timestamp": ts,
-                "device_type": "",
-                "recommendation_id": None,
-                "surface": "",
-                "position": None,
-                "value": None,
-                "quantity": None,
-            }
+            validated_event(
+                event_id=f"e{next(_counter)}",
+                user_id=user,
+                session_id="s",
+                item_id=item_id,
+                event_type=event_type,
+                timestamp=ts,
+            )
             for user, item_id, event_type, ts in events
         ]
     )

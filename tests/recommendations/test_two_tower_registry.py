@@ -3,6 +3,7 @@ why, publishes its vectors with their own index before activation; rollback; one
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -104,19 +105,26 @@ def test_rollback_to_a_rejected_version_is_refused(shop, settings):
         call_command("rollback_model", "--to", str(rejected.pk))
 
 
-def test_training_is_refused_while_another_run_holds_the_lock(shop):
+@contextmanager
+def lock_held_by_another_run():
+    """The training advisory lock, held by another database session for the duration."""
     params = connection.get_connection_params()
     other = psycopg.connect(
         **{k: v for k, v in params.items() if k in {"dbname", "user", "host", "port", "password"}}
     )
     try:
         other.execute("SELECT pg_advisory_lock(%s)", [registry.LOCK_KEY])
+        yield
+    finally:
+        other.close()
+
+
+def test_training_is_refused_while_another_run_holds_the_lock(shop):
+    with lock_held_by_another_run():
         with pytest.raises(registry.TrainingBusy):
             registry.model_train_and_gate(seed=0)
         with pytest.raises(CommandError, match="holds the lock"):
             call_command("train_model", "--no-progress")
-    finally:
-        other.close()
     assert not ModelVersion.objects.exists()
 
 
@@ -133,16 +141,8 @@ def test_a_run_killed_mid_training_is_marked_failed_by_the_next_run(shop):
 
 def test_a_live_run_s_version_is_not_marked_failed_by_a_refused_one(shop):
     live = ModelVersion.objects.create(configuration={}, seed=0, events=0)
-    params = connection.get_connection_params()
-    other = psycopg.connect(
-        **{k: v for k, v in params.items() if k in {"dbname", "user", "host", "port", "password"}}
-    )
-    try:
-        other.execute("SELECT pg_advisory_lock(%s)", [registry.LOCK_KEY])
-        with pytest.raises(registry.TrainingBusy):
-            registry.model_train_and_gate(seed=0)
-    finally:
-        other.close()
+    with lock_held_by_another_run(), pytest.raises(registry.TrainingBusy):
+        registry.model_train_and_gate(seed=0)
     live.refresh_from_db()
     assert live.status == ModelVersion.Status.TRAINING
 
