@@ -32,7 +32,9 @@ class Attribution(models.Model):
     source_event = models.ForeignKey(
         "interactions.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
-    revenue = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    # value x quantity: at most 1e14 under the event validator's caps (interactions/validation.py), and
+    # up to 1e15 for events stored under the older caps (1e9 x 1e6); 16 integer digits hold both.
+    revenue = models.DecimalField(max_digits=20, decimal_places=4, default=0)
     occurred_at = models.DateTimeField(help_text="The event's own timestamp.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -87,7 +89,8 @@ class DailyMetric(models.Model):
     clicks = models.PositiveIntegerField(default=0)
     add_to_carts = models.PositiveIntegerField(default=0)
     conversions = models.PositiveIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    # a day's sum of conversions: 26 integer digits hold 1e11 of them at the largest accepted revenue
+    revenue = models.DecimalField(max_digits=30, decimal_places=4, default=0)
     distinct_items = models.PositiveIntegerField(default=0)
     catalog_size = models.PositiveIntegerField(default=0)
     coverage = models.FloatField(default=0.0)
@@ -124,7 +127,8 @@ class DailyItemMetric(models.Model):
     impressions = models.PositiveIntegerField(default=0)
     clicks = models.PositiveIntegerField(default=0)
     conversions = models.PositiveIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    # a day's sum of conversions: 26 integer digits hold 1e11 of them at the largest accepted revenue
+    revenue = models.DecimalField(max_digits=30, decimal_places=4, default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

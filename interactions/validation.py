@@ -29,6 +29,11 @@ EVENT_KEYS = (
 EVENT_FIELDS = frozenset(EVENT_KEYS)
 EVENT_TYPES = frozenset(EventType.values)
 MAX_ID = 128
+# A purchase's unit price and quantity (negative for a return). 1e9 leaves room for currencies without
+# subunits (IDR, VND); the Online Retail data's largest line is 80,995 units. value x quantity is at most
+# 1e14, which attribution's and the rollups' revenue columns hold (analytics/models.py, issue 12).
+MAX_VALUE = Decimal("1000000000")
+MAX_QUANTITY = 100_000
 
 
 def _clean_event_type(value: Any) -> str:
@@ -57,8 +62,8 @@ _CLEANERS = {
     "recommendation_id": _clean_uuid,
     "surface": lambda v: clean_string(v, max_length=100),
     "position": lambda v: clean_int(v, min_value=0, max_value=10_000),
-    "value": lambda v: clean_decimal(v, min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=4),
-    "quantity": lambda v: clean_int(v, min_value=-1_000_000, max_value=1_000_000),
+    "value": lambda v: clean_decimal(v, min_value=-MAX_VALUE, max_value=MAX_VALUE, places=4),
+    "quantity": lambda v: clean_int(v, min_value=-MAX_QUANTITY, max_value=MAX_QUANTITY),
 }
 REQUIRED = ("event_id", "item_id", "event_type", "timestamp")
 

@@ -197,3 +197,33 @@ def test_sweep_rereads_events_that_committed_behind_the_cursor(shown):
     Event.objects.filter(pk=early.pk).update(event_type="click", recommendation_id=served.recommendation_id)
     events_attribute_recent()
     assert Attribution.objects.filter(event=early, kind="click").exists()
+
+
+def test_largest_accepted_value_times_quantity_attributes_and_rolls_up_without_overflow(shown):
+    """value and quantity at the validator's caps, twice in one day: the conversion's revenue and the
+    day's sum fit their columns (issue 12: they overflowed numeric(16,4))."""
+    from analytics.models import DailyMetric
+    from analytics.rollups import daily_metrics_rollup
+    from interactions.validation import check_event
+
+    items, served = shown
+    for item in items[:2]:
+        EventFactory(item=item, event_type="click", recommendation_id=served.recommendation_id)
+        raw = {
+            "event_id": f"max-{item.pk}",
+            "user_id": "u1",
+            "item_id": item.external_id,
+            "event_type": "purchase",
+            "timestamp": (T0 + timedelta(hours=1)).isoformat(),
+            "value": "1000000000",
+            "quantity": 100_000,
+        }
+        clean, errors = check_event(raw)
+        assert errors == {}
+        EventFactory(item=item, event_type="purchase", timestamp=clean["timestamp"], value=clean["value"],
+                     quantity=clean["quantity"])  # fmt: skip
+    assert events_attribute_recent() == {"clicks": 2, "conversions": 2}
+    revenues = Attribution.objects.filter(kind="conversion").values_list("revenue", flat=True)
+    assert list(revenues) == [Decimal("1e14")] * 2
+    daily_metrics_rollup(day=T0.date())
+    assert DailyMetric.objects.get(day=T0.date(), surface="*", scenario="*").revenue == Decimal("2e14")
