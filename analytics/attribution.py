@@ -9,17 +9,29 @@
   (quantity 1 when absent).
 
 Everything here is idempotent (one row per event and kind), so the periodic sweep, a retried task and the
-rollup can all run it over the same events.
+rollup can all run it over the same events. An event that cannot be attributed (its revenue overflows, say:
+it was stored before the validator's caps) is dead-lettered and skipped; the others in its batch are
+attributed and the cursor moves on (analytics/deadletters.py).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 
-from analytics.models import Attribution, AttributionCursor
+from analytics.deadletters import (
+    dead_letter_keys_pending,
+    dead_letter_keys_skipped,
+    dead_letters_resolve,
+    deferred_constraints_check,
+    rows_each,
+)
+from analytics.models import Attribution, AttributionCursor, DeadLetterSweep
 from analytics.served import served_lists_by_id
 from interactions.models import Event, EventType
 
@@ -31,6 +43,8 @@ ATTRIBUTION_BATCH_SIZE = 5000
 SWEEP_OVERLAP = timedelta(minutes=10)
 # ... looking at most this many ids behind the cursor (20 concurrent batches of 1,000 events).
 SWEEP_OVERLAP_IDS = 20_000
+
+logger = logging.getLogger(__name__)
 
 _CLICK_TYPES = (EventType.CLICK, EventType.ADD_TO_CART)
 
@@ -96,11 +110,14 @@ ON CONFLICT (event_id, kind) DO NOTHING
 
 
 def conversions_attribute(
-    *, pk_range: tuple[int, int] | None = None, between: tuple[datetime, datetime] | None = None
+    *,
+    pk_range: tuple[int, int] | None = None,
+    between: tuple[datetime, datetime] | None = None,
+    exclude: Collection[int] = (),
 ) -> int:
-    """Credit purchases (by event id range, or by their timestamp in [start, end)) to the attributed
-    click they follow. Returns the number of new conversion rows."""
-    params: dict = {"window": attribution_window()}
+    """Credit purchases (by event id range, or by their timestamp in [start, end)), except the `exclude`d
+    ids, to the attributed click they follow. Returns the number of new conversion rows."""
+    params: dict = {"window": attribution_window(), "exclude": list(exclude)}
     if pk_range is not None:
         where = "p.id > %(lo)s AND p.id <= %(hi)s"
         params.update(lo=pk_range[0], hi=pk_range[1])
@@ -109,43 +126,108 @@ def conversions_attribute(
         params.update(start=between[0], end=between[1])
     else:
         raise ValueError("pk_range or between is required")
+    where += " AND NOT (p.id = ANY(%(exclude)s::bigint[]))"
     with connection.cursor() as cur:
         cur.execute(_CONVERSIONS_SQL.format(where=where), params)
         return cur.rowcount
 
 
-def events_attribute(*, pk_range: tuple[int, int]) -> dict[str, int]:
-    """Attribute every event with lo < id <= hi: clicks first, so purchases in the same range can
-    convert them."""
-    lo, hi = pk_range
-    events = list(
-        Event.objects.filter(
-            pk__gt=lo, pk__lte=hi, recommendation_id__isnull=False, event_type__in=_CLICK_TYPES
-        ).order_by("pk")
+def _scope(*, pk_range: tuple[int, int] | None, between: tuple[datetime, datetime] | None) -> Q:
+    if pk_range is not None:
+        return Q(pk__gt=pk_range[0], pk__lte=pk_range[1])
+    assert between is not None
+    return Q(timestamp__gte=between[0], timestamp__lt=between[1])
+
+
+def _clicks(scope: Q) -> QuerySet[Event]:
+    return Event.objects.filter(scope, recommendation_id__isnull=False, event_type__in=_CLICK_TYPES)
+
+
+def _attribute(
+    *,
+    pk_range: tuple[int, int] | None = None,
+    between: tuple[datetime, datetime] | None = None,
+    skip: set[int],
+) -> dict[str, int]:
+    """Clicks first, so purchases in the same scope can convert them."""
+    clicks = list(_clicks(_scope(pk_range=pk_range, between=between)).exclude(pk__in=skip).order_by("pk"))
+    return {
+        "clicks": clicks_attribute(events=clicks),
+        "conversions": conversions_attribute(pk_range=pk_range, between=between, exclude=skip),
+    }
+
+
+def event_attribute(*, pk: int) -> dict[str, int]:
+    """Attribute one event (a dead letter's retry). Raises what the database raises."""
+    return _attribute(pk_range=(pk - 1, pk), skip=set())
+
+
+def _attribute_batch(
+    *, pk_range: tuple[int, int] | None = None, between: tuple[datetime, datetime] | None = None
+) -> dict[str, int]:
+    """Attribute a scope in one go; if that fails, event by event, dead-lettering the events that fail
+    (analytics/deadletters.py). Events dead-lettered DEAD_LETTER_MAX_ATTEMPTS times are skipped."""
+    sweep = DeadLetterSweep.ATTRIBUTION
+    skip = {int(key) for key in dead_letter_keys_skipped(sweep=sweep)}
+    scope = _scope(pk_range=pk_range, between=between)
+    try:
+        with transaction.atomic():
+            counts = _attribute(pk_range=pk_range, between=between, skip=skip)
+            deferred_constraints_check()
+    except Exception as exc:  # noqa: BLE001 - one bad event must not stop the batch: redo it row by row
+        logger.warning(
+            "attribution batch %s failed (%s); redoing it event by event", pk_range or between, exc
+        )
+    else:
+        pending = [int(key) for key in dead_letter_keys_pending(sweep=sweep)]
+        if pending:  # dead-lettered before, went through this time
+            done = Event.objects.filter(scope, pk__in=pending).values_list("pk", flat=True)
+            dead_letters_resolve(sweep=sweep, keys=[str(pk) for pk in done])
+        return counts
+
+    counts = {"clicks": 0, "conversions": 0}
+
+    def click(event: Event) -> None:
+        counts["clicks"] += clicks_attribute(events=[event])
+
+    def purchase(pk: int) -> None:
+        counts["conversions"] += conversions_attribute(pk_range=(pk - 1, pk))
+
+    purchases = (
+        Event.objects.filter(scope, event_type=EventType.PURCHASE, item__isnull=False)
+        .exclude(pk__in=skip)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    clicks = clicks_attribute(events=events)
-    conversions = conversions_attribute(pk_range=(lo, hi))
-    return {"clicks": clicks, "conversions": conversions}
+    with transaction.atomic():  # the on-demand metrics call this outside a transaction
+        # all clicks first, as in one go: a purchase may follow a click with a higher id
+        rows_each(
+            sweep=sweep, rows=_clicks(scope).exclude(pk__in=skip).order_by("pk"), key=_pk, process=click
+        )
+        rows_each(sweep=sweep, rows=purchases, key=str, process=purchase)
+    return counts
+
+
+def _pk(event: Event) -> str:
+    return str(event.pk)
+
+
+def events_attribute(*, pk_range: tuple[int, int]) -> dict[str, int]:
+    """Attribute every event with lo < id <= hi (an event that cannot be is dead-lettered)."""
+    return _attribute_batch(pk_range=pk_range)
 
 
 def events_attribute_between(*, start: datetime, end: datetime) -> dict[str, int]:
     """Attribute every click and purchase that happened in [start, end) (the rollup's and the on-demand
-    metrics' catch-up for anything the sweep has not reached yet)."""
-    events = list(
-        Event.objects.filter(
-            timestamp__gte=start,
-            timestamp__lt=end,
-            recommendation_id__isnull=False,
-            event_type__in=_CLICK_TYPES,
-        )
-    )
-    clicks = clicks_attribute(events=events)
-    return {"clicks": clicks, "conversions": conversions_attribute(between=(start, end))}
+    metrics' catch-up for anything the sweep has not reached yet; an event that cannot be is
+    dead-lettered)."""
+    return _attribute_batch(between=(start, end))
 
 
 def events_attribute_recent(*, now: datetime | None = None) -> dict[str, int]:
     """The sweep: attribute events past the cursor (and the overlap margin behind it), then move the
-    cursor. Runs one at a time: the cursor row is locked for the duration."""
+    cursor. Runs one at a time: the cursor row is locked for the duration. An event that cannot be
+    attributed is dead-lettered and the cursor moves past it all the same."""
     from django.utils import timezone
 
     now = now or timezone.now()

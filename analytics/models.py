@@ -140,6 +140,34 @@ class DailyItemMetric(models.Model):
         return f"{self.day} item {self.item_id}: {self.impressions}"
 
 
+class DeadLetterSweep(models.TextChoices):
+    ATTRIBUTION = "attribution", "attribution (key: event id)"
+    DAILY_METRICS_ROLLUP = "daily_metrics_rollup", "daily metrics rollup (key: day)"
+
+
+class DeadLetter(models.Model):
+    """A row a sweep could not process (one event to attribute, one day to roll up), with the error. The
+    sweep records it and moves on, so one bad row never stops it. The sweeps try the row again when they
+    meet it, up to DEAD_LETTER_MAX_ATTEMPTS times in all, then skip it; a fixed row is retried from admin
+    (analytics.deadletters.dead_letter_retry). `created_at` is when it first failed, `updated_at` the last
+    attempt."""
+
+    sweep = models.CharField(max_length=50, choices=DeadLetterSweep.choices)
+    key = models.CharField(max_length=100, help_text="The row: an event id (pk) or a day (YYYY-MM-DD).")
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    resolved = models.BooleanField(default=False, help_text="Processed by a later attempt.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["resolved", "-updated_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["sweep", "key"], name="deadletter_once_per_row")]
+
+    def __str__(self) -> str:
+        return f"{self.sweep} {self.key} ({self.attempts} attempts)"
+
+
 class EvaluationRun(models.Model):
     """One offline evaluation (`manage.py evaluate`): the protocol, what data it ran on, how it was
     configured, and per method the metrics at each K."""

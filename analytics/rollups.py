@@ -1,6 +1,6 @@
 """Live metrics over served lists and attributions: computed on demand for any window
-(`window_metrics_compute`) and rolled up per surface, scenario and day (`daily_metrics_rollup`, run by
-Celery beat)."""
+(`window_metrics_compute`) and rolled up per surface, scenario and day (`daily_metrics_rollup`; Celery beat
+runs `daily_metrics_rollups`, where a day that fails is dead-lettered and the others still roll up)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from django.db.models import Count, Q, Sum
 
 from analytics import metrics
 from analytics.attribution import events_attribute_between
-from analytics.models import Attribution, AttributionKind, DailyItemMetric, DailyMetric
+from analytics.deadletters import dead_letter_keys_skipped, rows_each
+from analytics.models import Attribution, AttributionKind, DailyItemMetric, DailyMetric, DeadLetterSweep
 from analytics.served import served_lists_between
 from catalog.models import Item
 from interactions.models import Event
@@ -130,6 +131,22 @@ def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str,
         shown_items = [pk for pks in lists_by_slice[key] for pk in pks]
         s.novelty = metrics.novelty(recommended=shown_items, popularity=popularity, n_users=n_users)
     return slices
+
+
+def daily_metrics_rollups(*, days: list[date]) -> dict[str, int | None]:
+    """The rollup sweep: roll up each day in its own savepoint. A day that fails is dead-lettered (None in
+    the answer) and the other days are still rolled up; a day that failed DEAD_LETTER_MAX_ATTEMPTS times is
+    skipped (also None) until it is retried from admin. Runs in one transaction."""
+    sweep = DeadLetterSweep.DAILY_METRICS_ROLLUP
+    skipped = dead_letter_keys_skipped(sweep=sweep)
+    written: dict[str, int | None] = {str(day): None for day in days}
+
+    def rollup(day: date) -> None:
+        written[str(day)] = daily_metrics_rollup(day=day)
+
+    with transaction.atomic():
+        rows_each(sweep=sweep, rows=[d for d in days if str(d) not in skipped], key=str, process=rollup)
+    return written
 
 
 def daily_metrics_rollup(*, day: date) -> int:

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from analytics.attribution import events_attribute_recent
-from analytics.rollups import daily_metrics_rollup
+from analytics.rollups import daily_metrics_rollups
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=30)
@@ -21,11 +21,12 @@ def attribution_sweep_task(self) -> dict[str, int]:
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=60)
-def metrics_rollup_sweep_task(self) -> dict[str, int]:
-    """Roll up today and yesterday (late events and late conversions land in yesterday's numbers)."""
+def metrics_rollup_sweep_task(self) -> dict[str, int | None]:
+    """Roll up today and yesterday (late events and late conversions land in yesterday's numbers); a day
+    that fails is dead-lettered (None) and the other still rolls up."""
     today = timezone.now().date()
     try:
-        return {str(day): daily_metrics_rollup(day=day) for day in (today - timedelta(days=1), today)}
+        return daily_metrics_rollups(days=[today - timedelta(days=1), today])
     except Exception as exc:  # noqa: BLE001
         raise self.retry(exc=exc) from exc
 
