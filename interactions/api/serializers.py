@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from interactions.models import EventType
+from interactions.validation import MAX_QUANTITY, MAX_VALUE
 
 
 class EventInSerializer(serializers.Serializer):
@@ -18,8 +19,18 @@ class EventInSerializer(serializers.Serializer):
     recommendation_id = serializers.UUIDField(required=False, allow_null=True)
     surface = serializers.CharField(max_length=100, required=False)
     position = serializers.IntegerField(min_value=0, max_value=10000, required=False, allow_null=True)
-    value = serializers.DecimalField(max_digits=14, decimal_places=4, required=False, allow_null=True)
-    quantity = serializers.IntegerField(required=False, allow_null=True)
+    value = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        min_value=-MAX_VALUE,
+        max_value=MAX_VALUE,
+        required=False,
+        allow_null=True,
+        help_text="A purchase's unit price (revenue = value x quantity; negative for a refund), or a rating.",
+    )
+    quantity = serializers.IntegerField(
+        min_value=-MAX_QUANTITY, max_value=MAX_QUANTITY, required=False, allow_null=True
+    )
 
 
 class EventBatchInSerializer(serializers.Serializer):
