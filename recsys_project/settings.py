@@ -148,12 +148,22 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- Rate limits (recsys_project/ratelimit.py). Client addresses are REMOTE_ADDR; behind N trusted reverse
+# proxies that append to X-Forwarded-For, set RECSYS_NUM_PROXIES=N (never trust the header otherwise).
+RECSYS_NUM_PROXIES = int(os.environ.get("RECSYS_NUM_PROXIES", "0"))
+# The public storefront (pages, its recommendations and events endpoints), per client address.
+RECSYS_STOREFRONT_RATE = os.environ.get("RECSYS_STOREFRONT_RATE", "300/min")
+
 # --- REST framework
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["recsys_project.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["recsys_project.authentication.HasApiKey"],
     "DEFAULT_THROTTLE_CLASSES": ["recsys_project.authentication.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("RECSYS_API_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": os.environ.get("RECSYS_API_RATE", "6000/min"),
+        "api_anon": os.environ.get("RECSYS_API_ANON_RATE", "120/min"),
+    },
+    "NUM_PROXIES": RECSYS_NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["recsys_project.parsers.CappedJSONParser"],
