@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from recsys_project import embedded
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "recommendations",
     "analytics",
     "accelerator",
+    "axes",  # admin login lockout (last, as its docs ask)
 ]
 
 MIDDLEWARE = [
@@ -74,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "recsys_project.urls"
@@ -128,6 +131,20 @@ STATIC_ROOT = RECSYS_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 LOGIN_URL = "/admin/login/"
+# Login lockout (django-axes): after RECSYS_LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address, that pair cannot log in, even with the right password, for RECSYS_LOGIN_COOLOFF_MINUTES (a new
+# failure during the lockout starts it again). Attempts are kept in the database (per test database in
+# tests). `python manage.py axes_reset` (or axes_reset_username NAME) unlocks by hand.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("RECSYS_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("RECSYS_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "recsys_project.ratelimit.client_address"  # REMOTE_ADDR, or RECSYS_NUM_PROXIES
 # django-admin-charts loads d3/nvd3 from a CDN by default: use the vendored copies (no network needed).
 ADMIN_CHARTS_D3_JS_PATH = "vendor/d3/d3.min.js"
 ADMIN_CHARTS_NVD3_JS_PATH = "vendor/nvd3/nv.d3.min.js"
