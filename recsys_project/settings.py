@@ -8,6 +8,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
+
 from recsys_project import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "recsys_project.middleware.RejectNulInApiUrlMiddleware",  # NUL in an API URL: 400, not a 500
@@ -164,6 +167,26 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Content-Security-Policy (django-csp): only this origin's scripts, styles, fonts and fetches; no inline
+# script (an inline script needs the request's nonce: the admin-charts loader, templates/admin/index.html);
+# images also from https (item images live on the shop's CDN) and data: (admin and Swagger UI icons).
+# Inline styles are allowed: django-admin-charts needs them (a <style> in each chart's form, style
+# attributes on the SVGs its loader writes). Our own pages have none; style cannot run script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "https:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Rate limits (recsys_project/ratelimit.py). Client addresses are REMOTE_ADDR; behind N trusted reverse
 # proxies that append to X-Forwarded-For, set RECSYS_NUM_PROXIES=N (never trust the header otherwise).
