@@ -3,7 +3,6 @@ runs. Every table on a page can be downloaded as CSV with `?format=csv&table=<na
 
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -12,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from analytics import selectors
+from analytics.csv_export import csv_response
 from analytics.rollups import ALL
 from analytics.selectors import Table
 
@@ -51,12 +51,7 @@ def _csv_or_page(request: HttpRequest, tables: list[Table], template: str, conte
             return HttpResponseBadRequest(
                 f"table: unknown table {wanted!r}; one of {names}.", content_type="text/plain"
             )
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{table.name}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(table.header)
-        writer.writerows(["" if v is None else v for v in row] for row in table.rows)
-        return response
+        return csv_response(filename=f"{table.name}.csv", header=table.header, rows=table.rows)
     return render(request, template, {**context, "tables": tables})
 
 

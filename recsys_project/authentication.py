@@ -1,4 +1,5 @@
-"""`Authorization: Api-Key <key>` authentication, its permission and a per-key throttle."""
+"""`Authorization: Api-Key <key>` authentication, its permission and the API's throttles: per key, and per
+client address for requests with no key or a bad one (recsys_project/ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from recsys_project.models import ApiKey, api_key_hash
+from recsys_project.ratelimit import client_address, rate_limit_hit
 
 KEYWORD = "Api-Key"
 
@@ -15,12 +17,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
+            AddressRateThrottle().check(request)
             return None
         keyword, _, raw = header.partition(" ")
         if keyword != KEYWORD or not raw.strip():
+            AddressRateThrottle().check(request)
             raise exceptions.AuthenticationFailed(f"Authorization header must be '{KEYWORD} <key>'.")
         key = ApiKey.objects.filter(key_hash=api_key_hash(raw.strip()), is_active=True).first()
         if key is None:
+            AddressRateThrottle().check(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         # Touch last_used_at at most once a minute: a write per request would cost more than the request.
         now = timezone.now()
@@ -41,21 +46,32 @@ class HasApiKey(permissions.BasePermission):
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """Per-key rate limit (RECSYS_API_RATE, default 6000/min). Counters live in the cache (Redis); when
-    Redis is down the throttle fails open rather than taking the storefront down."""
+    """Per-key rate limit (RECSYS_API_RATE, default 6000/min), counted atomically in Redis. Requests
+    without a valid key never reach it (DRF checks permissions first): AddressRateThrottle counts those."""
 
     scope = "api_key"
 
-    def get_cache_key(self, request, view):
-        if isinstance(request.auth, ApiKey):
-            return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
     def allow_request(self, request, view) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except Exception:  # noqa: BLE001 - cache backend down: degrade, do not fail the request
+        if not isinstance(request.auth, ApiKey):
             return True
+        self.retry_after = rate_limit_hit(scope=self.scope, ident=str(request.auth.pk), rate=self.rate)
+        return self.retry_after is None
+
+    def wait(self) -> float | None:
+        return self.retry_after
+
+
+class AddressRateThrottle(throttling.SimpleRateThrottle):
+    """Per client address for requests with no key or a bad one (RECSYS_API_ANON_RATE, default 120/min):
+    called by the authentication itself, which runs before permissions, so that they answer 401 while under
+    the limit and 429 past it. Behind a reverse proxy, set RECSYS_NUM_PROXIES (ratelimit.client_address)."""
+
+    scope = "api_anon"
+
+    def check(self, request) -> None:
+        wait = rate_limit_hit(scope=self.scope, ident=client_address(request), rate=self.rate)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

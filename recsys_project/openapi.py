@@ -2,7 +2,8 @@
 
 Found by fuzzing the schema (tests/security/test_api_fuzz.py): the views documented their own 200/400/404
 but not what the shared layers answer, so the schema said less than the API does:
-- 401 (no or bad key) and 429 (per-key throttle) on every operation, in the error shape;
+- 401 (no or bad key) and 429 (throttled: per key, or per client address without a valid key) on every
+  operation, in the error shape;
 - 404 on every operation with a path parameter (an id that no route matches, e.g. with a newline), and
   400 (an id with a NUL character, refused by recsys_project/middleware.py);
 - 413 (body over the cap) and 415 (not JSON) on every operation that takes a body;
@@ -15,7 +16,8 @@ from __future__ import annotations
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SHARED_ANSWERS = {
     "401": "No API key, or an invalid or revoked one.",
-    "429": "Too many requests for this API key (RECSYS_API_RATE).",
+    "429": "Too many requests: per API key (RECSYS_API_RATE), or per client address for requests without a "
+    "valid key (RECSYS_API_ANON_RATE). Retry-After says when to retry.",
 }
 BODY_ANSWERS = {"413": "The body is larger than the cap.", "415": "The body is not JSON."}
 

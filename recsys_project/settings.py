@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 from recsys_project import embedded
 
@@ -63,10 +66,12 @@ INSTALLED_APPS = [
     "recommendations",
     "analytics",
     "accelerator",
+    "axes",  # admin login lockout (last, as its docs ask)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "recsys_project.middleware.RejectNulInApiUrlMiddleware",  # NUL in an API URL: 400, not a 500
@@ -74,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "recsys_project.urls"
@@ -128,6 +134,20 @@ STATIC_ROOT = RECSYS_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 LOGIN_URL = "/admin/login/"
+# Login lockout (django-axes): after RECSYS_LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address, that pair cannot log in, even with the right password, for RECSYS_LOGIN_COOLOFF_MINUTES (a new
+# failure during the lockout starts it again). Attempts are kept in the database (per test database in
+# tests). `python manage.py axes_reset` (or axes_reset_username NAME) unlocks by hand.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("RECSYS_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("RECSYS_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "recsys_project.ratelimit.client_address"  # REMOTE_ADDR, or RECSYS_NUM_PROXIES
 # django-admin-charts loads d3/nvd3 from a CDN by default: use the vendored copies (no network needed).
 ADMIN_CHARTS_D3_JS_PATH = "vendor/d3/d3.min.js"
 ADMIN_CHARTS_NVD3_JS_PATH = "vendor/nvd3/nv.d3.min.js"
@@ -148,12 +168,42 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# Content-Security-Policy (django-csp): only this origin's scripts, styles, fonts and fetches; no inline
+# script (an inline script needs the request's nonce: the admin-charts loader, templates/admin/index.html);
+# images also from https (item images live on the shop's CDN) and data: (admin and Swagger UI icons).
+# Inline styles are allowed: django-admin-charts needs them (a <style> in each chart's form, style
+# attributes on the SVGs its loader writes). Our own pages have none; style cannot run script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "https:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# --- Rate limits (recsys_project/ratelimit.py). Client addresses are REMOTE_ADDR; behind N trusted reverse
+# proxies that append to X-Forwarded-For, set RECSYS_NUM_PROXIES=N (never trust the header otherwise).
+RECSYS_NUM_PROXIES = int(os.environ.get("RECSYS_NUM_PROXIES", "0"))
+# The public storefront (pages, its recommendations and events endpoints), per client address.
+RECSYS_STOREFRONT_RATE = os.environ.get("RECSYS_STOREFRONT_RATE", "300/min")
+
 # --- REST framework
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["recsys_project.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["recsys_project.authentication.HasApiKey"],
     "DEFAULT_THROTTLE_CLASSES": ["recsys_project.authentication.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("RECSYS_API_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": os.environ.get("RECSYS_API_RATE", "6000/min"),
+        "api_anon": os.environ.get("RECSYS_API_ANON_RATE", "120/min"),
+    },
+    "NUM_PROXIES": RECSYS_NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["recsys_project.parsers.CappedJSONParser"],

@@ -1,6 +1,8 @@
-"""Settings for the test suite: the real ones, with two changes.
+"""Settings for the test suite: the real ones, with three changes.
 
 - No HTTPS redirects: the test client speaks plain http.
+- Rate limits per client address far above what a test sends: every test client comes from 127.0.0.1, and
+  the counters outlive a test for their window (tests/project/test_ratelimit.py sets its own).
 - Its own Redis database (RECSYS_TEST_REDIS_DB, default 15), so a running demo's worker never consumes a
   test's tasks and a test never sees the demo's cache. Concurrent test runs on one machine set different
   RECSYS_TEST_REDIS_DB and RECSYS_TEST_DB_SUFFIX values.
@@ -10,12 +12,17 @@ import os
 from urllib.parse import urlparse, urlunparse
 
 from recsys_project.settings import *  # noqa: F403
-from recsys_project.settings import CACHES, REDIS_URL
+from recsys_project.settings import CACHES, REDIS_URL, REST_FRAMEWORK
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
+RECSYS_STOREFRONT_RATE = "100000/min"
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {**REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "api_anon": "100000/min"},
+}
 
 _parsed = urlparse(REDIS_URL)
 REDIS_URL = urlunparse(_parsed._replace(path="/" + os.environ.get("RECSYS_TEST_REDIS_DB", "15")))

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from recsys_project.ratelimit import rate_limited_by_address
 from storefront import views
 
 app_name = "storefront"
@@ -11,3 +12,8 @@ urlpatterns = [
     path("storefront/recommendations/<str:kind>", views.recommendations, name="recommendations"),
     path("storefront/events", views.events, name="events"),
 ]
+
+# Every storefront route is public (no login, no key): each is rate-limited per client address
+# (RECSYS_STOREFRONT_RATE), with a 429 and Retry-After past it.
+_limit = rate_limited_by_address(scope="storefront", setting="RECSYS_STOREFRONT_RATE")
+urlpatterns = [path(str(p.pattern), _limit(p.callback), name=p.name) for p in urlpatterns]
