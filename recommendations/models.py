@@ -206,6 +206,12 @@ class ModelVersion(models.Model):
         FAILED = "failed"
         ROLLED_BACK = "rolled_back"
 
+    class Kind(models.TextChoices):
+        TWO_TOWER = "two_tower"
+        RANKER = "ranker"  # the LightGBM ranker over the candidate sources (recommendations/ranker/)
+
+    # Each kind has its own active version, gate and rollback.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TWO_TOWER)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.TRAINING)
     is_active = models.BooleanField(default=False)
     reason = models.TextField(blank=True, default="", help_text="Why it was promoted, rejected or failed.")
@@ -233,17 +239,20 @@ class ModelVersion(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model"
+                fields=["kind", "is_active"],
+                condition=models.Q(is_active=True),
+                name="one_active_model_per_kind",
             )
         ]
 
     def __str__(self) -> str:
-        return f"two-tower v{self.pk} ({self.status}{', active' if self.is_active else ''})"
+        label = "two-tower" if self.kind == self.Kind.TWO_TOWER else self.kind
+        return f"{label} v{self.pk} ({self.status}{', active' if self.is_active else ''})"
 
     @property
     def name(self) -> str:
         """What the served-list log records as the model version."""
-        return f"two-tower-v{self.pk}"
+        return f"two-tower-v{self.pk}" if self.kind == self.Kind.TWO_TOWER else f"{self.kind}-v{self.pk}"
 
 
 class ModelItemVector(models.Model):

@@ -17,13 +17,19 @@ def item_popularity_refresh_task() -> None:
 def two_tower_train_maintenance_task() -> str:
     """Scheduled retraining. Safe to repeat: a run that finds the training advisory lock taken does
     nothing, and an interrupted run leaves a version marked `training` that is never activated."""
+    from recommendations.ranker import registry as ranker_registry
     from recommendations.two_tower import registry
 
     try:
         version = registry.model_train_and_gate()
     except registry.TrainingBusy:
         return "busy"
-    return f"v{version.pk} {version.status}"
+    # the ranker retrains on the same schedule, after the towers (its gate serves through them)
+    try:
+        ranker = ranker_registry.ranker_train_and_gate()
+    except ranker_registry.TrainingBusy:
+        return f"v{version.pk} {version.status}; ranker busy"
+    return f"v{version.pk} {version.status}; ranker v{ranker.pk} {ranker.status}"
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=3, default_retry_delay=30)

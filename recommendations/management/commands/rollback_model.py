@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--to", type=int, dest="to", metavar="ID", help="Version to activate.")
 
     def handle(self, *args, **options):
-        before = ModelVersion.objects.filter(is_active=True).first()
+        before = ModelVersion.objects.filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True).first()
         if before is None and options["to"] is None:
             raise CommandError("No two-tower version is active: nothing to roll back.")
         try:
