@@ -71,8 +71,15 @@ class RankerPass:
 
     def ensure_ranker(self) -> Ranker:
         if self.ranker is None:
+            # the ranker's own training split is of the evaluated protocol's kind, inside split.train
             self.ranker = ranker_fit(
-                self.data, self.split.train, self.vectors, seed=self.seed, progress=self.progress, **self.fit
+                self.data,
+                self.split.train,
+                self.vectors,
+                protocol=self.split.protocol,
+                seed=self.seed,
+                progress=self.progress,
+                **self.fit,
             )
         return self.ranker
 

@@ -357,8 +357,9 @@ class _RankedBy:
 def _ranked(
     signal: _Signal, *, config: RerankConfig, filters: HardFilters, now: datetime, preview
 ) -> tuple[dict[int, float], _RankedBy | None]:
-    """The union of the ranker's sources, scored by the ranker and scaled to [0, 1] within the request
-    (the re-ranking steps add and subtract on the scale of a cosine similarity)."""
+    """The union of the ranker's sources, scored by the ranker, as exp(score - best score): the best
+    candidate 1, the others in (0, 1) by how far the ranker puts them below it (the re-ranking steps add
+    and subtract on the scale of a cosine similarity)."""
     from recommendations.ranker.features import context_features
 
     loaded = ranker_serving.ranker_active()
@@ -380,8 +381,7 @@ def _ranked(
         preview.trace["ranked"] = [int(gathered.pks[i]) for i in np.argsort(-raw, kind="stable")]
     if not len(raw):
         return {}, _RankedBy(loaded.name, gathered)
-    low, high = float(raw.min()), float(raw.max())
-    scaled = (raw - low) / (high - low) if high > low else np.ones_like(raw)
+    scaled = np.exp(raw - float(raw.max()))
     return {int(pk): float(v) for pk, v in zip(gathered.pks, scaled, strict=True)}, _RankedBy(
         loaded.name, gathered
     )

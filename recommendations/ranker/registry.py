@@ -75,7 +75,8 @@ def _train_and_gate(*, seed, progress, data) -> ModelVersion:
         if len(data.ts) == 0:
             raise ValueError("no events to train the ranker on")
         passes: list = []
-        extra = dict(ranker_methods(seed=seed, progress=progress, holder=passes))
+        fit = {"horizon_days": float(_setting("RECSYS_RANKER_HORIZON_DAYS", 14.0))}
+        extra = dict(ranker_methods(seed=seed, progress=progress, holder=passes, **fit))
         methods = ["served"]
         incumbent = ModelVersion.objects.filter(kind=KIND, is_active=True).first()
         if incumbent is not None:

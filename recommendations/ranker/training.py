@@ -1,15 +1,16 @@
 """Training rows for the ranker, through the serving code itself (no train/serve skew).
 
-Next-item targets split by time: an inner cut inside the training events. Everything the sources and
-features read (popularity, co-visitation, each user's history and vector) is built from the events before
-the cut; the labels are the items each user went on to have in the `horizon_days` after it that were not
-in their history. The popularity table is replaced inside a transaction that is rolled back (as the
-served recommender's evaluation does), co-visitation is read from matrices built from the same events,
-and each user's candidates and features come from `sources.candidates_gather` and
-`features.context_features`, the functions serving calls.
+Next-item targets from an inner split of the training events, of the same kind as the evaluation
+protocol: `temporal`, a cut `horizon_days` before the last training event, the labels the items each user
+went on to have after it; `leave-one-out`, each user's last training item, their earlier events as
+history. Everything the sources and features read (popularity, co-visitation, each user's history and
+vector) is built from the inner training events only. The popularity table is replaced inside a
+transaction that is rolled back (as the served recommender's evaluation does), co-visitation is read from
+matrices built from the same events, and each user's candidates and features come from
+`sources.candidates_gather` and `features.context_features`, the functions serving calls.
 
-No leakage: only `train_rows` are read; events after the cut serve as labels only, and nothing after
-`cut_ts + horizon_days` is read at all.
+No leakage: only `train_rows` are read (the outer split's training events); whatever happened after them
+(the test period) changes nothing.
 """
 
 from __future__ import annotations
@@ -162,35 +163,47 @@ def training_rows_build(
     train_rows: np.ndarray,
     vectors: np.ndarray,
     *,
-    cut_ts: float,
+    protocol: str = "temporal",
     names: tuple[str, ...] = DEFAULT_SOURCES,
     horizon_days: float = HORIZON_DAYS,
     max_users: int = MAX_USERS,
     seed: int = 0,
     progress: bool = False,
 ) -> TrainingRows:
+    """Rows from an inner split of the training events, of the same kind as the evaluation protocol
+    (`analytics.evaluation.split_build` on those events alone): `temporal`, a cut `horizon_days` before
+    the last training event and the items of the days after it; `leave-one-out`, each user's last
+    training item, their earlier events as history."""
+    from analytics.evaluation import EventData, split_build
+
     train_rows = np.sort(np.asarray(train_rows, dtype=np.int64))
-    ts = stream.ts[train_rows]
-    before = train_rows[ts < cut_ts]
-    after = train_rows[(ts >= cut_ts) & (ts < cut_ts + horizon_days * 86400.0)]
+    sub = EventData(
+        user_ids=stream.user_ids[train_rows],
+        item_idx=stream.item_idx[train_rows],
+        ts=stream.ts[train_rows],
+        event_type=stream.event_type[train_rows],
+        item_pks=stream.item_pks,
+        active=stream.active,
+    )
+    inner = split_build(sub, protocol=protocol, test_days=horizon_days)
+    before = np.asarray(inner.train, dtype=np.int64)
     by_user: dict[str, list[int]] = {}
     for i in before:
-        by_user.setdefault(str(stream.user_ids[i]), []).append(int(i))
-    targets: dict[str, set[int]] = {}
-    for i in after:
-        user = str(stream.user_ids[i])
-        if user in by_user and not user.startswith("s:"):
-            targets.setdefault(user, set()).add(int(stream.item_pks[stream.item_idx[i]]))
+        by_user.setdefault(str(sub.user_ids[i]), []).append(int(i))
+    targets = {u: {int(sub.item_pks[i]) for i in inner.test[u]} for u in inner.users if u in by_user}
     users = sorted(targets)
     rng = np.random.default_rng(seed)
     if len(users) > max_users:
         users = sorted(rng.choice(users, size=max_users, replace=False).tolist())
-
+    stream = sub
+    # temporal: everything is as of the inner cut; leave-one-out: the table as of the last kept event
+    cut_ts = (
+        inner.cut_ts if inner.cut_ts is not None else (float(sub.ts[before].max()) if len(before) else 0.0)
+    )
     out_x, out_y, groups, kept = [], [], [], []
     skipped = 0
     neighbours = covisitation_neighbours_for(stream, before)
     dim = vectors.shape[1]
-    now = datetime.fromtimestamp(cut_ts, tz=UTC)
     try:
         with transaction.atomic():
             popularity_replace(stream, before, now_ts=cut_ts)
@@ -203,10 +216,11 @@ def training_rows_build(
                 if not positives:
                     skipped += 1
                     continue
+                now_ts = float(stream.ts[rows].max()) + 1.0 if protocol == "leave-one-out" else cut_ts
                 context = sources.SourceContext(
                     recent=tuple(pk for pk, _ in history.recent),
                     bought=frozenset(history.bought_pks),
-                    now=now,
+                    now=datetime.fromtimestamp(now_ts, tz=UTC),
                     vector=user_vector(stream, rows, vectors),
                 )
                 filters = user_filters(history)
@@ -216,7 +230,7 @@ def training_rows_build(
                 if not labels.any():
                     skipped += 1
                     continue
-                out_x.append(context_features(context, gathered, now_ts=cut_ts, dim=dim))
+                out_x.append(context_features(context, gathered, now_ts=now_ts, dim=dim))
                 out_y.append(labels)
                 groups.append(len(labels))
                 kept.append(user)
@@ -238,19 +252,19 @@ def ranker_fit(
     train_rows: np.ndarray,
     vectors: np.ndarray,
     *,
+    protocol: str = "temporal",
     names: tuple[str, ...] = DEFAULT_SOURCES,
     horizon_days: float = HORIZON_DAYS,
     max_users: int = MAX_USERS,
     seed: int = 0,
     progress: bool = False,
 ) -> Ranker:
-    """A ranker from these training events: the inner cut `horizon_days` before the last of them."""
-    cut_ts = float(stream.ts[train_rows].max()) - horizon_days * 86400.0
+    """A ranker from these training events (an inner split of the `protocol`'s kind, see above)."""
     rows = training_rows_build(
         stream,
         train_rows,
         vectors,
-        cut_ts=cut_ts,
+        protocol=protocol,
         names=names,
         horizon_days=horizon_days,
         max_users=max_users,
@@ -260,5 +274,5 @@ def ranker_fit(
     if not len(rows.groups):
         raise ValueError("no training rows: no user has a next item among the candidates")
     ranker = ranker_train(rows.features, rows.labels, rows.groups, sources=names, seed=seed)
-    ranker.info.update(cut_ts=cut_ts, users=len(rows.users), skipped_no_positive=rows.skipped_no_positive)
+    ranker.info.update(protocol=protocol, users=len(rows.users), skipped_no_positive=rows.skipped_no_positive)
     return ranker
