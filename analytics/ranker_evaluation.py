@@ -68,8 +68,19 @@ class RankerPass:
         self.ranker: Ranker | None = ranker
         self.lists: dict[str, dict[str, list[int]]] = {}  # method -> user -> item indices, best first
         self.seconds_per_user: list[float] = []
+        self.unavailable: str | None = None
 
-    def ensure_ranker(self) -> Ranker:
+    def ensure_ranker(self) -> Ranker | None:
+        """The ranker, or None when the training events give it no rows (a tiny shop): then `served` is
+        the single-retrieval path, as serving would be, and `ranker` / `src_*` rank nothing."""
+        if self.ranker is None and self.unavailable is None:
+            try:
+                self._fit()
+            except ValueError as exc:
+                self.unavailable = str(exc)
+        return self.ranker
+
+    def _fit(self) -> None:
         if self.ranker is None:
             # the ranker's own training split is of the evaluated protocol's kind, inside split.train
             self.ranker = ranker_fit(
@@ -81,7 +92,6 @@ class RankerPass:
                 progress=self.progress,
                 **self.fit,
             )
-        return self.ranker
 
     def run(self, users: list[str]) -> None:
         todo = [u for u in users if u not in self.lists.get("served", {})]

@@ -99,6 +99,8 @@ def _train_and_gate(*, seed, progress, data) -> ModelVersion:
             raise ValueError(f"no user has a test item under {protocol}: nothing to gate on")
         run_metrics = result.run.metrics
         ranker = passes[0].ranker
+        if ranker is None:
+            raise ValueError(passes[0].unavailable or "the ranker could not be trained")
         candidate = run_metrics["served"][metric]
         reference_method = methods[1]
         reference = run_metrics[reference_method][metric]

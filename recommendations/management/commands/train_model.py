@@ -54,7 +54,10 @@ class Command(BaseCommand):
         except ranker_registry.TrainingBusy as exc:
             raise CommandError(f"{exc}; try again when it is done.") from exc
         except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+            # too little history for a ranker (a new shop): the refresh of the rest stands, and serving
+            # keeps its current path (the active ranker, if any, else single retrieval)
+            self.stderr.write(f"ranker: not trained ({exc}); serving is unchanged")
+            return
         training = version.metrics.get("training", {})
         self.stdout.write(
             f"ranker v{version.pk}: {version.status}{' (active)' if version.is_active else ''}. {version.reason}\n"
