@@ -220,6 +220,72 @@ def table(rows: list[dict]) -> None:
         )
 
 
+def cost(users: int = 150) -> None:
+    """The ranker alone on 500 candidates, its training (rows + LightGBM) time and peak memory, and
+    `recommendations_for_user` latency with and without the ranker, in the same run, on the same users."""
+    import resource
+
+    import numpy as np
+    from django.db import connection
+
+    _setup()
+    from analytics import evaluation
+    from recommendations import scenarios, sources
+    from recommendations.ranker.features import feature_names
+    from recommendations.ranker.serving import ranker_override
+    from recommendations.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, ranker_fit
+
+    data = evaluation.events_load()
+    vectors = evaluation.item_vectors_load(data)
+    everything = np.arange(len(data.ts))
+    started = time.perf_counter()
+    ranker = ranker_fit(data, everything, vectors, protocol="leave-one-out", max_users=RANKER_USERS)
+    fit_s = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"ranker training ({RANKER_USERS} users' rows + LightGBM): {fit_s:.0f} s, process peak RSS {peak:.0f} MB"
+    )
+    print(f"  {ranker.info}")
+    x = np.random.default_rng(0).random((500, len(feature_names(DEFAULT_SOURCES)))).astype(np.float32)
+    ranker.predict(x)
+    times = []
+    for _ in range(500):
+        t = time.perf_counter()
+        ranker.predict(x)
+        times.append((time.perf_counter() - t) * 1000)
+    print(
+        f"ranker.predict on 500 candidates: median {np.median(times):.2f} ms, p95 {np.percentile(times, 95):.2f} ms"
+    )
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT user_id FROM interactions_event WHERE user_id IS NOT NULL GROUP BY user_id "
+            "ORDER BY md5(user_id) LIMIT %s",
+            [users],
+        )
+        ids = [r[0] for r in cur.fetchall()]
+    params = scenarios.ListParams(limit=10)
+    preview = scenarios.PreviewOptions()
+    sources.covisitation_in_memory(covisitation_neighbours_for(data, everything))
+
+    def timed() -> list[float]:
+        out = []
+        for uid in ids:
+            t = time.perf_counter()
+            scenarios.recommendations_for_user(user_id=uid, params=params, preview=preview)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    results = {}
+    for label, model in (("single retrieval", None), ("ranker", ranker), ("single retrieval again", None)):
+        with ranker_override(model):
+            timed()  # warm
+            results[label] = timed()
+    print(f"recommendations_for_user, {len(ids)} users, load average {os.getloadavg()[0]:.1f}:")
+    for label, values in results.items():
+        print(f"  {label}: median {np.median(values):.1f} ms, p95 {np.percentile(values, 95):.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -228,6 +294,7 @@ def main() -> None:
     parser.add_argument("--max-users", type=int, default=1000, help="Evaluated users (a fixed sample).")
     parser.add_argument("--validation", action="store_true", help="Score validation targets (tuning).")
     parser.add_argument("--two-tower", action="store_true", help="Also train and score the two-tower model.")
+    parser.add_argument("--cost-only", action="store_true")
     parser.add_argument("--one", nargs=3, metavar=("SEED", "PROTOCOL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -242,6 +309,9 @@ def main() -> None:
         Path(out).write_text(json.dumps(result))
         return
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    if args.cost_only:
+        cost()
+        return
     quality(args)
 
 
