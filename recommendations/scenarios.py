@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from recommendations import selectors, services
+from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.rerank.candidates import Scored, cosine
 from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
@@ -182,8 +183,6 @@ _BAND = {"bought": 2.0, "viewed": 1.0, "content": 0.0}
 def _together(*, anchors: dict[int, str], params: ListParams, preview, cart: bool) -> Answer:
     """Both kinds are always read (two indexed queries), so the answer's cost does not depend on how far
     down the list "bought" reaches; content fills only when fewer than `limit` items were co-visited."""
-    from recommendations.covisitation import covisitation_neighbours
-
     scenario, fallback = (
         (Scenario.CART, Scenario.CART_FALLBACK)
         if cart

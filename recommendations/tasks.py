@@ -9,6 +9,8 @@ from celery import shared_task
 from django.db import OperationalError, transaction
 
 from recommendations import services
+# imported with the worker, not by its first fold (scipy: ~1 s on a loaded box, seen as a 2 s first trial)
+from recommendations.covisitation import covisitation_compact, covisitation_fold, covisitation_fold_pending
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +55,12 @@ COVISITATION_SWEEP_BUDGET_SECONDS = 50
 def covisitation_fold_task(event_pks: list[int]) -> int:
     """Fold newly stored events into co-visitation. Safe to repeat or lose: an event is claimed in the
     transaction that folds it, and the sweep folds whatever a lost task left."""
-    from recommendations.covisitation import covisitation_fold
-
     return covisitation_fold(event_pks=event_pks)
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
 def covisitation_sweep_task() -> int:
     """Catch up: fold events nobody folded (broker down, lost tasks, events linked to their item late)."""
-    from recommendations.covisitation import covisitation_fold_pending
-
     started, total = time.monotonic(), 0
     while time.monotonic() - started < COVISITATION_SWEEP_BUDGET_SECONDS:
         folded = covisitation_fold_pending()
@@ -77,8 +75,6 @@ def covisitation_sweep_task() -> int:
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
 def covisitation_compact_maintenance_task() -> str:
     """Merge the appended increments and prune. Safe to repeat (a second run finds nothing to merge)."""
-    from recommendations.covisitation import covisitation_compact
-
     result = covisitation_compact()
     return f"merged {result.merged}, pruned {result.pruned}"
 

@@ -263,3 +263,17 @@ def test_events_of_one_actor_never_pair_with_another_actors():
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM recommendations_covisitationdelta WHERE item_a <> item_b")
         assert cur.fetchone()[0] == 0
+
+
+def test_rebuild_command_writes_the_pairs_and_reports_them():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    a, b = ItemFactory(), ItemFactory()
+    EventFactory(item=a, event_type="purchase", timestamp=T0)
+    EventFactory(item=b, event_type="purchase", timestamp=T0)
+    out = StringIO()
+    call_command("covisitation_rebuild", stdout=out)
+    assert "co-visitation rebuilt: 8 rows" in out.getvalue()  # per kind: a->b, b->a, two popularity rows
+    assert CovisitationPair.objects.filter(kind="bought", item_a=a.pk, item_b=b.pk).exists()
