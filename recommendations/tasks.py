@@ -8,8 +8,9 @@ import time
 from celery import shared_task
 from django.db import OperationalError, transaction
 
+# co-visitation is imported with the worker, not by its first fold (scipy: ~1 s on a loaded box, seen as a
+# 2 s first freshness trial)
 from recommendations import services
-# imported with the worker, not by its first fold (scipy: ~1 s on a loaded box, seen as a 2 s first trial)
 from recommendations.covisitation import covisitation_compact, covisitation_fold, covisitation_fold_pending
 
 logger = logging.getLogger(__name__)

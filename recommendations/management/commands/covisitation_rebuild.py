@@ -17,4 +17,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         started = time.monotonic()
         rows = covisitation_rebuild()
-        self.stdout.write(f"co-visitation rebuilt: {rows:,} rows (directed pairs and item popularity, both kinds) in {time.monotonic() - started:.1f} s")
+        self.stdout.write(
+            f"co-visitation rebuilt: {rows:,} rows (directed pairs and item popularity, both kinds) in {time.monotonic() - started:.1f} s"
+        )
