@@ -1,4 +1,5 @@
-"""The scenarios: for a user, similar items, session, trending and semantic search. Each builds a query
+"""The scenarios: for a user, similar items, session, trending, semantic search, and bought together
+(an item, a cart). Each builds a query
 vector (or a popularity list), retrieves candidates with the hard filters inside, re-ranks them with the
 surface's profile, explains, hydrates and logs the answer.
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from recommendations import selectors, services, sources
+from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
 from recommendations.rerank.candidates import Scored, cosine
@@ -81,6 +83,8 @@ class _Signal:
     model_version: str = ""
     # the learned ranker's path: candidate sources around this context, fused and ordered by the ranker
     sources: sources.SourceContext | None = None
+    # per-item reasons, when the source that placed each item differs (bought together)
+    reasons: dict[int, dict[str, Any]] | None = None
 
 
 def recommendations_for_user(
@@ -167,6 +171,79 @@ def recommendations_search(*, query: str, params: ListParams, preview=None) -> A
     vector = get_embedder().encode([query])[0]
     signal = _Signal(scenario=Scenario.SEARCH, vector=vector, reason={"type": "matches_query"})
     return _serve(signal=signal, params=params, preview=preview)
+
+
+def recommendations_bought_together(
+    *, item_pk: int, external_id: str, params: ListParams, preview=None
+) -> Answer:
+    """Frequently bought together with this item: its "bought" co-visitation neighbours, then "viewed"
+    ones, then items like it to fill the list. With no co-visitation at all the answer says so in its
+    scenario (`bought_together_fallback_content`)."""
+    return _together(anchors={item_pk: external_id}, params=params, preview=preview, cart=False)
+
+
+def recommendations_for_cart(*, items: dict[int, str], params: ListParams, preview=None) -> Answer:
+    """Frequently bought with a cart (pk -> shop id): the sum of its items' co-visitation neighbours,
+    the cart's own items excluded; the same fill and fallback as for one item."""
+    return _together(anchors=items, params=params, preview=preview, cart=True)
+
+
+# Score bands of the bought-together list: the re-ranking adjustments (freshness, popularity penalty,
+# low stock) are hundredths, so a source never overtakes the one above it.
+_BAND = {"bought": 2.0, "viewed": 1.0, "content": 0.0}
+
+
+def _together(*, anchors: dict[int, str], params: ListParams, preview, cart: bool) -> Answer:
+    """Both kinds are always read (two indexed queries), so the answer's cost does not depend on how far
+    down the list "bought" reaches; content fills only when fewer than `limit` items were co-visited."""
+    scenario, fallback = (
+        (Scenario.CART, Scenario.CART_FALLBACK)
+        if cart
+        else (Scenario.BOUGHT_TOGETHER, Scenario.BOUGHT_TOGETHER_FALLBACK)
+    )
+    params = _excluding(params, list(anchors))
+    profile = selectors.profile_for_surface(surface=params.surface)
+    filters = _filters(params, in_stock_only=profile.in_stock_only)
+    scores: dict[int, float] = {}
+    reasons: dict[int, dict[str, Any]] = {}
+    for kind, reason_type in (("bought", "bought_together"), ("viewed", "viewed_together")):
+        found = covisitation_neighbours(
+            item_pks=list(anchors), kind=kind, k=profile.candidate_k, filters=filters
+        )
+        summed, best_anchor = _sum_rows(found)
+        top = max(summed.values(), default=0.0)
+        for pk, score in summed.items():
+            if pk not in scores:
+                scores[pk] = _BAND[kind] + score / top
+                reasons[pk] = {"type": reason_type, "item_id": anchors[best_anchor[pk]]}
+    if not scores:
+        scenario = fallback
+    if len(scores) < params.limit:
+        # too few co-visited items (or none: a new item): items like the anchors fill the list
+        vectors = selectors.history_vectors(item_pks=list(anchors))
+        vector = selectors.weighted_mean([v for _, v in vectors.values()], [1.0] * len(vectors))
+        if vector is not None:
+            like = {"type": "similar_to", "item_id": next(iter(vectors.values()))[0]}
+            for c in get_backend().search(vector=vector, k=profile.candidate_k, filters=filters):
+                if c.item_pk not in scores:
+                    scores[c.item_pk] = _BAND["content"] + (1.0 - c.distance) / 2.0
+                    reasons[c.item_pk] = like
+    if not scores:
+        return _trending(params=params, preview=preview)
+    signal = _Signal(scenario=scenario, scores=scores, reasons=reasons, model_version="covisitation")
+    return _serve(signal=signal, params=params, preview=preview, profile=profile)
+
+
+def _sum_rows(found: dict[int, dict[int, float]]) -> tuple[dict[int, float], dict[int, int]]:
+    """Neighbour -> summed score over the anchors, and the anchor that gave it the most."""
+    summed: dict[int, float] = {}
+    best: dict[int, tuple[float, int]] = {}
+    for anchor, row in found.items():
+        for pk, score in row.items():
+            summed[pk] = summed.get(pk, 0.0) + score
+            if pk not in best or score > best[pk][0]:
+                best[pk] = (score, anchor)
+    return summed, {pk: anchor for pk, (_s, anchor) in best.items()}
 
 
 def _from_session(
@@ -451,6 +528,8 @@ def _two_tower(signal: _Signal, learned: two_tower_serving.Query | None) -> None
 def _explain(c: Scored, signal: _Signal, ranked_by: _RankedBy | None = None) -> dict[str, Any]:
     """The signal's fixed reason, the source that placed the item (with its anchor item), or the history
     item closest to this one."""
+    if signal.reasons and c.pk in signal.reasons:
+        return dict(signal.reasons[c.pk])
     if signal.reason is not None:
         return dict(signal.reason)
     if ranked_by is not None:

@@ -133,10 +133,8 @@ def _covisitation_neighbours(*, item_pks, kind, k, filters) -> dict[int, dict[in
         return {}
     if "neighbours" in _covisitation_memory:
         return _covisitation_memory["neighbours"](item_pks=item_pks, kind=kind, k=k, filters=filters)
-    try:
-        from recommendations.covisitation_store import covisitation_neighbours
-    except ImportError:  # the co-visitation table is not there yet (F's part): no neighbours
-        return {}
+    from recommendations.covisitation import covisitation_neighbours
+
     return covisitation_neighbours(item_pks=item_pks, kind=kind, k=k, filters=filters)
 
 

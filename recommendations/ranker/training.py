@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from scipy import sparse
 from tqdm import tqdm
 
+from recommendations import covisitation as covis
 from recommendations import selectors, services, sources
 from recommendations.covisitation import (
     KINDS,
@@ -99,6 +100,15 @@ def covisitation_neighbours_for(stream, rows: np.ndarray) -> sources.MatrixNeigh
     path = None
     if MATRIX_CACHE_DIR is not None:
         digest = hashlib.sha256()
+        rules = (
+            covis.WINDOW_SECONDS,
+            covis.HALF_LIFE_SECONDS,
+            covis.BACKWARD_FACTOR,
+            covis.NEIGHBOUR_EXPONENT,
+        )
+        digest.update(
+            repr((rules, covis.ANCHOR_EXPONENT, sorted(settings.RECSYS_EVENT_WEIGHTS.items()))).encode()
+        )
         for part in (rows, stream.item_idx[rows], stream.ts[rows], stream.item_pks):
             digest.update(np.ascontiguousarray(part).tobytes())
         path = Path(MATRIX_CACHE_DIR) / f"covis-{digest.hexdigest()[:20]}.npz"

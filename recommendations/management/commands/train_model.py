@@ -39,12 +39,9 @@ class Command(BaseCommand):
             self._ranker(options)
 
     def _covisitation(self) -> None:
-        try:
-            from recommendations.covisitation_store import covisitation_rebuild
-        except ImportError:
-            self.stdout.write("co-visitation: no table in this version, skipped")
-            return
-        self.stdout.write(f"co-visitation rebuilt from the events: {covisitation_rebuild()}")
+        from recommendations.covisitation import covisitation_rebuild
+
+        self.stdout.write(f"co-visitation rebuilt from the events: {covisitation_rebuild()} pairs")
 
     def _ranker(self, options) -> None:
         try:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recommendations', '0002_two_tower_model_versions'),
+        ('recommendations', '0003_covisitation'),
     ]
 
     operations = [
