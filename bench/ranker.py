@@ -40,7 +40,7 @@ SOURCES = ["src_bought_together", "src_content_recent", "src_user_vector", "src_
 COLUMNS = ["ndcg@10", "ndcg@50", "recall@10", "recall@50", "coverage@10", "diversity@10"]
 OUT = ROOT / "var" / "bench_ranker"
 # Users whose next items train the ranker (each costs one pass through the sources and features).
-RANKER_USERS = 800
+RANKER_USERS = 400
 
 
 def _setup() -> None:

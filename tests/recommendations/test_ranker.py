@@ -4,6 +4,7 @@ promotion, rejection, rollback), and the scenarios that serve through it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 
 import numpy as np
 import pytest
@@ -147,7 +148,9 @@ def test_rollback_goes_to_the_previous_ranker_then_to_none(shop, settings):
     assert registry.ranker_rollback().pk == first.pk
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.ROLLED_BACK and not second.is_active
-    assert registry.ranker_rollback() is None
+    out = StringIO()
+    call_command("rollback_model", "--kind", "ranker", stdout=out)
+    assert f"v{first.pk} -> none (single retrieval)" in out.getvalue()
     assert not ModelVersion.objects.filter(kind=ModelVersion.Kind.RANKER, is_active=True).exists()
 
 
