@@ -119,7 +119,25 @@ def test_training_rows_are_unchanged_by_test_period_events(protocol):
 
 @pytest.fixture
 def shop():
-    return planted_shop()
+    """The planted shop, each evaluated user with two more (early) purchases: the ranker's own
+    leave-one-out split, inside the gate's training events, then still has a history and a target."""
+    shop = planted_shop()
+    early = timezone.now() - timedelta(days=199)
+    users = sorted({u for u in Event.objects.values_list("user_id", flat=True) if u.startswith("user-")})
+    Event.objects.bulk_create(
+        Event(
+            event_id=f"early-{u}-{k}",
+            user_id=u,
+            session_id=f"early-{u}",
+            item=shop.noise[(n * 2 + k) % len(shop.noise)],
+            item_external_id=shop.noise[(n * 2 + k) % len(shop.noise)].external_id,
+            event_type="purchase",
+            timestamp=early + timedelta(hours=k),
+        )
+        for n, u in enumerate(users)
+        for k in range(2)
+    )
+    return shop
 
 
 def test_gate_promotes_a_ranker_that_clears_the_required_gain(shop, settings):
