@@ -377,6 +377,7 @@ def evaluation_run(
     label: str = "",
     progress: bool = True,
     data: EventData | None = None,
+    max_users: int | None = None,
 ) -> EvaluationResult:
     """Split, build the training-only inputs, rank with every method, score, and save an EvaluationRun.
     `extra_scorers` maps a method name to a factory(data, split, stats, vectors, k=...) -> Scorer (how the
@@ -385,6 +386,11 @@ def evaluation_run(
     ks = sorted(set(ks))
     data = data if data is not None else events_load()
     split = split_build(data, protocol=protocol, test_days=test_days)
+    if max_users is not None and len(split.users) > max_users:
+        # a fixed sample (by hash of the id), the same for every method and seed
+        split.users = sorted(
+            sorted(split.users, key=lambda u: hashlib.md5(u.encode()).hexdigest())[:max_users]
+        )
     stats = training_stats_build(data, split)
     vectors = item_vectors_load(data)
     scorers = _scorers(data, split, stats, vectors)
@@ -430,6 +436,8 @@ def evaluation_run(
         "embedding_model": settings.RECSYS_EMBEDDING_MODEL,
         "vector_backend": settings.RECSYS_VECTOR_BACKEND,
     }
+    if max_users is not None:
+        configuration["max_users"] = max_users
     if protocol == "temporal":
         configuration["test_days"] = test_days
         configuration["cut"] = split.cut_ts

@@ -1,4 +1,4 @@
-"""The configured recommender, as served: offline evaluation ranks with the serving code path itself
+"""The single-retrieval recommender (the path served when no ranker is active), as served: offline evaluation ranks with the serving code path itself
 (`recommendations.scenarios.recommendations_for_user`: retrieval through the configured vector backend,
 the surface's re-ranking profile, the same filters), in preview mode so nothing is logged.
 
@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from tqdm import tqdm
 
 from recommendations import scenarios, selectors
+from recommendations.ranker.serving import ranker_override
 
 # The served list is as long as the largest K evaluated, up to the API's own maximum.
 MAX_LIMIT = 100
@@ -73,7 +74,7 @@ def served_scorer_factory(data, split, stats, vectors, *, k: int = 50):
         limit = min(k, MAX_LIMIT)
         params = scenarios.ListParams(limit=limit)
         try:
-            with transaction.atomic():
+            with transaction.atomic(), ranker_override(None):
                 _popularity_replace(data, stats)
                 for row, user in enumerate(tqdm(users, desc="served", unit="user", leave=False)):
                     rows = np.array(train_rows.get(user, []), dtype=np.int64)

@@ -1,7 +1,9 @@
 """Freshness with a real worker: from `POST /api/v1/items` until the item comes back from a nearest-neighbour
-query on its own vector, and from `POST /api/v1/events` until the user's vector includes the event.
+query on its own vector, from `POST /api/v1/events` until the user's vector includes the event, and from
+`POST /api/v1/events` (an add_to_cart after one of another item) until `GET .../bought-together` of the
+first item answers with the second one first.
 
-    .venv/bin/python bench/freshness.py [--trials 20] [--catalog 1000]
+    .venv/bin/python bench/freshness.py [--trials 20] [--catalog 1000] [--only bought-together]
 
 Runs against its own database (`bench_embed` on the embedded PostgreSQL) and its own Redis DB
 (RECSYS_BENCH_REDIS_DB, default 13, flushed at start), with its own worker process (2 prefork children on
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--catalog", type=int, default=1000, help="items embedded before the trials")
     parser.add_argument("--poll", type=float, default=0.01, help="seconds between checks")
+    parser.add_argument("--only", choices=["all", "items", "events", "bought-together"], default="all")
     args = parser.parse_args()
     setup_env()
     import django
@@ -132,8 +135,8 @@ def main() -> None:
 
     for start in range(0, len(seed), 500):
         item_upsert(items=[check_item(raw)[0] for raw in seed[start : start + 500]])
-    while items_embed(limit=256).claimed:
-        pass
+    while args.only in ("all", "items") and items_embed(limit=256).claimed:
+        pass  # bought together needs no vectors
     _key, raw_key = ApiKey.generate(name="freshness bench")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
@@ -141,7 +144,7 @@ def main() -> None:
     log_path = Path("/tmp") / f"recsys-bench-freshness-worker-{os.getpid()}.log"
     print(f"starting a worker (log: {log_path}) ...", flush=True)
     worker = start_worker(log_path)
-    item_times, event_times, post_times = [], [], []
+    item_times, event_times, post_times, together_times = [], [], [], []
     try:
         nn_sql = """
             SELECT external_id FROM catalog_item
@@ -149,7 +152,7 @@ def main() -> None:
             ORDER BY embedding <=> (SELECT embedding FROM catalog_item WHERE external_id = %s) LIMIT 1
         """
         model_name = settings.RECSYS_EMBEDDING_MODEL
-        for n, raw in enumerate(fresh):
+        for n, raw in enumerate(fresh if args.only in ("all", "items") else []):
             started = time.perf_counter()
             response = client.post("/api/v1/items", {"items": [raw]}, format="json")
             post_times.append(time.perf_counter() - started)
@@ -168,7 +171,7 @@ def main() -> None:
             time.sleep(0.3)
 
         known = [raw["id"] for raw in seed[:50]]
-        for n in range(args.trials):
+        for n in range(args.trials if args.only in ("all", "events") else 0):
             event_id = f"bench-{os.getpid()}-{n}"
             event = {
                 "event_id": event_id,
@@ -194,15 +197,46 @@ def main() -> None:
             event_times.append(time.perf_counter() - started)
             print(f"event trial {n + 1}: {event_times[-1]:.3f} s", flush=True)
             time.sleep(0.3)
+
+        # Bought together: a shopper puts `anchor` in the cart (not timed, folded by the worker), then
+        # `partner`; timed from that POST until the anchor's answer has the partner first. Each trial uses
+        # items no one bought before, so the partner is the anchor's only co-visited item.
+        for n in range(args.trials if args.only in ("all", "bought-together") else 0):
+            anchor, partner = seed[100 + 2 * n]["id"], seed[101 + 2 * n]["id"]
+            base = {"user_id": f"bt-user-{os.getpid()}-{n}", "event_type": "add_to_cart"}
+            first = {**base, "event_id": f"bt-{os.getpid()}-{n}-a", "item_id": anchor}
+            first["timestamp"] = "2026-03-02T12:00:00Z"
+            assert client.post("/api/v1/events", {"events": [first]}, format="json").status_code == 200
+            time.sleep(0.5)
+            url = f"/api/v1/recommendations/items/{quote(anchor)}/bought-together?limit=1"
+            second = {**base, "event_id": f"bt-{os.getpid()}-{n}-b", "item_id": partner}
+            second["timestamp"] = "2026-03-02T12:01:00Z"
+            started = time.perf_counter()
+            response = client.post("/api/v1/events", {"events": [second]}, format="json")
+            assert response.status_code == 200 and response.json()["accepted"] == 1, response.content
+            while True:
+                items = client.get(url).json()["items"]
+                if items and items[0]["id"] == partner and items[0]["reason"]["type"] == "bought_together":
+                    break
+                if time.perf_counter() - started > 60:
+                    raise SystemExit(f"bought together of {anchor} unchanged after 60 s; see {log_path}")
+                time.sleep(args.poll)
+            together_times.append(time.perf_counter() - started)
+            print(f"bought-together trial {n + 1}: {together_times[-1]:.3f} s", flush=True)
+            time.sleep(0.3)
     finally:
         stop_worker(worker)
     print()
     print(
         f"catalog: {args.catalog} embedded demo items; worker: 2 prefork children, poll every {args.poll} s"
     )
-    print(f"POST /api/v1/items latency: median {statistics.median(post_times):.3f} s")
-    print(summary("item POST -> retrievable by NN", item_times, 2.0))
-    print(summary("event POST -> in the user vector", event_times, 1.0))
+    if item_times:
+        print(f"POST /api/v1/items latency: median {statistics.median(post_times):.3f} s")
+        print(summary("item POST -> retrievable by NN", item_times, 2.0))
+    if event_times:
+        print(summary("event POST -> in the user vector", event_times, 1.0))
+    if together_times:
+        print(summary("event POST -> bought-together answer", together_times, 1.0))
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def _latency(users: int = 200) -> None:
     from recommendations.two_tower.features import distinct_first, sequence_encode
     from recommendations.two_tower.user_tower import user_vector_numpy
 
-    version = ModelVersion.objects.filter(is_active=True).first()
+    version = ModelVersion.objects.filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True).first()
     if version is None:
         print("no active version (the gate rejected it): no serving figures")
         return

@@ -48,6 +48,9 @@ class Event(models.Model):
     # False until the item has a vector; the claim `UPDATE ... WHERE NOT vector_applied` makes applying
     # it exactly-once. db_default: bulk inserts (events_ingest, imports) need not know about it.
     vector_applied = models.BooleanField(default=False, db_default=False)
+    # Whether this event is folded into item co-visitation (recommendations/covisitation.py), claimed the
+    # same way. Events without an item wait for it; events without a user or session count nothing.
+    covisitation_folded = models.BooleanField(default=False, db_default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -69,6 +72,12 @@ class Event(models.Model):
                 fields=["item"],
                 name="event_vector_pending",
                 condition=models.Q(vector_applied=False, user_id__isnull=False),
+            ),
+            # events not yet folded into co-visitation (the co-visitation sweep's work list)
+            models.Index(
+                fields=["id"],
+                name="event_covisit_pending",
+                condition=models.Q(covisitation_folded=False, item__isnull=False),
             ),
             # events waiting for their item to arrive
             models.Index(

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.dispatch import Signal
 
 from interactions.models import Event, EventType, UserProfile
+from interactions.signals import events_stored
 from interactions.tasks import user_vectors_enqueue
 from interactions.validation import EVENT_KEYS
 
@@ -108,6 +109,8 @@ def events_ingest(*, events: Sequence[dict[str, Any]], bulk: bool = False) -> In
         result.stored = [(row[0], row[1]) for row in cur.fetchall()]
         # After commit: fold the events of known users into their vectors.
         user_vectors_enqueue(event_pks=[pk for user_id, pk in result.stored if user_id is not None])
+        if result.stored:
+            events_stored.send(sender=Event, event_pks=[pk for _user_id, pk in result.stored])
     result.accepted = len(result.stored)
     result.duplicates += len(unique) - result.accepted
     return result
@@ -147,6 +150,8 @@ def events_relink(*, batch_size: int = RELINK_BATCH_SIZE, max_batches: int = REL
             cur.execute(_RELINK_SQL, {"limit": batch_size})
             linked = cur.fetchall()
             user_vectors_enqueue(event_pks=[pk for pk, user_id in linked if user_id is not None])
+            if linked:
+                events_stored.send(sender=Event, event_pks=[pk for pk, _user_id in linked])
         total += len(linked)
         if len(linked) < batch_size:
             break

@@ -18,6 +18,10 @@ class RecommendationsConfig(AppConfig):
         from recommendations.two_tower.serving import on_item_vectors_changed
 
         item_vectors_changed.connect(on_item_vectors_changed, dispatch_uid="recommendations.two_tower_items")
+        from interactions.signals import events_stored
+        from recommendations.tasks import covisitation_enqueue
+
+        events_stored.connect(covisitation_enqueue, dispatch_uid="recommendations.covisitation_fold")
         # An edit applies at once in this process; other processes pick it up within CONFIG_TTL_SECONDS.
         for model in (RerankProfile, Promotion):
             for signal in (post_save, post_delete):

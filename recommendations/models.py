@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 from pgvector.django import VectorField
 
 DEFAULT_PROFILE = "default"
@@ -19,6 +20,15 @@ class Scenario(models.TextChoices):
     SESSION = "session"
     TRENDING = "trending"
     SEARCH = "search"
+    BOUGHT_TOGETHER = "bought_together"
+    # the anchor has no co-visitation yet: content neighbours instead
+    BOUGHT_TOGETHER_FALLBACK = "bought_together_fallback_content"
+    CART = "cart"
+    CART_FALLBACK = "cart_fallback_content"
+
+
+# Room for the longest scenario name (the served-list log and the profiles' per-scenario lists).
+SCENARIO_MAX_LENGTH = 40
 
 
 class DiversityMode(models.TextChoices):
@@ -58,14 +68,14 @@ class RerankProfile(models.Model):
     )
     # seen / bought, per scenario
     exclude_bought_in = ArrayField(
-        models.CharField(max_length=20, choices=Scenario.choices),
+        models.CharField(max_length=SCENARIO_MAX_LENGTH, choices=Scenario.choices),
         default=_default_exclude_bought,
         blank=True,
         help_text="Scenarios that hide items the user already bought (leave out where repeat purchase is "
         "normal).",
     )
     exclude_seen_in = ArrayField(
-        models.CharField(max_length=20, choices=Scenario.choices),
+        models.CharField(max_length=SCENARIO_MAX_LENGTH, choices=Scenario.choices),
         default=_default_exclude_seen,
         blank=True,
         help_text="Scenarios that hide items the user already viewed.",
@@ -142,7 +152,7 @@ class ServedList(models.Model):
     user_id = models.CharField(max_length=128, blank=True, default="")
     session_id = models.CharField(max_length=128, blank=True, default="")
     surface = models.CharField(max_length=100, blank=True, default="")
-    scenario = models.CharField(max_length=20, choices=Scenario.choices)
+    scenario = models.CharField(max_length=SCENARIO_MAX_LENGTH, choices=Scenario.choices)
     profile_surface = models.CharField(max_length=100, blank=True, default="")
     profile_version = models.PositiveIntegerField(default=0)
     model_version = models.CharField(max_length=200, blank=True, default="")
@@ -188,6 +198,56 @@ class AuditEntry(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.model} {self.object_id}"
 
 
+# --- co-visitation (recommendations/covisitation.py)
+
+
+class CovisitationKind(models.TextChoices):
+    BOUGHT = "bought"  # add_to_cart and purchase events only
+    VIEWED = "viewed"  # every event type
+
+
+class CovisitationPair(models.Model):
+    """The compacted directed co-visitation weight item_a -> item_b of one kind (raw, before the
+    popularity normalisation). The row (a, a) holds item a's popularity in the kind: an item never pairs
+    with itself, and keeping it here lets the fold write one table. Recent events are in
+    CovisitationDelta until the next compaction; reads sum both. Items are plain ids, not foreign keys:
+    the fold appends without FK checks, and deactivated items are filtered out when read."""
+
+    pk = models.CompositePrimaryKey("kind", "item_a", "item_b")
+    kind = models.CharField(max_length=8, choices=CovisitationKind.choices)
+    item_a = models.BigIntegerField()
+    item_b = models.BigIntegerField()
+    weight = models.FloatField()
+    # db_default: the rebuild writes rows with COPY
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["kind", "item_a", "-weight"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item_a} -> {self.item_b}: {self.weight:.3f}"
+
+
+class CovisitationDelta(models.Model):
+    """Increments appended by the fold (one row per pair per folded batch), merged into CovisitationPair by
+    the compaction. Append-only, so two workers folding at once never wait on each other's row locks."""
+
+    kind = models.CharField(max_length=8, choices=CovisitationKind.choices)
+    item_a = models.BigIntegerField()
+    item_b = models.BigIntegerField()
+    weight = models.FloatField()
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())  # never updated; the house rule
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["kind", "item_a"], name="covisit_delta_anchor")]
+
+    def __str__(self) -> str:
+        return f"+{self.kind} {self.item_a} -> {self.item_b}: {self.weight:.3f}"
+
+
 # --- the two-tower model (recommendations/two_tower/)
 
 # Dimension of the two-tower item and user vectors (TrainConfig.dim must match: the vector column is typed).
@@ -206,6 +266,12 @@ class ModelVersion(models.Model):
         FAILED = "failed"
         ROLLED_BACK = "rolled_back"
 
+    class Kind(models.TextChoices):
+        TWO_TOWER = "two_tower"
+        RANKER = "ranker"  # the LightGBM ranker over the candidate sources (recommendations/ranker/)
+
+    # Each kind has its own active version, gate and rollback.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TWO_TOWER)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.TRAINING)
     is_active = models.BooleanField(default=False)
     reason = models.TextField(blank=True, default="", help_text="Why it was promoted, rejected or failed.")
@@ -233,17 +299,20 @@ class ModelVersion(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model"
+                fields=["kind", "is_active"],
+                condition=models.Q(is_active=True),
+                name="one_active_model_per_kind",
             )
         ]
 
     def __str__(self) -> str:
-        return f"two-tower v{self.pk} ({self.status}{', active' if self.is_active else ''})"
+        label = "two-tower" if self.kind == self.Kind.TWO_TOWER else self.kind
+        return f"{label} v{self.pk} ({self.status}{', active' if self.is_active else ''})"
 
     @property
     def name(self) -> str:
         """What the served-list log records as the model version."""
-        return f"two-tower-v{self.pk}"
+        return f"two-tower-v{self.pk}" if self.kind == self.Kind.TWO_TOWER else f"{self.kind}-v{self.pk}"
 
 
 class ModelItemVector(models.Model):

@@ -1,4 +1,5 @@
-"""The scenarios: for a user, similar items, session, trending and semantic search. Each builds a query
+"""The scenarios: for a user, similar items, session, trending, semantic search, and bought together
+(an item, a cart). Each builds a query
 vector (or a popularity list), retrieves candidates with the hard filters inside, re-ranks them with the
 surface's profile, explains, hydrates and logs the answer.
 
@@ -18,8 +19,10 @@ import numpy as np
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
-from recommendations import selectors, services
+from recommendations import selectors, services, sources
+from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
+from recommendations.ranker import serving as ranker_serving
 from recommendations.rerank.candidates import Scored, cosine
 from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
 from recommendations.retrieval import get_backend
@@ -49,6 +52,8 @@ class PreviewOptions:
     now: datetime | None = None
     promotions: bool = True
     include_inactive_promotions: bool = False
+    # offline evaluation: receives each source's candidates and the ranker's order (before re-ranking)
+    trace: dict[str, Any] | None = None
 
 
 @dataclass
@@ -76,6 +81,10 @@ class _Signal:
     # two-tower model: candidates from its own search (k, filters) -> {pk: score}, and its version name
     search: Callable[..., dict[int, float]] | None = None
     model_version: str = ""
+    # the learned ranker's path: candidate sources around this context, fused and ordered by the ranker
+    sources: sources.SourceContext | None = None
+    # per-item reasons, when the source that placed each item differs (bought together)
+    reasons: dict[int, dict[str, Any]] | None = None
 
 
 def recommendations_for_user(
@@ -105,9 +114,11 @@ def recommendations_for_user(
         signal.explainers = _explainers(recent[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks)
     else:
         signal.explain_pks = recent[: selectors.EXPLAIN_ITEMS]
-    if not overridden and recent:
-        _two_tower(signal, two_tower_serving.query_for_user(user_id=user_id))
-    if signal.vector is not None or signal.search is not None:
+    learned = two_tower_serving.query_for_user(user_id=user_id) if not overridden and recent else None
+    _two_tower(signal, learned)
+    if recent:
+        _with_sources(signal, params=params, recent=recent, vector=signal.vector, learned=learned)
+    if signal.vector is not None or signal.search is not None or signal.sources is not None:
         return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
     if session_id:
         session = selectors.history_for(session_id=session_id)
@@ -128,11 +139,17 @@ def recommendations_similar(*, item_pk: int, external_id: str, params: ListParam
     what is trending in its category."""
     vector = selectors.item_vectors(item_pks=[item_pk]).get(item_pk)
     params = _excluding(params, [item_pk])
+    reason = {"type": "similar_to", "item_id": external_id}
+    signal = _Signal(scenario=Scenario.SIMILAR, vector=vector, reason=reason)
+    # content neighbours with bought-together and viewed-together, ordered by the ranker (when trained);
+    # a new item without a vector still gets its co-visitation neighbours that way
+    _with_sources(signal, params=params, recent=[], vector=None, learned=None, anchor=item_pk)
+    if signal.sources is not None:
+        signal.reason = None
+        signal.explain_pks = [item_pk]
+        return _serve(signal=signal, params=params, preview=preview)
     if vector is None:
         return _trending(params=params, preview=preview)
-    signal = _Signal(
-        scenario=Scenario.SIMILAR, vector=vector, reason={"type": "similar_to", "item_id": external_id}
-    )
     return _serve(signal=signal, params=params, preview=preview)
 
 
@@ -154,6 +171,79 @@ def recommendations_search(*, query: str, params: ListParams, preview=None) -> A
     vector = get_embedder().encode([query])[0]
     signal = _Signal(scenario=Scenario.SEARCH, vector=vector, reason={"type": "matches_query"})
     return _serve(signal=signal, params=params, preview=preview)
+
+
+def recommendations_bought_together(
+    *, item_pk: int, external_id: str, params: ListParams, preview=None
+) -> Answer:
+    """Frequently bought together with this item: its "bought" co-visitation neighbours, then "viewed"
+    ones, then items like it to fill the list. With no co-visitation at all the answer says so in its
+    scenario (`bought_together_fallback_content`)."""
+    return _together(anchors={item_pk: external_id}, params=params, preview=preview, cart=False)
+
+
+def recommendations_for_cart(*, items: dict[int, str], params: ListParams, preview=None) -> Answer:
+    """Frequently bought with a cart (pk -> shop id): the sum of its items' co-visitation neighbours,
+    the cart's own items excluded; the same fill and fallback as for one item."""
+    return _together(anchors=items, params=params, preview=preview, cart=True)
+
+
+# Score bands of the bought-together list: the re-ranking adjustments (freshness, popularity penalty,
+# low stock) are hundredths, so a source never overtakes the one above it.
+_BAND = {"bought": 2.0, "viewed": 1.0, "content": 0.0}
+
+
+def _together(*, anchors: dict[int, str], params: ListParams, preview, cart: bool) -> Answer:
+    """Both kinds are always read (two indexed queries), so the answer's cost does not depend on how far
+    down the list "bought" reaches; content fills only when fewer than `limit` items were co-visited."""
+    scenario, fallback = (
+        (Scenario.CART, Scenario.CART_FALLBACK)
+        if cart
+        else (Scenario.BOUGHT_TOGETHER, Scenario.BOUGHT_TOGETHER_FALLBACK)
+    )
+    params = _excluding(params, list(anchors))
+    profile = selectors.profile_for_surface(surface=params.surface)
+    filters = _filters(params, in_stock_only=profile.in_stock_only)
+    scores: dict[int, float] = {}
+    reasons: dict[int, dict[str, Any]] = {}
+    for kind, reason_type in (("bought", "bought_together"), ("viewed", "viewed_together")):
+        found = covisitation_neighbours(
+            item_pks=list(anchors), kind=kind, k=profile.candidate_k, filters=filters
+        )
+        summed, best_anchor = _sum_rows(found)
+        top = max(summed.values(), default=0.0)
+        for pk, score in summed.items():
+            if pk not in scores:
+                scores[pk] = _BAND[kind] + score / top
+                reasons[pk] = {"type": reason_type, "item_id": anchors[best_anchor[pk]]}
+    if not scores:
+        scenario = fallback
+    if len(scores) < params.limit:
+        # too few co-visited items (or none: a new item): items like the anchors fill the list
+        vectors = selectors.history_vectors(item_pks=list(anchors))
+        vector = selectors.weighted_mean([v for _, v in vectors.values()], [1.0] * len(vectors))
+        if vector is not None:
+            like = {"type": "similar_to", "item_id": next(iter(vectors.values()))[0]}
+            for c in get_backend().search(vector=vector, k=profile.candidate_k, filters=filters):
+                if c.item_pk not in scores:
+                    scores[c.item_pk] = _BAND["content"] + (1.0 - c.distance) / 2.0
+                    reasons[c.item_pk] = like
+    if not scores:
+        return _trending(params=params, preview=preview)
+    signal = _Signal(scenario=scenario, scores=scores, reasons=reasons, model_version="covisitation")
+    return _serve(signal=signal, params=params, preview=preview, profile=profile)
+
+
+def _sum_rows(found: dict[int, dict[int, float]]) -> tuple[dict[int, float], dict[int, int]]:
+    """Neighbour -> summed score over the anchors, and the anchor that gave it the most."""
+    summed: dict[int, float] = {}
+    best: dict[int, tuple[float, int]] = {}
+    for anchor, row in found.items():
+        for pk, score in row.items():
+            summed[pk] = summed.get(pk, 0.0) + score
+            if pk not in best or score > best[pk][0]:
+                best[pk] = (score, anchor)
+    return summed, {pk: anchor for pk, (_s, anchor) in best.items()}
 
 
 def _from_session(
@@ -180,6 +270,7 @@ def _from_session(
     history = history or selectors.History()
     signal = _Signal(scenario=Scenario.SESSION, vector=vector, history=history)
     _two_tower(signal, learned)
+    _with_sources(signal, params=params, recent=newest_first, vector=vector, learned=learned)
     signal.explainers = _explainers(
         newest_first[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks
     )
@@ -223,7 +314,10 @@ def _serve(
     config = RerankConfig.from_profile(profile)
     filters = _filters(params, in_stock_only=config.in_stock_only)
     backend = get_backend()
-    if signal.scores is not None:
+    ranked_by = None
+    if signal.sources is not None:
+        scores, ranked_by = _ranked(signal, config=config, filters=filters, now=now, preview=preview)
+    elif signal.scores is not None:
         scores = dict(signal.scores)
     elif signal.search is not None:
         scores = signal.search(k=profile.candidate_k, filters=filters)
@@ -268,7 +362,7 @@ def _serve(
 
     items = []
     for c in ranked:
-        reason = dict(c.reason) if c.reason else _explain(c, signal)
+        reason = dict(c.reason) if c.reason else _explain(c, signal, ranked_by)
         if c.explored:
             reason["explore"] = True
         card = cards[c.pk]
@@ -297,11 +391,131 @@ def _serve(
             user_id=user_id,
             session_id=session_id,
             surface=params.surface,
-            model_version=signal.model_version
+            model_version=(f"ranker:{ranked_by.name}" if ranked_by is not None else "")
+            or signal.model_version
             or (current_model_name() if signal.vector is not None else "popularity"),
-            backend=backend.name if signal.vector is not None or signal.search is not None else "",
+            backend=backend.name
+            if signal.vector is not None or signal.search is not None or signal.sources is not None
+            else "",
         )
     return answer
+
+
+def _with_sources(
+    signal: _Signal,
+    *,
+    params: ListParams,
+    recent: list[int],
+    vector: np.ndarray | None,
+    learned: two_tower_serving.Query | None,
+    anchor: int | None = None,
+) -> None:
+    """With an active ranker, the candidates come from the sources around these recent items (newest
+    first) and the ranker orders them. Without one, the signal stays as it was (one retrieval)."""
+    if ranker_serving.ranker_active() is None:
+        return
+    config = RerankConfig.from_profile(selectors.profile_for_surface(surface=params.surface))
+    signal.sources = sources.SourceContext(
+        recent=tuple(recent),
+        bought=frozenset(signal.history.bought_pks),
+        anchor=anchor,
+        vector=vector,
+        two_tower=learned,
+        allow_repeat=signal.scenario not in config.exclude_bought_in,
+    )
+
+
+@dataclass
+class _RankedBy:
+    name: str
+    gathered: sources.Gathered
+
+
+def _ranked(
+    signal: _Signal, *, config: RerankConfig, filters: HardFilters, now: datetime, preview
+) -> tuple[dict[int, float], _RankedBy | None]:
+    """The union of the ranker's sources, scored by the ranker, as exp(score - best score): the best
+    candidate 1, the others in (0, 1) by how far the ranker puts them below it (the re-ranking steps add
+    and subtract on the scale of a cosine similarity)."""
+    from recommendations.ranker.features import context_features
+
+    loaded = ranker_serving.ranker_active()
+    context = signal.sources
+    context.now = now
+    # what the re-ranking will hide anyway is not worth a candidate slot
+    hidden = set()
+    if signal.scenario in config.exclude_bought_in:
+        hidden |= signal.history.bought_pks
+    if signal.scenario in config.exclude_seen_in:
+        hidden |= signal.history.seen_pks
+    source_filters = replace(filters, exclude_item_pks=filters.exclude_item_pks | frozenset(hidden))
+    context.memo["filters"] = source_filters
+    gathered = sources.candidates_gather(context, names=loaded.ranker.sources, filters=source_filters)
+    features = context_features(context, gathered, now_ts=now.timestamp(), dim=selectors_dim())
+    raw = loaded.ranker.predict(features)
+    if preview is not None and preview.trace is not None:
+        preview.trace["sources"] = gathered.by_source
+        preview.trace["ranked"] = [int(gathered.pks[i]) for i in np.argsort(-raw, kind="stable")]
+    if not len(raw):
+        return {}, _RankedBy(loaded.name, gathered)
+    scaled = np.exp(raw - float(raw.max()))
+    return {int(pk): float(v) for pk, v in zip(gathered.pks, scaled, strict=True)}, _RankedBy(
+        loaded.name, gathered
+    )
+
+
+def selectors_dim() -> int:
+    from django.conf import settings
+
+    return settings.EMBEDDING_DIM
+
+
+# The source that placed an item names the reason.
+_SOURCE_REASONS = {
+    "bought_together": "bought_together",
+    "viewed_together": "because_you_viewed",
+    "content_recent": "similar_to",
+    "trending": "trending",
+}
+
+
+def _source_reason(c: Scored, signal: _Signal, ranked_by: _RankedBy) -> dict[str, Any] | None:
+    gathered = ranked_by.gathered
+    where = np.flatnonzero(gathered.pks == c.pk)
+    if not len(where):
+        return None
+    ranks = gathered.ranks[where[0]]
+    if np.all(np.isnan(ranks)):
+        return None
+    name = gathered.names[int(np.nanargmin(ranks))]
+    kind = _SOURCE_REASONS.get(name)
+    if kind is None:  # user vector, two-tower, repeat: the history item closest to it
+        return None
+    if kind == "trending":
+        return {"type": "trending"}
+    context = signal.sources
+    anchor = None
+    if name in ("bought_together", "viewed_together"):
+        rows = context.memo.get(f"covis:{name.split('_')[0]}", {})
+        best = max(rows, key=lambda a: rows[a].get(c.pk, 0.0), default=None)
+        anchor = best if best is not None and rows[best].get(c.pk) else None
+    else:
+        vectors = context.recent_vectors()
+        anchors = [pk for pk in context.anchors if pk in vectors][: sources.CONTENT_ANCHORS]
+        if anchors and c.vector is not None:
+            anchor = max(anchors, key=lambda a: cosine(c.vector, vectors[a][1]))
+        elif anchors:
+            anchor = anchors[0]
+    if anchor is None:
+        return None
+    external_id = context.recent_vectors().get(anchor, (None,))[0] or _external_id(anchor)
+    return {"type": kind, "item_id": external_id}
+
+
+def _external_id(pk: int) -> str:
+    from catalog.models import Item
+
+    return Item.objects.filter(pk=pk).values_list("external_id", flat=True).first() or ""
 
 
 def _two_tower(signal: _Signal, learned: two_tower_serving.Query | None) -> None:
@@ -311,10 +525,17 @@ def _two_tower(signal: _Signal, learned: two_tower_serving.Query | None) -> None
         signal.search, signal.model_version = learned.search, learned.name
 
 
-def _explain(c: Scored, signal: _Signal) -> dict[str, Any]:
-    """The signal's fixed reason, or the history item closest to this one."""
+def _explain(c: Scored, signal: _Signal, ranked_by: _RankedBy | None = None) -> dict[str, Any]:
+    """The signal's fixed reason, the source that placed the item (with its anchor item), or the history
+    item closest to this one."""
+    if signal.reasons and c.pk in signal.reasons:
+        return dict(signal.reasons[c.pk])
     if signal.reason is not None:
         return dict(signal.reason)
+    if ranked_by is not None:
+        reason = _source_reason(c, signal, ranked_by)
+        if reason is not None:
+            return reason
     if signal.explainers and c.vector is not None:
         best_pk = max(signal.explainers, key=lambda pk: cosine(c.vector, signal.explainers[pk][1]))
         external_id, _, bought = signal.explainers[best_pk]

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+import time
 
+from celery import shared_task
+from django.db import OperationalError, transaction
+
+# co-visitation is imported with the worker, not by its first fold (scipy: ~1 s on a loaded box, seen as a
+# 2 s first freshness trial)
 from recommendations import services
+from recommendations.covisitation import covisitation_compact, covisitation_fold, covisitation_fold_pending
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -17,13 +26,19 @@ def item_popularity_refresh_task() -> None:
 def two_tower_train_maintenance_task() -> str:
     """Scheduled retraining. Safe to repeat: a run that finds the training advisory lock taken does
     nothing, and an interrupted run leaves a version marked `training` that is never activated."""
+    from recommendations.ranker import registry as ranker_registry
     from recommendations.two_tower import registry
 
     try:
         version = registry.model_train_and_gate()
     except registry.TrainingBusy:
         return "busy"
-    return f"v{version.pk} {version.status}"
+    # the ranker retrains on the same schedule, after the towers (its gate serves through them)
+    try:
+        ranker = ranker_registry.ranker_train_and_gate()
+    except ranker_registry.TrainingBusy:
+        return f"v{version.pk} {version.status}; ranker busy"
+    return f"v{version.pk} {version.status}; ranker v{ranker.pk} {ranker.status}"
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=3, default_retry_delay=30)
@@ -35,3 +50,52 @@ def two_tower_items_refresh_task(self, item_pks: list[int]) -> int:
         return registry.vectors_refresh_items(item_pks=item_pks)
     except Exception as exc:  # noqa: BLE001 - retried; the next training run writes every item anyway
         raise self.retry(exc=exc) from exc
+
+
+# --- co-visitation (recommendations/covisitation.py)
+
+# The sweep stops after this long; its beat entry runs every minute and expires after 55 s.
+COVISITATION_SWEEP_BUDGET_SECONDS = 50
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=30, max_retries=8)
+def covisitation_fold_task(event_pks: list[int]) -> int:
+    """Fold newly stored events into co-visitation. Safe to repeat or lose: an event is claimed in the
+    transaction that folds it, and the sweep folds whatever a lost task left."""
+    return covisitation_fold(event_pks=event_pks)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
+def covisitation_sweep_task() -> int:
+    """Catch up: fold events nobody folded (broker down, lost tasks, events linked to their item late)."""
+    started, total = time.monotonic(), 0
+    while time.monotonic() - started < COVISITATION_SWEEP_BUDGET_SECONDS:
+        folded = covisitation_fold_pending()
+        total += folded
+        if folded == 0:
+            break
+    if total:
+        logger.info("sweep folded %d events into co-visitation", total)
+    return total
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
+def covisitation_compact_maintenance_task() -> str:
+    """Merge the appended increments and prune. Safe to repeat (a second run finds nothing to merge)."""
+    result = covisitation_compact()
+    return f"merged {result.merged}, pruned {result.pruned}"
+
+
+def covisitation_enqueue(sender, *, event_pks: list[int], **kwargs) -> None:
+    """interactions.signals.events_stored receiver (inside the storing transaction): fold the events once
+    it commits. A broker outage never fails the write: the sweep folds them."""
+    pks = list(event_pks)
+    if pks:
+        transaction.on_commit(lambda: _publish(covisitation_fold_task, [pks]))
+
+
+def _publish(task, args: list) -> None:
+    try:
+        task.apply_async(args=args, retry=False)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; any of them means "later"
+        logger.warning("could not queue %s (%s); the sweep will do it", task.name, exc)

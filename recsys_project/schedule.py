@@ -57,6 +57,19 @@ BEAT_SCHEDULE["recommendations-item-popularity-refresh"] = {
     "options": {"expires": 9 * 60},
 }
 
+# co-visitation: fold events no task folded (lost tasks, broker outages, events linked late), and merge the
+# appended increments into the compacted table, pruning each touched item to its best neighbours.
+BEAT_SCHEDULE["recommendations-covisitation-sweep"] = {
+    "task": "recommendations.tasks.covisitation_sweep_task",
+    "schedule": crontab(minute="*"),
+    "options": {"expires": 55},
+}
+BEAT_SCHEDULE["recommendations-covisitation-compact"] = {
+    "task": "recommendations.tasks.covisitation_compact_maintenance_task",
+    "schedule": crontab(minute="*/5"),
+    "options": {"expires": 4 * 60},
+}
+
 # accelerator: rebuild the FAISS index when due (none yet, model changed, overlay of changes past 2%, or a
 # day old). No-op unless RECSYS_VECTOR_BACKEND=faiss; the build's advisory lock keeps it to one at a time.
 BEAT_SCHEDULE["accelerator-faiss-index-refresh"] = {

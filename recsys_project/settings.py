@@ -283,6 +283,12 @@ RECSYS_TWO_TOWER_GATE_METRIC = os.environ.get("RECSYS_TWO_TOWER_GATE_METRIC", "n
 RECSYS_TWO_TOWER_MIN_GAIN = float(os.environ.get("RECSYS_TWO_TOWER_MIN_GAIN", "0"))
 RECSYS_TWO_TOWER_SEED = int(os.environ.get("RECSYS_TWO_TOWER_SEED", "0"))
 RECSYS_TWO_TOWER_DIR = RECSYS_DATA_DIR / "models" / "two_tower"
+# The ranker (recommendations/ranker/): retrained with the towers, gated the same way (same protocol and
+# metric); its own required gain, users evaluated by the gate, and the label window after its inner cut.
+RECSYS_RANKER_MIN_GAIN = float(os.environ.get("RECSYS_RANKER_MIN_GAIN", "0"))
+RECSYS_RANKER_GATE_USERS = int(os.environ.get("RECSYS_RANKER_GATE_USERS", "2000"))
+RECSYS_RANKER_HORIZON_DAYS = float(os.environ.get("RECSYS_RANKER_HORIZON_DAYS", "14"))
+RECSYS_RANKER_DIR = RECSYS_DATA_DIR / "models" / "ranker"
 RECSYS_TWO_TOWER = json.loads(os.environ.get("RECSYS_TWO_TOWER", "{}"))
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.

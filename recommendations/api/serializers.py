@@ -17,6 +17,7 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100  # larger limits are capped, not refused
 MAX_EXCLUDE = 500
 MAX_SESSION_ITEMS = 100
+MAX_CART_ITEMS = 100
 MAX_QUERY_CHARS = 500
 MAX_CATEGORY_DEPTH = 10
 MAX_PRICE = 10**10
@@ -149,6 +150,15 @@ class SessionInSerializer(serializers.Serializer):
     )
 
 
+class CartInSerializer(serializers.Serializer):
+    item_ids = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        min_length=1,
+        max_length=MAX_CART_ITEMS,
+        help_text="The cart's item ids; they are never recommended back.",
+    )
+
+
 class SearchQuerySerializer(serializers.Serializer):
     q = serializers.CharField(max_length=MAX_QUERY_CHARS, trim_whitespace=True)
 
@@ -156,7 +166,7 @@ class SearchQuerySerializer(serializers.Serializer):
 class ReasonSerializer(serializers.Serializer):
     type = serializers.CharField(
         help_text="because_you_viewed, because_you_bought, similar_to, trending, "
-        "promoted, matches_query, new_arrival or recommended"
+        "promoted, matches_query, new_arrival, bought_together, viewed_together or recommended"
     )
     item_id = serializers.CharField(required=False)
     promotion_id = serializers.IntegerField(required=False)

@@ -13,6 +13,7 @@ from catalog.api.serializers import ErrorSerializer
 from recommendations import scenarios
 from recommendations.api.serializers import (
     AnswerSerializer,
+    CartInSerializer,
     ListParamsSerializer,
     SearchQuerySerializer,
     SessionInSerializer,
@@ -100,6 +101,56 @@ class SessionRecommendationsView(APIView):
             session_id=session.validated_data["session_id"],
             params=params,
         )
+        return _render(answer)
+
+
+class BoughtTogetherView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        parameters=_LIST_PARAMS,
+        responses={200: AnswerSerializer, 404: ErrorSerializer, **_ERRORS},
+        summary="Items frequently bought together with an item",
+        description="Co-visitation: items bought (then viewed) by the same users or sessions. An item "
+        "without co-visitation gets items like it, with scenario `bought_together_fallback_content`.",
+    )
+    def get(self, request, item_id: str):
+        try:
+            item = catalog_selectors.item_get(external_id=item_id)
+        except Http404 as exc:
+            raise NotFound(str(exc)) from None
+        params = list_params(request.query_params)
+        answer = scenarios.recommendations_bought_together(
+            item_pk=item.pk, external_id=item.external_id, params=params
+        )
+        return _render(answer)
+
+
+class CartRecommendationsView(APIView):
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        request=CartInSerializer,
+        parameters=_LIST_PARAMS,
+        responses={200: AnswerSerializer, **_ERRORS},
+        summary="Items frequently bought together with a cart",
+        description="The cart's items are never in the answer. A cart without co-visitation gets items "
+        "like it, with scenario `cart_fallback_content`.",
+    )
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, dict):
+            raise ValidationError({"item_ids": ["The body must be a JSON object with item_ids."]})
+        cart = CartInSerializer(data=body)
+        cart.is_valid(raise_exception=True)
+        options = {
+            **request.query_params.dict(),
+            **{k: v for k, v in body.items() if k in ListParamsSerializer().fields},
+        }
+        params = list_params(options)
+        item_ids = cart.validated_data["item_ids"]
+        pks = items_resolve(item_ids, field="item_ids")
+        answer = scenarios.recommendations_for_cart(items={pks[i]: i for i in item_ids}, params=params)
         return _render(answer)
 
 

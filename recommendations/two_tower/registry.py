@@ -85,7 +85,9 @@ def model_train_and_gate(
 def interrupted_runs_close() -> int:
     """Mark versions still "training" as failed: called with the lock held, so no live run owns them (an
     advisory lock dies with its session); their process was killed before it could record an outcome."""
-    return ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).update(
+    return ModelVersion.objects.filter(
+        kind=ModelVersion.Kind.TWO_TOWER, status=ModelVersion.Status.TRAINING
+    ).update(
         status=ModelVersion.Status.FAILED,
         reason="interrupted: the training process stopped before recording an outcome (found by the next run)",
         updated_at=timezone.now(),
@@ -156,7 +158,7 @@ def _gate(version, *, data, config, protocol, metric, min_gain, progress) -> Mod
         )
     }
     methods = [*CONTENT_BASELINES, "two_tower"]
-    incumbent = ModelVersion.objects.filter(is_active=True).first()
+    incumbent = ModelVersion.objects.filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True).first()
     if incumbent is not None:
         loaded = artifact_load(incumbent.artifact_path)
         extra["two_tower_active"] = lambda d, split, stats, vectors, k=50: scorer_for(
@@ -263,9 +265,9 @@ def _index_drop(version_id: int) -> None:
 def model_activate(*, version: ModelVersion, reason: str = "") -> None:
     """Make `version` the one active version (one transaction), then prune old vector sets."""
     with transaction.atomic():
-        ModelVersion.objects.select_for_update().filter(is_active=True).exclude(pk=version.pk).update(
-            is_active=False, updated_at=timezone.now()
-        )
+        ModelVersion.objects.select_for_update().filter(
+            kind=ModelVersion.Kind.TWO_TOWER, is_active=True
+        ).exclude(pk=version.pk).update(is_active=False, updated_at=timezone.now())
         version.is_active = True
         version.status = ModelVersion.Status.PROMOTED
         version.activated_at = timezone.now()
@@ -295,7 +297,11 @@ def model_rollback(*, to_version_id: int | None = None) -> ModelVersion | None:
     `to_version_id`). With nothing to go back to, no version stays active: serving uses content vectors.
     Returns the version now active (or None)."""
     with transaction.atomic():
-        current = ModelVersion.objects.select_for_update().filter(is_active=True).first()
+        current = (
+            ModelVersion.objects.select_for_update()
+            .filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True)
+            .first()
+        )
         if to_version_id is not None:
             target = ModelVersion.objects.filter(pk=to_version_id).first()
             if target is None:
@@ -306,9 +312,9 @@ def model_rollback(*, to_version_id: int | None = None) -> ModelVersion | None:
                 )
         else:
             # a version rolled back from is not gone back to (unless named with `to_version_id`)
-            candidates = ModelVersion.objects.filter(item_vectors__gt=0, activated_at__isnull=False).exclude(
-                status=ModelVersion.Status.ROLLED_BACK
-            )
+            candidates = ModelVersion.objects.filter(
+                kind=ModelVersion.Kind.TWO_TOWER, item_vectors__gt=0, activated_at__isnull=False
+            ).exclude(status=ModelVersion.Status.ROLLED_BACK)
             if current is not None:
                 candidates = candidates.exclude(pk=current.pk).filter(activated_at__lt=current.activated_at)
             target = candidates.order_by("-activated_at").first()
@@ -336,7 +342,7 @@ def vectors_refresh_items(*, item_pks: list[int]) -> int:
     """Catalog changes (new items, new content vectors) reach the active version: the item tower computes
     their vectors (from content, category, brand and price alone for an item it never saw). Items that
     are gone or inactive are left to the retrieval filters."""
-    version = ModelVersion.objects.filter(is_active=True).first()
+    version = ModelVersion.objects.filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True).first()
     if version is None or not item_pks:
         return 0
     trained = artifact_load(version.artifact_path).trained

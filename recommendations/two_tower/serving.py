@@ -73,7 +73,11 @@ def active_version() -> ModelVersion | None:
     now = time.monotonic()
     if _active["expires"] > now:
         return _active["version"]
-    version = ModelVersion.objects.filter(is_active=True).only("pk", "artifact_path").first()
+    version = (
+        ModelVersion.objects.filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True)
+        .only("pk", "artifact_path")
+        .first()
+    )
     with _active_lock:
         _active.update(version=version, expires=now + ACTIVE_TTL_SECONDS)
     return version

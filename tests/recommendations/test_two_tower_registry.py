@@ -150,7 +150,7 @@ def test_a_live_run_s_version_is_not_marked_failed_by_a_refused_one(shop):
 def test_train_model_command_reports_the_decision(shop, capsys):
     call_command("train_model", "--seed", "0", "--window-days", "365", "--no-progress")
     out = capsys.readouterr().out
-    version = ModelVersion.objects.get()
+    version = ModelVersion.objects.get(kind=ModelVersion.Kind.TWO_TOWER)
     assert f"v{version.pk}: promoted (active)" in out
     assert version.configuration["window_days"] == 365.0
 

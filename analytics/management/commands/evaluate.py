@@ -48,6 +48,7 @@ class Command(BaseCommand):
         data = evaluation.events_load()
         if len(data.ts) == 0:
             raise CommandError("No events linked to catalog items: nothing to evaluate.")
+        from analytics.ranker_evaluation import cooccurrence_visit_factory, ranker_methods
         from analytics.served_recommender import served_scorer_factory
         from recommendations.two_tower.evaluation import two_tower_scorer_factory
 
@@ -58,7 +59,13 @@ class Command(BaseCommand):
                     ks=options["ks"],
                     test_days=options["test_days"],
                     methods=options["methods"],
-                    extra_scorers={"served": served_scorer_factory, "two_tower": two_tower_scorer_factory},
+                    extra_scorers={
+                        "cooccurrence_visit": cooccurrence_visit_factory,
+                        # served (the default path), the ranker's raw order and each source alone: one pass
+                        **ranker_methods(progress=not options["no_progress"]),
+                        "served_single_retrieval": served_scorer_factory,
+                        "two_tower": two_tower_scorer_factory,
+                    },
                     label=options["label"],
                     progress=not options["no_progress"],
                     data=data,

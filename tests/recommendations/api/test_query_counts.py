@@ -2,7 +2,8 @@
 that adds a query per item (N+1) or per request fails here; update the baseline on purpose only. Measured
 in the steady state (profiles and promotions are cached per process for a couple of seconds, so the warm-up
 request loads them). The user answer is 5: API key, user context (vector + history), retrieval (one round
-trip with its SET LOCALs), candidate features with vectors, the served-list INSERT."""
+trip with its SET LOCALs), candidate features with vectors, the served-list INSERT. Bought together is 6:
+API key, the item (or the cart's ids), "bought" neighbours, "viewed" neighbours, features, the INSERT."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from recommendations.covisitation import covisitation_fold
 from tests.recommendations.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +26,8 @@ REQUESTS = {
     "session": ("post", "/api/v1/recommendations/session", {"item_ids": ["it-1", "it-2"]}),
     "trending": ("get", "/api/v1/recommendations/trending", {}),
     "filtered_user": ("get", "/api/v1/recommendations/users/u1", {"category": "Home", "max_price": "50"}),
+    "bought_together": ("get", "/api/v1/recommendations/items/it-0/bought-together", {}),
+    "cart": ("post", "/api/v1/recommendations/cart", {"item_ids": ["it-1", "it-2"]}),
 }
 
 
@@ -35,6 +39,9 @@ def catalog():
     UserProfileFactory(external_id="u1", embedding=topic(1))
     for item in items[:5]:
         EventFactory(user_id="u1", item=item)
+    # one order of 60 items: enough co-visited neighbours that bought together needs no content fill
+    bought = [EventFactory(user_id="buyer", item=item, event_type="purchase").pk for item in items[:60]]
+    covisitation_fold(event_pks=bought)
 
 
 def _count(api, name: str, limit: int) -> int:

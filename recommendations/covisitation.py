@@ -1,0 +1,562 @@
+"""Item-to-item co-visitation ("bought together", "viewed together"): the pure rules, no database.
+
+Two items co-visit when the same actor (a user, or an anonymous session) interacted with both within
+`WINDOW_SECONDS`. Each such pair of events adds to two directed weights: the earlier item -> the later
+one gets the full pair weight, the other direction `BACKWARD_FACTOR` of it (what is bought after A
+predicts "with A" better than what was bought before it); simultaneous events (one order, one invoice)
+give both directions the mean of the two. The pair weight is the geometric mean of the two event-type
+weights (`settings.RECSYS_EVENT_WEIGHTS`, the one table) times a decay in the time gap.
+
+Kinds: "bought" pairs use only add_to_cart and purchase events (both ends); "viewed" pairs use every event
+type. A raw matrix is item x item per kind; its diagonal (an item never pairs with itself) holds each
+item's popularity within the kind, the sum of its qualifying event weights, which the normalisation
+divides by. The database keeps exactly these numbers (recommendations/covisitation_store.py) and folds
+each new event in with the same rules; `covisitation_matrices` is the full recompute it must equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from scipy import sparse
+
+from recommendations.retrieval.base import HardFilters
+
+KINDS = ("bought", "viewed")
+BOUGHT_EVENT_TYPES = frozenset({"add_to_cart", "purchase"})
+
+# Chosen on the leave-one-out validation item of Online Retail (bench/covisitation.py; the figures are in
+# the README, "Bought together"): windows of 1 h / 1 d / 7 d / 30 d and half-lives of 1 d / 7 d / none, then
+# the backward factor and the normalisation at the best pair. 7 days and a 1-day half-life won (validation
+# NDCG@10 0.0217 vs 0.0141 for 30 days without decay: a wholesaler's orders a month apart are not "bought
+# together"). Online Retail is invoices (every line of one invoice shares a timestamp), so its pairs are
+# mostly ties; a live shop's sessions sit well inside both numbers.
+WINDOW_SECONDS = 7 * 86400.0
+HALF_LIFE_SECONDS = 86400.0
+# The reverse direction (B bought after A, read as "A with B") counts this fraction of the forward one.
+# 0.25, 0.5 and 1.0 were within 0.0002 NDCG@10 on validation (ties dominate there); the smallest won.
+BACKWARD_FACTOR = 0.25
+# score(a -> b) = raw(a, b) / (pop(a) ** ANCHOR_EXPONENT * pop(b) ** NEIGHBOUR_EXPONENT): the neighbour's
+# square root damps best-sellers that co-visit with everything (no damping 0.0210, sqrt 0.0227, full
+# division 0.0004: it promotes one-off items). Dividing by the anchor's too (0.0215) evens out what each
+# item of a cart adds, which validation (summing the last visit's items) did not reward.
+NEIGHBOUR_EXPONENT = 0.5
+ANCHOR_EXPONENT = 0.0
+
+
+def _type_weight(event_type: str) -> float:
+    return float(settings.RECSYS_EVENT_WEIGHTS.get(event_type, 0.0))
+
+
+def event_counts_in(*, kind: str, event_type: str) -> bool:
+    """Whether an event of this type takes part in pairs (and popularity) of this kind."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
+    return kind == "viewed" or event_type in BOUGHT_EVENT_TYPES
+
+
+def pair_weight(*, kind: str, type_a: str, type_b: str, dt_seconds: float) -> float:
+    """The contribution of one ordered pair (a at t, then b at t + dt, dt >= 0) to the directed weight
+    a -> b. Zero when either event does not count in `kind` or the gap exceeds the window."""
+    if dt_seconds < 0:
+        raise ValueError("dt_seconds must be >= 0 (a happens first)")
+    if not (event_counts_in(kind=kind, event_type=type_a) and event_counts_in(kind=kind, event_type=type_b)):
+        return 0.0
+    if dt_seconds > WINDOW_SECONDS:
+        return 0.0
+    return float(
+        np.sqrt(_type_weight(type_a) * _type_weight(type_b)) * 0.5 ** (dt_seconds / HALF_LIFE_SECONDS)
+    )
+
+
+def directed_pair_weights(*, kind: str, type_a: str, type_b: str, dt_seconds: float) -> tuple[float, float]:
+    """(a -> b, b -> a) for a at t and b at t + dt: forward and backward, or both the mean on a tie."""
+    forward = pair_weight(kind=kind, type_a=type_a, type_b=type_b, dt_seconds=dt_seconds)
+    if dt_seconds == 0:
+        both = forward * (1.0 + BACKWARD_FACTOR) / 2.0
+        return both, both
+    return forward, forward * BACKWARD_FACTOR
+
+
+# --- vectorised: the same rules over arrays of events
+
+
+def _weights_vector(event_types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: its type weight, and whether it counts in "bought"."""
+    types, codes = np.unique(np.asarray(event_types, dtype=object).astype(str), return_inverse=True)
+    w = np.array([_type_weight(t) for t in types], dtype=np.float64)[codes]
+    bought = np.array([t in BOUGHT_EVENT_TYPES for t in types], dtype=bool)[codes]
+    return w, bought
+
+
+def event_pairs(*, actors: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of events (i, j) of the same actor at most WINDOW_SECONDS apart, each unordered pair
+    once, with ts[i] <= ts[j]. Work is proportional to the number of pairs: offsets grow one at a time
+    and only events that still have a partner at the previous offset stay in play."""
+    n = len(ts)
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    _, actor_codes = np.unique(np.asarray(actors), return_inverse=True)
+    order = np.lexsort((np.asarray(ts, dtype=np.float64), actor_codes))
+    a, t = actor_codes[order], np.asarray(ts, dtype=np.float64)[order]
+    left, right = [], []
+    live = np.arange(n - 1)
+    offset = 1
+    while live.size:
+        partner = live + offset
+        inside = partner < n
+        live, partner = live[inside], partner[inside]
+        near = (a[partner] == a[live]) & (t[partner] - t[live] <= WINDOW_SECONDS)
+        live, partner = live[near], partner[near]
+        left.append(order[live])
+        right.append(order[partner])
+        offset += 1
+    return np.concatenate(left).astype(np.int64), np.concatenate(right).astype(np.int64)
+
+
+def pair_contributions(
+    *,
+    kind: str,
+    items: np.ndarray,
+    ts: np.ndarray,
+    event_types: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directed (row, col, weight) triplets of the event pairs (left[k] at or before right[k]), both
+    directions, pairs of the same item and zero weights dropped. `directed_pair_weights`, on arrays."""
+    w, bought = _weights_vector(event_types)
+    items = np.asarray(items, dtype=np.int64)
+    ts = np.asarray(ts, dtype=np.float64)
+    dt = ts[right] - ts[left]
+    keep = (items[left] != items[right]) & (dt <= WINDOW_SECONDS)
+    if kind == "bought":
+        keep &= bought[left] & bought[right]
+    elif kind != "viewed":
+        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
+    left, right, dt = left[keep], right[keep], dt[keep]
+    forward = np.sqrt(w[left] * w[right]) * np.power(0.5, dt / HALF_LIFE_SECONDS)
+    tie = dt == 0
+    backward = np.where(tie, forward * (1.0 + BACKWARD_FACTOR) / 2.0, forward * BACKWARD_FACTOR)
+    forward = np.where(tie, backward, forward)
+    rows = np.concatenate([items[left], items[right]])
+    cols = np.concatenate([items[right], items[left]])
+    vals = np.concatenate([forward, backward])
+    nonzero = vals > 0
+    return rows[nonzero], cols[nonzero], vals[nonzero]
+
+
+def item_popularity(*, kind: str, items: np.ndarray, event_types: np.ndarray, n_items: int) -> np.ndarray:
+    """Each item's popularity within `kind`: the sum of its counting events' type weights."""
+    w, bought = _weights_vector(event_types)
+    if kind == "bought":
+        w = np.where(bought, w, 0.0)
+    return np.bincount(np.asarray(items, dtype=np.int64), weights=w, minlength=n_items).astype(np.float64)
+
+
+def covisitation_matrices(
+    *, actors: np.ndarray, items: np.ndarray, ts: np.ndarray, event_types: np.ndarray, n_items: int
+) -> dict[str, sparse.csr_matrix]:
+    """Raw directed weights per kind (item x item, float64) from event arrays; items are indices
+    0..n_items-1, ts epoch seconds. The diagonal holds each item's popularity in that kind. The same
+    rules as the incremental fold, so the fold of any event order equals this."""
+    left, right = event_pairs(actors=actors, ts=ts)
+    out = {}
+    for kind in KINDS:
+        rows, cols, vals = pair_contributions(
+            kind=kind, items=items, ts=ts, event_types=event_types, left=left, right=right
+        )
+        pop = item_popularity(kind=kind, items=items, event_types=event_types, n_items=n_items)
+        diag = np.flatnonzero(pop > 0)
+        m = sparse.coo_matrix(
+            (np.concatenate([vals, pop[diag]]), (np.concatenate([rows, diag]), np.concatenate([cols, diag]))),
+            shape=(n_items, n_items),
+        ).tocsr()
+        m.sum_duplicates()
+        out[kind] = m
+    return out
+
+
+def covisitation_popularity(raw: sparse.csr_matrix) -> np.ndarray:
+    """The per-item popularity stored on a raw matrix's diagonal."""
+    return np.asarray(raw.diagonal(), dtype=np.float64)
+
+
+def covisitation_normalise(raw: sparse.csr_matrix, popularity: np.ndarray) -> sparse.csr_matrix:
+    """Scores from raw weights: raw(a, b) / (pop(a) ** ANCHOR_EXPONENT * pop(b) ** NEIGHBOUR_EXPONENT),
+    the diagonal dropped. The selector (covisitation_neighbours) computes the same in SQL."""
+    pop = np.maximum(np.asarray(popularity, dtype=np.float64), 1e-12)
+    m = raw.tocsr(copy=True)
+    m.setdiag(0)
+    m.eliminate_zeros()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    m.data = m.data / (pop[rows] ** ANCHOR_EXPONENT * pop[m.indices] ** NEIGHBOUR_EXPONENT)
+    return m
+
+
+# --- storage: recommendations_covisitationpair (compacted) + recommendations_covisitationdelta (appended)
+#
+# Exactly once: an event is folded in the transaction that flips its `covisitation_folded`, and each
+# pair of events is counted by whichever of the two is folded second (it pairs with the actor's events
+# already folded, itself included). Two workers folding events of the same actor would each miss the
+# other's uncommitted event, so the fold takes a per-actor advisory lock (in actor order: no deadlock)
+# before it claims. Compaction and rebuild rewrite the tables: they take LOCK_KEY exclusively, folds
+# share it.
+
+LOCK_KEY = 0x434F5649  # "COVI"
+ACTOR_LOCK_CLASS = 0x434F5641  # "COVA", with hashtext(actor) as the second key
+# Events per fold round: a round is one transaction (claim, read partners, append deltas).
+FOLD_BATCH_SIZE = 1000
+# Compaction keeps each item's best neighbours per kind (by normalised score) and drops weights below
+# MIN_WEIGHT (float dust: the smallest single pair inside the window, two views 7 days apart counted
+# backward, is 0.002). The answers use at most a few dozen neighbours per
+# anchor (limit <= 100, filtered), so 200 leaves room for the hard filters; it bounds an anchor's rows,
+# which the selector reads whole.
+KEEP_NEIGHBOURS = 200
+MIN_WEIGHT = 1e-3
+
+_PAIR = "recommendations_covisitationpair"
+_DELTA = "recommendations_covisitationdelta"
+_ACTOR_SQL = "COALESCE(e.user_id, 's:' || e.session_id)"
+_HAS_ACTOR_SQL = "(e.user_id IS NOT NULL OR e.session_id <> '')"
+
+
+def _pair_rows(
+    *, actors: np.ndarray, items: np.ndarray, ts: np.ndarray, event_types: np.ndarray, new: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The increments of the `new` events (bool mask) against all the given events of their actors:
+    pairs with at least one new end, and the new events' popularity; items are item pks."""
+    pks, local = np.unique(np.asarray(items, dtype=np.int64), return_inverse=True)
+    left, right = event_pairs(actors=actors, ts=ts)
+    involved = new[left] | new[right]
+    left, right = left[involved], right[involved]
+    out = {}
+    for kind in KINDS:
+        rows, cols, vals = pair_contributions(
+            kind=kind, items=local, ts=ts, event_types=event_types, left=left, right=right
+        )
+        pop = item_popularity(kind=kind, items=local[new], event_types=event_types[new], n_items=len(pks))
+        diag = np.flatnonzero(pop > 0)
+        m = sparse.coo_matrix(
+            (np.concatenate([vals, pop[diag]]), (np.concatenate([rows, diag]), np.concatenate([cols, diag]))),
+            shape=(len(pks), len(pks)),
+        ).tocsr()
+        m.sum_duplicates()
+        m = m.tocoo()
+        out[kind] = (pks[m.row], pks[m.col], m.data)
+    return out
+
+
+_CLAIM_SQL = f"""
+UPDATE interactions_event e SET covisitation_folded = true
+WHERE e.id = ANY(%(ids)s) AND NOT e.covisitation_folded AND e.item_id IS NOT NULL
+RETURNING e.id, {_ACTOR_SQL}, {_HAS_ACTOR_SQL}, extract(epoch FROM e.timestamp)::float8
+"""
+
+# The actors' folded events within the window of the claimed ones (the claimed included: this
+# transaction sees its own claim). One index range scan per actor (event_user_recent, event_session_recent).
+_PARTNERS_SQL = """
+SELECT x.id, w.actor, x.item_id, x.event_type, extract(epoch FROM x.timestamp)::float8
+FROM unnest(%(users)s::varchar[], %(ulo)s::float8[], %(uhi)s::float8[]) AS w(actor, lo, hi)
+CROSS JOIN LATERAL (
+    SELECT e.id, e.item_id, e.event_type, e.timestamp FROM interactions_event e
+    WHERE e.user_id = w.actor AND e.covisitation_folded AND e.item_id IS NOT NULL
+      AND e.timestamp BETWEEN to_timestamp(w.lo) AND to_timestamp(w.hi)
+) x
+UNION ALL
+SELECT x.id, 's:' || w.session, x.item_id, x.event_type, extract(epoch FROM x.timestamp)::float8
+FROM unnest(%(sessions)s::varchar[], %(slo)s::float8[], %(shi)s::float8[]) AS w(session, lo, hi)
+CROSS JOIN LATERAL (
+    SELECT e.id, e.item_id, e.event_type, e.timestamp FROM interactions_event e
+    WHERE e.user_id IS NULL AND e.session_id = w.session AND e.covisitation_folded
+      AND e.item_id IS NOT NULL AND e.timestamp BETWEEN to_timestamp(w.lo) AND to_timestamp(w.hi)
+) x
+"""
+
+
+def _fold_round(*, event_pks: list[int] | None, limit: int) -> int:
+    with transaction.atomic(), connection.cursor() as cur:
+        if event_pks is None:
+            cur.execute(
+                "SELECT id FROM interactions_event WHERE NOT covisitation_folded AND item_id IS NOT NULL "
+                "ORDER BY id LIMIT %s",
+                [limit],
+            )
+            ids = [r[0] for r in cur.fetchall()]
+        else:
+            ids = list(event_pks)[:limit]
+        if not ids:
+            return 0
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK_KEY])
+        cur.execute(
+            f"SELECT DISTINCT {_ACTOR_SQL} FROM interactions_event e WHERE e.id = ANY(%s) "
+            f"AND NOT e.covisitation_folded AND e.item_id IS NOT NULL AND {_HAS_ACTOR_SQL}",
+            [ids],
+        )
+        for (actor,) in sorted(cur.fetchall()):
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ACTOR_LOCK_CLASS, actor])
+        cur.execute(_CLAIM_SQL, {"ids": ids})
+        claimed = cur.fetchall()
+        bounds: dict[str, list[float]] = {}
+        for _pk, actor, has_actor, t in claimed:
+            if has_actor:
+                lo_hi = bounds.setdefault(actor, [t, t])
+                lo_hi[0], lo_hi[1] = min(lo_hi[0], t), max(lo_hi[1], t)
+        if not bounds:
+            return len(claimed)
+        users = [a for a in bounds if not a.startswith("s:")]
+        sessions = [a for a in bounds if a.startswith("s:")]
+        # a second of slack: to_timestamp() of a float may round off the last microsecond; the pair
+        # rules apply the window exactly
+        cur.execute(
+            _PARTNERS_SQL,
+            {
+                "users": users,
+                "ulo": [bounds[a][0] - WINDOW_SECONDS - 1 for a in users],
+                "uhi": [bounds[a][1] + WINDOW_SECONDS + 1 for a in users],
+                "sessions": [a[2:] for a in sessions],
+                "slo": [bounds[a][0] - WINDOW_SECONDS - 1 for a in sessions],
+                "shi": [bounds[a][1] + WINDOW_SECONDS + 1 for a in sessions],
+            },
+        )
+        rows = cur.fetchall()
+        claimed_pks = {r[0] for r in claimed}
+        increments = _pair_rows(
+            actors=np.array([r[1] for r in rows], dtype=object),
+            items=np.array([r[2] for r in rows], dtype=np.int64),
+            ts=np.array([r[4] for r in rows], dtype=np.float64),
+            event_types=np.array([r[3] for r in rows], dtype=object),
+            new=np.array([r[0] in claimed_pks for r in rows], dtype=bool),
+        )
+        _append(cur, table=_DELTA, increments=increments)
+        return len(claimed)
+
+
+def _append(cur, *, table: str, increments: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    kinds, a, b, w = [], [], [], []
+    for kind, (rows, cols, vals) in increments.items():
+        kinds += [kind] * len(rows)
+        a += rows.tolist()
+        b += cols.tolist()
+        w += vals.tolist()
+    if kinds:
+        cur.execute(
+            f"INSERT INTO {table} (kind, item_a, item_b, weight) "
+            "SELECT * FROM unnest(%s::varchar[], %s::bigint[], %s::bigint[], %s::float8[])",
+            [kinds, a, b, w],
+        )
+
+
+def covisitation_fold(*, event_pks: list[int]) -> int:
+    """Fold these events (those not folded yet and linked to an item) into co-visitation, exactly once
+    each; returns how many were claimed. Rounds of FOLD_BATCH_SIZE, one transaction each."""
+    pks = list(event_pks)
+    total = 0
+    for start in range(0, len(pks), FOLD_BATCH_SIZE):
+        total += _fold_round(event_pks=pks[start : start + FOLD_BATCH_SIZE], limit=FOLD_BATCH_SIZE)
+    return total
+
+
+def covisitation_fold_pending(*, limit: int = FOLD_BATCH_SIZE) -> int:
+    """One round of the sweep: fold up to `limit` events nobody folded (lost tasks, events stored while
+    the broker was down, events linked to their item late)."""
+    return _fold_round(event_pks=None, limit=limit)
+
+
+@dataclass
+class CompactResult:
+    merged: int = 0  # delta rows merged
+    pruned: int = 0  # pairs dropped
+
+
+_PRUNE_SQL = f"""
+WITH ranked AS (
+    SELECT p.kind, p.item_a, p.item_b, p.weight,
+           row_number() OVER (
+               PARTITION BY p.kind, p.item_a
+               ORDER BY p.weight / power(GREATEST(COALESCE(d.weight, 0), 1e-12), %(ne)s) DESC, p.item_b
+           ) AS rank
+    FROM {_PAIR} p
+    LEFT JOIN {_PAIR} d ON d.kind = p.kind AND d.item_a = p.item_b AND d.item_b = p.item_b
+    WHERE p.item_a <> p.item_b {{anchors}}
+)
+DELETE FROM {_PAIR} p USING ranked r
+WHERE p.kind = r.kind AND p.item_a = r.item_a AND p.item_b = r.item_b
+  AND (r.rank > %(keep)s OR r.weight < %(min_weight)s)
+"""
+
+
+def _prune(cur, *, anchors: list[tuple[str, int]] | None) -> int:
+    """Keep each anchor's KEEP_NEIGHBOURS best neighbours, drop weights under MIN_WEIGHT (the popularity
+    rows stay). `anchors` None: every anchor."""
+    params: dict = {"ne": NEIGHBOUR_EXPONENT, "keep": KEEP_NEIGHBOURS, "min_weight": MIN_WEIGHT}
+    where = ""
+    if anchors is not None:
+        if not anchors:
+            return 0
+        where = "AND (p.kind, p.item_a) IN (SELECT * FROM unnest(%(kinds)s::varchar[], %(items)s::bigint[]))"
+        params["kinds"] = [k for k, _ in anchors]
+        params["items"] = [a for _, a in anchors]
+    cur.execute(_PRUNE_SQL.format(anchors=where), params)
+    return cur.rowcount
+
+
+def covisitation_compact() -> CompactResult:
+    """Merge the appended increments into the compacted table, then prune the anchors they touched.
+    Holds LOCK_KEY exclusively (folds wait, a few hundred ms per 100k delta rows); readers are never
+    blocked and see the sum either side of the commit."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+        cur.execute(f"SELECT count(*) FROM {_DELTA}")
+        merged = cur.fetchone()[0]
+        if not merged:
+            return CompactResult()
+        cur.execute(
+            f"""
+            INSERT INTO {_PAIR} AS p (kind, item_a, item_b, weight)
+            SELECT kind, item_a, item_b, sum(weight) FROM {_DELTA} GROUP BY kind, item_a, item_b
+            ON CONFLICT (kind, item_a, item_b)
+            DO UPDATE SET weight = p.weight + EXCLUDED.weight, updated_at = now()
+            """
+        )
+        cur.execute(f"SELECT DISTINCT kind, item_a FROM {_DELTA}")
+        anchors = cur.fetchall()
+        # every row is merged: nothing appends while the exclusive lock is held
+        cur.execute(f"DELETE FROM {_DELTA}")
+        pruned = _prune(cur, anchors=anchors)
+    return CompactResult(merged=merged, pruned=pruned)
+
+
+def covisitation_replace(*, matrices: dict[str, sparse.csr_matrix], item_pks: np.ndarray) -> int:
+    """Replace everything stored with these raw matrices (rows/columns are indices into `item_pks`),
+    pruned like a compaction; returns the rows written. Offline evaluation calls it inside a transaction
+    it rolls back, to serve from training data only. Holds LOCK_KEY exclusively."""
+    item_pks = np.asarray(item_pks, dtype=np.int64)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+        cur.execute(f"DELETE FROM {_DELTA}")
+        cur.execute(f"DELETE FROM {_PAIR}")
+        written = 0
+        with cur.copy(f"COPY {_PAIR} (kind, item_a, item_b, weight) FROM STDIN") as copy:
+            for kind, raw in matrices.items():
+                m = raw.tocoo()
+                keep = m.data > 0
+                for a, b, w in zip(
+                    item_pks[m.row[keep]].tolist(),
+                    item_pks[m.col[keep]].tolist(),
+                    m.data[keep].tolist(),
+                    strict=True,
+                ):
+                    copy.write_row((kind, a, b, w))
+                written += int(keep.sum())
+        written -= _prune(cur, anchors=None)
+    return written
+
+
+def covisitation_events_load() -> dict[str, np.ndarray]:
+    """Every event that co-visitation counts (linked to an item, with a user or session), as arrays:
+    actors, item pks, ts (epoch seconds), event_types."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {_ACTOR_SQL}, e.item_id, extract(epoch FROM e.timestamp)::float8, e.event_type "
+            f"FROM interactions_event e WHERE e.item_id IS NOT NULL AND {_HAS_ACTOR_SQL}"
+        )
+        rows = cur.fetchall()
+    return {
+        "actors": np.array([r[0] for r in rows], dtype=object),
+        "items": np.array([r[1] for r in rows], dtype=np.int64),
+        "ts": np.array([r[2] for r in rows], dtype=np.float64),
+        "event_types": np.array([r[3] for r in rows], dtype=object),
+    }
+
+
+def covisitation_rebuild() -> int:
+    """Recompute everything from the events table and mark every event folded, in one transaction that
+    holds LOCK_KEY exclusively (folds wait for it); returns the rows written."""
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+            cur.execute(
+                "UPDATE interactions_event SET covisitation_folded = true "
+                "WHERE NOT covisitation_folded AND item_id IS NOT NULL"
+            )
+        events = covisitation_events_load()
+        item_pks, local = np.unique(events["items"], return_inverse=True)
+        matrices = covisitation_matrices(
+            actors=events["actors"],
+            items=local,
+            ts=events["ts"],
+            event_types=events["event_types"],
+            n_items=len(item_pks),
+        )
+        return covisitation_replace(matrices=matrices, item_pks=item_pks)
+
+
+# --- reads
+
+_NEIGHBOURS_SQL = f"""
+WITH w AS (
+    SELECT u.item_a, u.item_b, sum(u.weight) AS weight FROM (
+        SELECT item_a, item_b, weight FROM {_PAIR} WHERE kind = %(kind)s AND item_a = ANY(%(anchors)s)
+        UNION ALL
+        SELECT item_a, item_b, weight FROM {_DELTA} WHERE kind = %(kind)s AND item_a = ANY(%(anchors)s)
+    ) u GROUP BY u.item_a, u.item_b
+),
+pop AS (
+    SELECT u.item, sum(u.weight) AS pop FROM (
+        SELECT item_a AS item, weight FROM {_PAIR}
+        WHERE kind = %(kind)s AND item_a = item_b AND item_a IN (SELECT item_b FROM w)
+        UNION ALL
+        SELECT item_a, weight FROM {_DELTA}
+        WHERE kind = %(kind)s AND item_a = item_b AND item_a IN (SELECT item_b FROM w)
+    ) u GROUP BY u.item
+),
+scored AS (
+    SELECT w.item_a, w.item_b,
+           w.weight / (power(GREATEST(COALESCE(pa.pop, 0), 1e-12), %(ae)s)
+                       * power(GREATEST(COALESCE(pb.pop, 0), 1e-12), %(ne)s)) AS score
+    FROM w
+    JOIN catalog_item i ON i.id = w.item_b
+    LEFT JOIN pop pa ON pa.item = w.item_a
+    LEFT JOIN pop pb ON pb.item = w.item_b
+    WHERE w.item_b <> ALL(%(anchors)s) AND {{where}}
+),
+ranked AS (
+    SELECT item_a, item_b, score,
+           row_number() OVER (PARTITION BY item_a ORDER BY score DESC, item_b) AS rank
+    FROM scored
+)
+SELECT item_a, item_b, score FROM ranked WHERE rank <= %(k)s ORDER BY item_a, rank
+"""
+
+
+def covisitation_neighbours(
+    *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
+) -> dict[int, dict[int, float]]:
+    """Each anchor's top-k neighbours of `kind` by normalised score (`covisitation_normalise`: compacted
+    weights plus pending increments), best first, in one query. The anchors themselves never appear;
+    `filters` (active items only when None) apply inside the query. Anchors without co-visitation get an
+    empty dict."""
+    from recommendations.retrieval.pgvector_backend import filters_where
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
+    anchors = sorted({int(pk) for pk in item_pks})
+    out: dict[int, dict[int, float]] = {pk: {} for pk in anchors}
+    if not anchors or k <= 0:
+        return out
+    if filters is None:
+        where, params = "i.is_active", {}
+    else:
+        where, params = filters_where(filters, require_vector=False)
+    params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
+    with connection.cursor() as cur:
+        cur.execute(_NEIGHBOURS_SQL.format(where=where), params)
+        for a, b, score in cur.fetchall():
+            out[a][b] = float(score)
+    return out

@@ -1,0 +1,288 @@
+"""Training rows for the ranker, through the serving code itself (no train/serve skew).
+
+Next-item targets from an inner split of the training events, of the same kind as the evaluation
+protocol: `temporal`, a cut `horizon_days` before the last training event, the labels the items each user
+went on to have after it; `leave-one-out`, each user's last training item, their earlier events as
+history. Everything the sources and features read (popularity, co-visitation, each user's history and
+vector) is built from the inner training events only. The popularity table is replaced inside a
+transaction that is rolled back (as the served recommender's evaluation does), co-visitation is read from
+matrices built from the same events, and each user's candidates and features come from
+`sources.candidates_gather` and `features.context_features`, the functions serving calls.
+
+No leakage: only `train_rows` are read (the outer split's training events); whatever happened after them
+(the test period) changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from scipy import sparse
+from tqdm import tqdm
+
+from recommendations import covisitation as covis
+from recommendations import selectors, services, sources
+from recommendations.covisitation import (
+    KINDS,
+    covisitation_matrices,
+    covisitation_normalise,
+    covisitation_popularity,
+)
+from recommendations.ranker.features import context_features
+from recommendations.ranker.model import Ranker, ranker_train
+from recommendations.rerank.pipeline import RerankConfig
+from recommendations.retrieval.base import HardFilters
+
+# The sources a ranker is trained with (two_tower joins only with a tower trained before the inner cut;
+# repeat only where a profile shows bought items again: neither on the default path yet).
+DEFAULT_SOURCES = ("bought_together", "viewed_together", "content_recent", "user_vector", "trending")
+HORIZON_DAYS = 14.0
+MAX_USERS = 2500
+
+
+@dataclass
+class TrainingRows:
+    features: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    users: list[str] = field(default_factory=list)
+    skipped_no_positive: int = 0
+
+
+class _Rollback(Exception):
+    pass
+
+
+def popularity_replace(stream, rows: np.ndarray, *, now_ts: float) -> None:
+    """The ItemPopularity table as `item_popularity_refresh` would have left it at `now_ts`, from these
+    events only (the caller rolls the transaction back)."""
+    ts = stream.ts[rows]
+    window = (ts > now_ts - services.POPULARITY_WINDOW_DAYS * 86400.0) & (ts <= now_ts)
+    r = rows[window]
+    weights = np.array([services.POPULARITY_EVENT_WEIGHTS.get(t, 1.0) for t in stream.event_type[r]])
+    decay = np.power(0.5, (now_ts - stream.ts[r]) / 86400.0 / services.POPULARITY_HALF_LIFE_DAYS)
+    n_items = len(stream.item_pks)
+    score = np.bincount(stream.item_idx[r], weights=weights * decay, minlength=n_items)
+    count = np.bincount(stream.item_idx[r], minlength=n_items)
+    present = np.flatnonzero(count > 0)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM recommendations_itempopularity")
+        cur.execute(
+            """
+            INSERT INTO recommendations_itempopularity
+                (item_id, score, interaction_count, created_at, updated_at)
+            SELECT pk, s, n, now(), now()
+            FROM unnest(%s::bigint[], %s::float8[], %s::int[]) AS t(pk, s, n)
+            JOIN catalog_item i ON i.id = t.pk
+            """,
+            [
+                [int(p) for p in stream.item_pks[present]],
+                [float(x) for x in score[present]],
+                [int(x) for x in count[present]],
+            ],
+        )
+
+
+# Benchmarks set this to keep the (deterministic) matrices of a set of events between runs: the full
+# recompute takes minutes on Online Retail, and every seed of a protocol needs the same two.
+MATRIX_CACHE_DIR: Path | None = None
+
+
+def covisitation_neighbours_for(stream, rows: np.ndarray) -> sources.MatrixNeighbours:
+    """Co-visitation from these events only, with the table's rules and normalisation."""
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    path = None
+    if MATRIX_CACHE_DIR is not None:
+        digest = hashlib.sha256()
+        rules = (
+            covis.WINDOW_SECONDS,
+            covis.HALF_LIFE_SECONDS,
+            covis.BACKWARD_FACTOR,
+            covis.NEIGHBOUR_EXPONENT,
+        )
+        digest.update(
+            repr((rules, covis.ANCHOR_EXPONENT, sorted(settings.RECSYS_EVENT_WEIGHTS.items()))).encode()
+        )
+        for part in (rows, stream.item_idx[rows], stream.ts[rows], stream.item_pks):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        path = Path(MATRIX_CACHE_DIR) / f"covis-{digest.hexdigest()[:20]}.npz"
+    if path is not None and path.exists():
+        loaded = np.load(path)
+        normalised = {kind: sparse.csr_matrix((loaded[f"{kind}_data"], loaded[f"{kind}_indices"],
+                                               loaded[f"{kind}_indptr"]), shape=tuple(loaded["shape"]))
+                      for kind in KINDS}  # fmt: skip
+        return sources.MatrixNeighbours(normalised, stream.item_pks, stream.active)
+    raw = covisitation_matrices(
+        actors=stream.user_ids[rows],
+        items=stream.item_idx[rows],
+        ts=stream.ts[rows],
+        event_types=stream.event_type[rows],
+        n_items=len(stream.item_pks),
+    )
+    normalised = {kind: covisitation_normalise(m, covisitation_popularity(m)) for kind, m in raw.items()}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"shape": np.array(normalised[KINDS[0]].shape)}
+        for kind, m in normalised.items():
+            arrays.update({f"{kind}_data": m.data, f"{kind}_indices": m.indices, f"{kind}_indptr": m.indptr})
+        np.savez(path, **arrays)
+    return sources.MatrixNeighbours(normalised, stream.item_pks, stream.active)
+
+
+def user_history(stream, rows: np.ndarray) -> selectors.History:
+    """A user's History from their events (time order), as `selectors.user_context` reads it."""
+    newest = rows[::-1][: selectors.HISTORY_EVENTS]
+    return selectors._history(
+        [(int(stream.item_pks[stream.item_idx[i]]), str(stream.event_type[i])) for i in newest]
+    )
+
+
+def user_vector(stream, rows: np.ndarray, vectors: np.ndarray) -> np.ndarray | None:
+    """The stored user vector's formula (`interactions` worker / evaluation's user_vectors_build)."""
+    if not len(rows):
+        return None
+    half_life = settings.RECSYS_USER_HALF_LIFE_DAYS * 86400.0
+    ts = stream.ts[rows]
+    decay = np.power(0.5, (ts.max() - ts) / half_life) if half_life > 0 else np.ones(len(ts))
+    w = np.array([settings.RECSYS_EVENT_WEIGHTS.get(t, 1.0) for t in stream.event_type[rows]]) * decay
+    v = (vectors[stream.item_idx[rows]] * w[:, None]).sum(axis=0)
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n > 0 else None
+
+
+def user_filters(history: selectors.History, *, surface: str = "") -> HardFilters:
+    """The filters `scenarios._ranked` gives the sources for a user: the profile's stock rule, and what the
+    re-ranking would hide anyway (bought / seen, as the profile says for the user scenario)."""
+    config = RerankConfig.from_profile(selectors.profile_for_surface(surface=surface))
+    hidden: set[int] = set()
+    if "user" in config.exclude_bought_in:
+        hidden |= history.bought_pks
+    if "user" in config.exclude_seen_in:
+        hidden |= history.seen_pks
+    return HardFilters(in_stock_only=config.in_stock_only, exclude_item_pks=frozenset(hidden))
+
+
+def training_rows_build(
+    stream,
+    train_rows: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    protocol: str = "temporal",
+    names: tuple[str, ...] = DEFAULT_SOURCES,
+    horizon_days: float = HORIZON_DAYS,
+    max_users: int = MAX_USERS,
+    seed: int = 0,
+    progress: bool = False,
+) -> TrainingRows:
+    """Rows from an inner split of the training events, of the same kind as the evaluation protocol
+    (`analytics.evaluation.split_build` on those events alone): `temporal`, a cut `horizon_days` before
+    the last training event and the items of the days after it; `leave-one-out`, each user's last
+    training item, their earlier events as history."""
+    from analytics.evaluation import EventData, split_build
+
+    train_rows = np.sort(np.asarray(train_rows, dtype=np.int64))
+    sub = EventData(
+        user_ids=stream.user_ids[train_rows],
+        item_idx=stream.item_idx[train_rows],
+        ts=stream.ts[train_rows],
+        event_type=stream.event_type[train_rows],
+        item_pks=stream.item_pks,
+        active=stream.active,
+    )
+    inner = split_build(sub, protocol=protocol, test_days=horizon_days)
+    before = np.asarray(inner.train, dtype=np.int64)
+    by_user: dict[str, list[int]] = {}
+    for i in before:
+        by_user.setdefault(str(sub.user_ids[i]), []).append(int(i))
+    targets = {u: {int(sub.item_pks[i]) for i in inner.test[u]} for u in inner.users if u in by_user}
+    users = sorted(targets)
+    rng = np.random.default_rng(seed)
+    if len(users) > max_users:
+        users = sorted(rng.choice(users, size=max_users, replace=False).tolist())
+    stream = sub
+    # temporal: everything is as of the inner cut; leave-one-out: the table as of the last kept event
+    cut_ts = (
+        inner.cut_ts if inner.cut_ts is not None else (float(sub.ts[before].max()) if len(before) else 0.0)
+    )
+    out_x, out_y, groups, kept = [], [], [], []
+    skipped = 0
+    neighbours = covisitation_neighbours_for(stream, before)
+    dim = vectors.shape[1]
+    try:
+        with transaction.atomic():
+            popularity_replace(stream, before, now_ts=cut_ts)
+            selectors.serving_config_clear()
+            sources.covisitation_in_memory(neighbours)
+            for user in tqdm(users, desc="ranker rows", unit="user", disable=not progress, leave=False):
+                rows = np.array(by_user[user], dtype=np.int64)
+                history = user_history(stream, rows)
+                positives = targets[user] - history.bought_pks - history.seen_pks
+                if not positives:
+                    skipped += 1
+                    continue
+                now_ts = float(stream.ts[rows].max()) + 1.0 if protocol == "leave-one-out" else cut_ts
+                context = sources.SourceContext(
+                    recent=tuple(pk for pk, _ in history.recent),
+                    bought=frozenset(history.bought_pks),
+                    now=datetime.fromtimestamp(now_ts, tz=UTC),
+                    vector=user_vector(stream, rows, vectors),
+                )
+                filters = user_filters(history)
+                context.memo["filters"] = filters
+                gathered = sources.candidates_gather(context, names=names, filters=filters)
+                labels = np.array([int(pk) in positives for pk in gathered.pks], dtype=np.float32)
+                if not labels.any():
+                    skipped += 1
+                    continue
+                out_x.append(context_features(context, gathered, now_ts=now_ts, dim=dim))
+                out_y.append(labels)
+                groups.append(len(labels))
+                kept.append(user)
+            raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        sources.covisitation_in_memory(None)
+        selectors.serving_config_clear()
+    if not groups:
+        return TrainingRows(np.zeros((0, 0), np.float32), np.zeros(0), np.zeros(0, np.int64), [], skipped)
+    return TrainingRows(
+        np.vstack(out_x), np.concatenate(out_y), np.array(groups, dtype=np.int64), kept, skipped
+    )
+
+
+def ranker_fit(
+    stream,
+    train_rows: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    protocol: str = "temporal",
+    names: tuple[str, ...] = DEFAULT_SOURCES,
+    horizon_days: float = HORIZON_DAYS,
+    max_users: int = MAX_USERS,
+    seed: int = 0,
+    progress: bool = False,
+) -> Ranker:
+    """A ranker from these training events (an inner split of the `protocol`'s kind, see above)."""
+    rows = training_rows_build(
+        stream,
+        train_rows,
+        vectors,
+        protocol=protocol,
+        names=names,
+        horizon_days=horizon_days,
+        max_users=max_users,
+        seed=seed,
+        progress=progress,
+    )
+    if not len(rows.groups):
+        raise ValueError("no training rows: no user has a next item among the candidates")
+    ranker = ranker_train(rows.features, rows.labels, rows.groups, sources=names, seed=seed)
+    ranker.info.update(protocol=protocol, users=len(rows.users), skipped_no_positive=rows.skipped_no_positive)
+    return ranker

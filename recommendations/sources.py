@@ -1,0 +1,256 @@
+"""Candidate sources behind one interface: `source(context, *, k, filters) -> {item_pk: score}`, higher
+is better, every hard filter inside the source's own query (so a filter never shortens a source's list).
+
+The scenarios gather the union of several sources (`candidates_gather`) and the learned ranker
+(`recommendations.ranker`) orders it. Each source is also a method of offline evaluation on its own.
+
+Sources:
+- `bought_together` / `viewed_together`: co-visitation neighbours of the most recent items (and of the
+  item on an item page), decayed by recency (`recommendations.covisitation`).
+- `content_recent`: content-vector neighbours of each of the few most recent items (not of their mean).
+- `user_vector`: content-vector neighbours of the user's stored (or history-built) vector.
+- `two_tower`: the two-tower model's own search, when a version is active.
+- `trending`: time-decayed popularity.
+- `repeat`: the user's own purchases, when the surface's profile lets bought items be shown again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from recommendations import selectors
+from recommendations.retrieval import get_backend
+from recommendations.retrieval.base import HardFilters
+
+# The most recent distinct items whose co-visitation rows are read, and their weight decay (newest 1.0).
+COVIS_ANCHORS = 5
+# The most recent distinct items whose content neighbours are searched (one vector search each).
+CONTENT_ANCHORS = 3
+ANCHOR_DECAY = 0.7
+# Candidates each source contributes, and the most the union holds (the ranker's cost is per candidate).
+SOURCE_K = 150
+MAX_CANDIDATES = 500
+
+
+@dataclass
+class SourceContext:
+    """What the sources know about the request. `recent` is newest first (distinct items); `anchor` is the
+    item of an item page. `memo` holds what several sources and the features share (read once)."""
+
+    recent: tuple[int, ...] = ()
+    bought: frozenset[int] = frozenset()
+    anchor: int | None = None
+    now: datetime | None = None
+    vector: np.ndarray | None = None
+    two_tower: Any = None  # two_tower.serving.Query or None
+    allow_repeat: bool = False
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def anchors(self) -> tuple[int, ...]:
+        """The items co-visitation and content neighbours start from: the page's item, then the newest."""
+        if self.anchor is not None:
+            return (self.anchor, *[pk for pk in self.recent if pk != self.anchor])
+        return self.recent
+
+    def recent_vectors(self) -> dict[int, tuple[str, np.ndarray]]:
+        """Content vectors (with shop ids) of the anchors and recent items, read once per request."""
+        if "vectors" not in self.memo:
+            pks = list(self.anchors[: selectors.EXPLAIN_ITEMS])
+            self.memo["vectors"] = selectors.history_vectors(item_pks=pks)
+        return self.memo["vectors"]
+
+    def covisitation(self, kind: str, *, k: int, filters: HardFilters) -> dict[int, dict[int, float]]:
+        """anchor -> {neighbour: score} for the first COVIS_ANCHORS anchors, read once per kind."""
+        key = f"covis:{kind}"
+        if key not in self.memo:
+            anchors = list(self.anchors[:COVIS_ANCHORS])
+            self.memo[key] = _covisitation_neighbours(item_pks=anchors, kind=kind, k=k, filters=filters)
+        return self.memo[key]
+
+
+# Offline evaluation and ranker training may read co-visitation from matrices in memory instead of the
+# table (`covisitation_in_memory`); serving always reads the table.
+_covisitation_memory: dict[str, Any] = {}
+
+
+class MatrixNeighbours:
+    """Co-visitation neighbours from normalised matrices (item index space) with the same contract as the
+    table's selector; hard filters reduced to what offline evaluation uses (active items, exclusions)."""
+
+    def __init__(self, matrices: dict[str, Any], item_pks: np.ndarray, allowed: np.ndarray):
+        self.matrices = {kind: m.tocsr() for kind, m in matrices.items()}
+        self.item_pks = np.asarray(item_pks, dtype=np.int64)
+        self.index = {int(pk): i for i, pk in enumerate(self.item_pks)}
+        self.allowed = np.asarray(allowed, dtype=bool)
+
+    def __call__(self, *, item_pks, kind, k, filters) -> dict[int, dict[int, float]]:
+        m = self.matrices.get(kind)
+        out: dict[int, dict[int, float]] = {}
+        if m is None:
+            return out
+        excluded = filters.exclude_item_pks
+        for pk in item_pks:
+            i = self.index.get(int(pk))
+            if i is None:
+                continue
+            cols, vals = m.indices[m.indptr[i] : m.indptr[i + 1]], m.data[m.indptr[i] : m.indptr[i + 1]]
+            keep = self.allowed[cols]
+            cols, vals = cols[keep], vals[keep]
+            # only the best k + |excluded| can make the list
+            top = k + len(excluded)
+            if len(vals) > top:
+                part = np.argpartition(-vals, top - 1)[:top]
+                cols, vals = cols[part], vals[part]
+            order = np.lexsort((self.item_pks[cols], -vals))
+            row: dict[int, float] = {}
+            for j in order:
+                npk = int(self.item_pks[cols[j]])
+                if npk in excluded:
+                    continue
+                row[npk] = float(vals[j])
+                if len(row) >= k:
+                    break
+            if row:
+                out[int(pk)] = row
+        return out
+
+
+def covisitation_in_memory(neighbours: MatrixNeighbours | None) -> None:
+    """Read co-visitation from these matrices (None: from the table again). Offline use only."""
+    _covisitation_memory.clear()
+    if neighbours is not None:
+        _covisitation_memory["neighbours"] = neighbours
+
+
+def _covisitation_neighbours(*, item_pks, kind, k, filters) -> dict[int, dict[int, float]]:
+    if not item_pks:
+        return {}
+    if "neighbours" in _covisitation_memory:
+        return _covisitation_memory["neighbours"](item_pks=item_pks, kind=kind, k=k, filters=filters)
+    from recommendations.covisitation import covisitation_neighbours
+
+    return covisitation_neighbours(item_pks=item_pks, kind=kind, k=k, filters=filters)
+
+
+def _covis_source(kind: str) -> Callable[..., dict[int, float]]:
+    def source(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+        rows = context.covisitation(kind, k=k, filters=filters)
+        scores: dict[int, float] = {}
+        for rank, anchor in enumerate(context.anchors[:COVIS_ANCHORS]):
+            weight = ANCHOR_DECAY**rank
+            for pk, score in rows.get(anchor, {}).items():
+                scores[pk] = scores.get(pk, 0.0) + weight * score
+        return _top(scores, k)
+
+    source.__name__ = f"{kind}_together"
+    return source
+
+
+bought_together = _covis_source("bought")
+viewed_together = _covis_source("viewed")
+
+
+def content_recent(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    """Nearest items to each of the newest items with a vector; an item's score is its best decayed
+    similarity to any of them."""
+    vectors = context.recent_vectors()
+    anchors = [pk for pk in context.anchors if pk in vectors][:CONTENT_ANCHORS]
+    backend = get_backend()
+    scores: dict[int, float] = {}
+    for rank, pk in enumerate(anchors):
+        weight = ANCHOR_DECAY**rank
+        for c in backend.search(vector=vectors[pk][1], k=k, filters=filters):
+            s = weight * (1.0 - c.distance)
+            if s > scores.get(c.item_pk, -np.inf):
+                scores[c.item_pk] = s
+    return _top(scores, k)
+
+
+def user_vector(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    if context.vector is None:
+        return {}
+    return {
+        c.item_pk: 1.0 - c.distance for c in get_backend().search(vector=context.vector, k=k, filters=filters)
+    }
+
+
+def two_tower(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    if context.two_tower is None:
+        return {}
+    return context.two_tower.search(k=k, filters=filters)
+
+
+def trending(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    return selectors.trending_scores(filters=filters, k=k)
+
+
+def repeat(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    """The user's own purchases, newest first, where the profile lets bought items be shown again."""
+    if not context.allow_repeat:
+        return {}
+    bought = [pk for pk in context.recent if pk in context.bought and pk not in filters.exclude_item_pks]
+    return {pk: 1.0 - rank / max(len(bought), 1) for rank, pk in enumerate(bought[:k])}
+
+
+SOURCES: dict[str, Callable[..., dict[int, float]]] = {
+    "bought_together": bought_together,
+    "viewed_together": viewed_together,
+    "content_recent": content_recent,
+    "user_vector": user_vector,
+    "two_tower": two_tower,
+    "trending": trending,
+    "repeat": repeat,
+}
+
+
+@dataclass
+class Gathered:
+    """The union of the sources' candidates: pks, and per source a score and a 1-based rank (NaN where
+    the source did not offer the item)."""
+
+    pks: np.ndarray  # int64
+    names: tuple[str, ...]
+    scores: np.ndarray  # (n, sources) float32
+    ranks: np.ndarray  # (n, sources) float32
+    by_source: dict[str, dict[int, float]]
+
+
+def candidates_gather(
+    context: SourceContext,
+    *,
+    names: tuple[str, ...],
+    filters: HardFilters,
+    k: int = SOURCE_K,
+    max_candidates: int = MAX_CANDIDATES,
+) -> Gathered:
+    by_source = {name: SOURCES[name](context, k=k, filters=filters) for name in names}
+    # the union, best-ranked first, so that the cap keeps each source's best
+    best: dict[int, int] = {}
+    for out in by_source.values():
+        for rank, pk in enumerate(sorted(out, key=lambda p: (-out[p], p))):
+            if rank < best.get(pk, 1 << 30):
+                best[pk] = rank
+    pks = np.array(sorted(best, key=lambda p: (best[p], p))[:max_candidates], dtype=np.int64)
+    index = {int(pk): i for i, pk in enumerate(pks)}
+    scores = np.full((len(pks), len(names)), np.nan, dtype=np.float32)
+    ranks = np.full((len(pks), len(names)), np.nan, dtype=np.float32)
+    for j, name in enumerate(names):
+        out = by_source[name]
+        for rank, pk in enumerate(sorted(out, key=lambda p: (-out[p], p))):
+            i = index.get(pk)
+            if i is not None:
+                scores[i, j] = out[pk]
+                ranks[i, j] = rank + 1
+    return Gathered(pks=pks, names=names, scores=scores, ranks=ranks, by_source=by_source)
+
+
+def _top(scores: dict[int, float], k: int) -> dict[int, float]:
+    if len(scores) <= k:
+        return scores
+    return dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k])
