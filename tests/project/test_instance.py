@@ -110,7 +110,8 @@ def test_a_task_sent_by_one_instance_is_never_consumed_by_another_instances_work
         # Ours is queued first, then theirs, on the queue both call `default`: had they shared it, their
         # worker would take ours first (FIFO).
         ours = app.send_task("celery.accumulate", args=[1], queue="default").id
-        their_app = Celery("other", broker=settings.REDIS_URL)
+        # Not the current app: tasks of later tests must still go through ours.
+        their_app = Celery("other", broker=settings.REDIS_URL, set_as_current=False)
         their_app.conf.broker_transport_options = {
             **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
             "global_keyprefix": redis_key_prefix(other),
