@@ -24,6 +24,7 @@ def bench_env() -> dict[str, str]:
         env["DATABASE_URL"] = f"postgresql://postgres@/{BENCH_DB}?host={host}"
         _create_database(str(host))
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}")
+    env.setdefault("RECSYS_INSTANCE", "bench")  # its Redis keys start recsys:bench: (drop_queued_tasks)
     env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="recsys_project.settings")
     return env
 
@@ -53,10 +54,11 @@ def drop_queued_tasks(env: dict[str, str]) -> int:
     import redis
 
     client = redis.Redis.from_url(env["REDIS_URL"])
+    prefix = f"recsys:{env['RECSYS_INSTANCE']}:"  # recsys_project.instance.redis_key_prefix
     dropped = 0
     for queue in ("default", "embeddings", "maintenance"):
-        dropped += client.llen(queue)
-        client.delete(queue)
+        dropped += client.llen(prefix + queue)
+        client.delete(prefix + queue)
     return dropped
 
 

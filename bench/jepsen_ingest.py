@@ -101,6 +101,7 @@ class Cluster:
             TOKENIZERS_PARALLELISM="false",
             PYTHONUNBUFFERED="1",
             LOG_LEVEL="ERROR",
+            RECSYS_INSTANCE="jepsen",  # its Redis keys start recsys:jepsen: (queued_messages)
         )
         self.redis: subprocess.Popen | None = None
         self.web: subprocess.Popen | None = None
@@ -281,8 +282,9 @@ class Cluster:
         import redis
 
         client = redis.Redis(port=self.redis_port, socket_timeout=2)
-        counts = {queue: client.llen(queue) for queue in QUEUES}
-        counts["unacked"] = client.hlen("unacked")
+        prefix = f"recsys:{self.env['RECSYS_INSTANCE']}:"  # recsys_project.instance.redis_key_prefix
+        counts = {queue: client.llen(prefix + queue) for queue in QUEUES}
+        counts["unacked"] = client.hlen(prefix + "unacked")
         return counts
 
 

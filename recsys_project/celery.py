@@ -1,10 +1,17 @@
 """The Celery app. Queues: `embeddings` (item embedding: CPU-heavy, its own worker pool if wanted),
-`default` (user vectors, attribution) and `maintenance` (sweeps, rollups, index rebuilds, training)."""
+`default` (user vectors, attribution) and `maintenance` (sweeps, rollups, index rebuilds, training).
+
+In Redis they are this instance's own: the broker prefixes every key and channel with
+`recsys:<instance>:` (settings.CELERY_BROKER_TRANSPORT_OPTIONS), so `-Q default` names the same queue for
+every process of one instance and never another instance's."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import threading
+import time
 
 from celery import Celery, bootsteps
 from kombu import Queue
@@ -21,40 +28,66 @@ app.conf.task_routes = {
 }
 app.autodiscover_tasks()
 
-WORKER_HEARTBEAT_KEY = "recsys:worker:"
-WORKER_HEARTBEAT_SECONDS = 5
+# A worker writes its heartbeat every WORKER_HEARTBEAT_SECONDS with a TTL of WORKER_HEARTBEAT_TTL: a killed
+# worker drops out of /healthz at most WORKER_HEARTBEAT_TTL seconds after its last beat (two missed beats
+# are tolerated, e.g. a busy machine); a worker that stops cleanly removes its heartbeat at once.
+WORKER_HEARTBEAT_SECONDS = 2
+WORKER_HEARTBEAT_TTL = 6
+
+
+def worker_heartbeat_prefix() -> str:
+    """`recsys:<instance>:worker:`: /healthz sees the workers of its own instance only."""
+    from django.conf import settings
+
+    return settings.RECSYS_REDIS_PREFIX + "worker:"
 
 
 class WorkerHeartbeat(bootsteps.StartStopStep):
-    """Writes `recsys:worker:<hostname>` to Redis every few seconds with a short TTL, so that /healthz can
-    tell whether workers are alive with one Redis read instead of a broadcast ping."""
+    """Writes `recsys:<instance>:worker:<hostname>` to Redis every few seconds with a short TTL, so that
+    /healthz can tell whether workers are alive with one Redis read instead of a broadcast ping.
 
-    requires = {"celery.worker.components:Timer"}
+    It beats from its own thread, not the worker's timer: a solo-pool worker busy with a long task (a
+    training run) is alive, and its event loop is not running the timer meanwhile."""
 
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
-        self.tref = None
+        self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     def start(self, worker):
-        self.hostname = worker.hostname or socket.gethostname()
-        self.beat()
-        self.tref = worker.timer.call_repeatedly(WORKER_HEARTBEAT_SECONDS, self.beat)
-
-    def stop(self, worker):
-        if self.tref is not None:
-            self.tref.cancel()
-
-    def beat(self):
-        import json
-        import time
-
         import redis
         from django.conf import settings
 
+        hostname = worker.hostname or socket.gethostname()
+        self.key = worker_heartbeat_prefix() + hostname
+        self.payload = {"hostname": hostname, "pid": os.getpid()}
+        self.client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.stopping.clear()
+        self.beat()
+        self.thread = threading.Thread(target=self.run, name="recsys-heartbeat", daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping.wait(WORKER_HEARTBEAT_SECONDS):
+            self.beat()
+
+    def stop(self, worker):
+        if self.thread is None:
+            return
+        self.stopping.set()
+        self.thread.join(timeout=2)
+        self.thread = None
         try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-            payload = json.dumps({"hostname": self.hostname, "pid": os.getpid(), "at": time.time()})
-            client.set(WORKER_HEARTBEAT_KEY + self.hostname, payload, ex=WORKER_HEARTBEAT_SECONDS * 3)
+            self.client.delete(self.key)
+        except Exception:  # noqa: BLE001 - Redis down: the heartbeat expires by itself
+            pass
+
+    shutdown = stop
+
+    def beat(self):
+        try:
+            payload = json.dumps({**self.payload, "at": time.time()})
+            self.client.set(self.key, payload, ex=WORKER_HEARTBEAT_TTL)
         except Exception:  # noqa: BLE001 - Redis down: healthz will say so itself
             pass
 

@@ -38,6 +38,7 @@ random_page_cost = 1.1
 """
 _TUNING_MARKER = "# --- recsys tuning"
 SOCKET_PATH_LIMIT = 100
+STOP_WAIT_SECONDS = 30
 # What this process started (not merely attached to), so `manage.py demo` can stop only what it started.
 started_here: set[str] = set()
 
@@ -110,13 +111,34 @@ def embedded_postgres_stop() -> bool:
         os.kill(pid, signal.SIGINT)  # "fast" shutdown: abort transactions, checkpoint, exit cleanly
     except ProcessLookupError:
         return False
-    for _ in range(100):
+    # The shutdown checkpoint writes every dirty buffer: ~1 s when idle, longer after a bulk load on a busy
+    # machine. False if it is still running after STOP_WAIT_SECONDS.
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         time.sleep(0.1)
-    return True
+    return embedded_postgres_pid() is None
+
+
+def embedded_postgres_other_clients() -> int:
+    """How many client connections to the embedded server other than the one asking (0 when it is down):
+    a test run stops the server it started only when nobody else, e.g. a demo started meanwhile, uses it."""
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=str(pgdata_dir()), user="postgres", dbname="postgres", autocommit=True, connect_timeout=5
+        ) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+    except psycopg.Error:
+        return 0
+    return row[0]
 
 
 def _ensure_database(host: str) -> None:

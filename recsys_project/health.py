@@ -1,16 +1,15 @@
-"""GET /healthz: the state of the database, Redis and the workers, read cheaply."""
+"""GET /healthz: the state of the database, Redis and this instance's workers, read cheaply."""
 
 from __future__ import annotations
 
 import json
-import time
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from recsys_project.celery import WORKER_HEARTBEAT_KEY
+from recsys_project.celery import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 
 def database_status() -> dict:
@@ -24,18 +23,28 @@ def database_status() -> dict:
 
 
 def redis_status() -> tuple[dict, list[dict]]:
+    """Redis's state and this instance's live workers, each with the age of its last heartbeat. The age
+    comes from the key's remaining TTL, i.e. from Redis's clock: a worker on a machine whose clock is off
+    is still reported right."""
     import redis
 
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
         client.ping()
+        keys = list(client.scan_iter(match=worker_heartbeat_prefix() + "*", count=100))
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+            pipe.pttl(key)
+        answers = pipe.execute()
         workers = []
-        for key in client.scan_iter(match=WORKER_HEARTBEAT_KEY + "*", count=100):
-            raw = client.get(key)
-            if raw:
-                info = json.loads(raw)
-                info["seconds_ago"] = round(time.time() - info.pop("at", time.time()), 1)
-                workers.append(info)
+        for raw, ttl_ms in zip(answers[::2], answers[1::2], strict=True):
+            if not raw or ttl_ms is None or ttl_ms < 0:  # expired meanwhile, or not a heartbeat we wrote
+                continue
+            info = json.loads(raw)
+            info.pop("at", None)
+            info["heartbeat_age_seconds"] = round(max(0.0, WORKER_HEARTBEAT_TTL - ttl_ms / 1000), 1)
+            workers.append(info)
         return {"ok": True}, workers
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}, []
@@ -57,6 +66,8 @@ def healthz(request):
             "ok": bool(workers),
             "count": len(workers),
             "alive": sorted(workers, key=lambda w: w["hostname"]),
+            # A worker beats every few seconds; a killed one is gone from `alive` after at most this long.
+            "gone_after_seconds": WORKER_HEARTBEAT_TTL,
         },
     }
     return JsonResponse(body, status=200 if db["ok"] else 503)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
-from recsys_project import embedded
+from recsys_project import embedded, instance
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -107,11 +107,15 @@ DATABASES["default"]["TEST"]["NAME"] = "test_recsys" + os.environ.get("RECSYS_TE
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = embedded.redis_url()
+# Copies of the project sharing one Redis never share a key: every key (queues, cache, heartbeats) starts
+# with RECSYS_REDIS_PREFIX, `recsys:<instance>:` (recsys_project/instance.py).
+RECSYS_INSTANCE = instance.instance_id(database=DATABASES["default"])
+RECSYS_REDIS_PREFIX = instance.redis_key_prefix(RECSYS_INSTANCE)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "recsys",
+        "KEY_PREFIX": RECSYS_REDIS_PREFIX.rstrip(":"),  # Django adds ":<version>:<key>"
         # Redis holds nothing that cannot be rebuilt; when it is down, serving goes on without cache.
         "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.5},
     }
@@ -241,7 +245,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A publish must not hang a request when Redis is down: fail fast, the dirty flag and the sweep catch up.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 2, "max_retries": 0}
+# global_keyprefix: the queues, bindings, unacked messages and broadcast channels are this instance's own.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 2,
+    "max_retries": 0,
+    "global_keyprefix": RECSYS_REDIS_PREFIX,
+}
 CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
 CELERY_TIMEZONE = "UTC"
 

@@ -6,13 +6,17 @@
 - Its own Redis database (RECSYS_TEST_REDIS_DB, default 15), so a running demo's worker never consumes a
   test's tasks and a test never sees the demo's cache. Concurrent test runs on one machine set different
   RECSYS_TEST_REDIS_DB and RECSYS_TEST_DB_SUFFIX values.
+
+Workers and servers that tests start inherit this run's RECSYS_INSTANCE through the environment, so they
+consume the tasks the tests send even when they are pointed at the test database by DATABASE_URL (which
+would otherwise give them an instance of their own).
 """
 
 import os
 from urllib.parse import urlparse, urlunparse
 
 from recsys_project.settings import *  # noqa: F403
-from recsys_project.settings import CACHES, REDIS_URL, REST_FRAMEWORK
+from recsys_project.settings import CACHES, RECSYS_INSTANCE, REDIS_URL, REST_FRAMEWORK
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
@@ -28,3 +32,4 @@ _parsed = urlparse(REDIS_URL)
 REDIS_URL = urlunparse(_parsed._replace(path="/" + os.environ.get("RECSYS_TEST_REDIS_DB", "15")))
 CELERY_BROKER_URL = REDIS_URL
 CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
+os.environ.setdefault("RECSYS_INSTANCE", RECSYS_INSTANCE)

@@ -32,3 +32,32 @@ def anon_api():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the embedded PostgreSQL (and Redis) that loading the settings started for this run, after the
+    session's fixtures are torn down: `make test` leaves nothing running that it started. A server that
+    was already running is left alone, and so is one that another process (a demo, a second test run)
+    has connected to since."""
+    from recsys_project import embedded
+
+    if not embedded.started_here:
+        return
+    from django.db import connections
+
+    connections.close_all()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+
+    if "postgres" in embedded.started_here:
+        others = embedded.embedded_postgres_other_clients()
+        if others:
+            say(f"left the embedded PostgreSQL running: {others} other connection(s) use it")
+        elif embedded.embedded_postgres_stop():
+            say("stopped the embedded PostgreSQL this test run started")
+    if "redis" in embedded.started_here and embedded.embedded_redis_stop():
+        say("stopped the embedded Redis this test run started")

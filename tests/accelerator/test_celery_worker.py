@@ -33,7 +33,7 @@ def _worker_ready(proc, name: str, log: Path) -> None:
     """Wait for the worker's heartbeat key (recsys_project.celery.WorkerHeartbeat)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     deadline = time.monotonic() + START_SECONDS
-    while not client.keys(f"recsys:worker:{name}@*"):
+    while not client.keys(f"{settings.RECSYS_REDIS_PREFIX}worker:{name}@*"):
         assert proc.poll() is None, log.read_text()
         if time.monotonic() > deadline:
             pytest.fail("the worker did not start:\n" + log.read_text())

@@ -16,7 +16,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -35,6 +37,12 @@ BANNER = "recsys demo is running"
 STARTUP_TIMEOUT = 240  # first run: initdb, migrations, demo shop, three processes (2 busy cores)
 
 
+def load_scaled(seconds: float) -> float:
+    """`seconds` on an idle machine, stretched by the run queue per core (at most 4x): on a shared machine
+    under load a slow stop is not a hang, and a real hang still fails, with its stack (DemoRun.wait_exit)."""
+    return seconds * min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
 class DemoRun:
     """A `manage.py demo` child whose output is collected line by line."""
 
@@ -45,7 +53,8 @@ class DemoRun:
             [sys.executable, "manage.py", "demo", "--items", str(items), "--users", str(users)]
             + ["--port", str(port), "--concurrency", "1"],
             cwd=REPO,
-            env=child_env(data_dir),
+            # Python dumps every thread's stack on SIGABRT: what a demo that does not stop was doing.
+            env={**child_env(data_dir), "PYTHONFAULTHANDLER": "1"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -72,6 +81,24 @@ class DemoRun:
             time.sleep(0.3)
         raise AssertionError(f"{text!r} not seen; demo output:\n{self.output[-5000:]}")
 
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code; if the demo has not exited within `timeout`, fail with its stacks and state."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        state = process_state(self.process.pid)
+        self.process.send_signal(signal.SIGABRT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.reader.join(timeout=5)
+        raise AssertionError(
+            f"the demo did not exit within {timeout:.0f} s (load {os.getloadavg()[0]:.1f}); it was {state}. "
+            f"Its output and stacks:\n{self.output[-8000:]}"
+        )
+
     def child_pids(self) -> dict[str, int]:
         return {m[1]: int(m[2]) for m in re.finditer(r"started (\w+) \(pid (\d+)\)", self.output)}
 
@@ -88,6 +115,30 @@ class DemoRun:
         code = self.process.wait(timeout=timeout)
         self.reader.join(timeout=5)
         return code
+
+
+def process_state(pid: int) -> str:
+    try:
+        status = dict(
+            line.split(":\t", 1)
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if ":\t" in line
+        )
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return "gone"
+    return f"{status.get('State', '?').strip()}, waiting in {wchan or '-'}"
+
+
+def items_loaded(data_dir) -> int:
+    """Items in the demo's own database so far (0 before the table exists)."""
+    try:
+        with psycopg.connect(
+            host=str(data_dir / "pg"), user="postgres", dbname="recsys", connect_timeout=5
+        ) as c:
+            return c.execute("SELECT count(*) FROM catalog_item").fetchone()[0]
+    except psycopg.Error:
+        return 0
 
 
 def get_json(url: str, headers: dict | None = None) -> tuple[int, dict]:
@@ -233,10 +284,17 @@ def test_ctrl_c_while_loading_the_shop_stops_the_postgres_it_started(data_dir):
     demo = DemoRun(path, free_port(), items=50_000, users=20_000)
     try:
         demo.wait_for("loading the synthetic demo shop", STARTUP_TIMEOUT)
+        # Interrupt the load itself, not whatever runs just before it: wait until its first batch is in.
+        deadline = time.monotonic() + load_scaled(60)
+        while items_loaded(path) == 0:
+            assert demo.process.poll() is None and time.monotonic() < deadline, demo.output[-3000:]
+            time.sleep(0.2)
         postgres = postmaster_pid(path)
         assert postgres is not None
         demo.process.send_signal(signal.SIGINT)
-        assert demo.process.wait(timeout=60) == 130
+        # The demo rolls back the batch in flight and stops PostgreSQL (a fast shutdown: ~1 s when idle).
+        assert demo.wait_exit(load_scaled(60)) == 130
+        assert "interrupted" in demo.output
         assert not pid_alive(postgres)
         assert "started web" not in demo.output
     finally:

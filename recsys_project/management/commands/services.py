@@ -41,7 +41,9 @@ class Command(BaseCommand):
             elif embedded.embedded_postgres_stop() and embedded.embedded_postgres_pid() is None:
                 self.stdout.write(f"Stopped the embedded PostgreSQL (pid {pid}).")
             else:
-                raise CommandError(f"The embedded PostgreSQL (pid {pid}) did not stop within 10 s.")
+                raise CommandError(
+                    f"The embedded PostgreSQL (pid {pid}) did not stop within {embedded.STOP_WAIT_SECONDS} s."
+                )
         if not os.environ.get("REDIS_URL") and embedded.embedded_redis_stop():
             self.stdout.write("Stopped the embedded Redis.")
 
