@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "recsys_project.middleware.RejectNulInApiUrlMiddleware",  # NUL in an API URL: 400, not a 500
+    "storefront.middleware.RejectControlCharactersInStorefrontUrlMiddleware",  # likewise, storefront
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -23,6 +23,7 @@ from catalog.models import Item
 from interactions.services import events_ingest
 from interactions.validation import check_event
 from recommendations import scenarios
+from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
 
 PAGE_SIZE = 24
 MAX_LIMIT = 24
@@ -72,6 +73,10 @@ def item(request: HttpRequest, item_id: str) -> HttpResponse:
     if obj is None:
         raise Http404("No such item.")
     return render(request, "storefront/item.html", {"item": obj, "page": "item"})
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _bad(field: str, reason: str) -> JsonResponse:
@@ -127,9 +132,11 @@ def events(request: HttpRequest) -> JsonResponse:
     position?}]}`. The visitor's ids and the timestamp are set here, never taken from the browser."""
     user_id, session_id = _visitor(request)
     try:
-        body = json.loads(request.body or b"null")
+        body = json.loads(request.body or b"null", parse_constant=_reject_constant)
     except ValueError:
         return _bad("events", "The body must be JSON.")
+    except RecursionError:
+        return _bad("events", "The body must be JSON nested at most a few levels deep.")
     batch = body.get("events") if isinstance(body, dict) else None
     if not isinstance(batch, list) or not batch:
         return _bad("events", "Must be a non-empty list.")
@@ -148,6 +155,11 @@ def events(request: HttpRequest) -> JsonResponse:
             for k in ("event_id", "item_id", "event_type", "recommendation_id", "surface", "position")
             if k in raw
         }
+        unsafe = sorted(k for k, v in allowed.items() if isinstance(v, str) and UNSAFE_CHARACTERS.search(v))
+        if unsafe:
+            # PostgreSQL cannot store NUL nor a lone surrogate: refuse the event here, not with a 500
+            rejected.append({"index": index, "errors": {k: [UNSAFE_REASON] for k in unsafe}})
+            continue
         clean, errors = check_event(
             {**allowed, "user_id": user_id, "session_id": session_id, "timestamp": now, "device_type": "web"}
         )

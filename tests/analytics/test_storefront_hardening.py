@@ -1,0 +1,100 @@
+"""The reference storefront against hostile or careless browsers: bad characters, bad bodies, cookieless
+clients and forged recommendation ids (issue 12, finding 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interactions.models import Event
+from tests.analytics.factories import ItemFactory, unit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def items():
+    return [
+        ItemFactory(title=f"Lamp {n}", embedding=unit(0.5, *([0.0] * n), 1.0), category_path=["Home"])
+        for n in range(5)
+    ]
+
+
+def _post_events(client, body: str):
+    return client.post("/storefront/events", body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/items/a%00b",
+        "/items/a%01b",
+        "/catalog?category=a%00b",
+        "/catalog?page=%00",
+        "/?x%00=1",
+    ],
+)
+def test_a_control_character_in_a_page_url_is_a_plain_400(client, items, url):
+    response = client.get(url)
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/plain")
+    assert b"control characters" in response.content
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/storefront/recommendations/similar?item=a%00b", "item"),
+        ("/storefront/recommendations/user?surface=a%00b", "surface"),
+        ("/storefront/recommendations/trending?limit=%1f", "limit"),
+        ("/storefront/recommendations/a%00b", "path"),
+    ],
+)
+def test_a_control_character_in_an_endpoint_url_is_a_json_400_naming_the_field(client, items, url, field):
+    client.get("/")
+    response = client.get(url)
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [field]
+
+
+def test_a_control_character_in_the_events_query_is_a_json_400(client, items):
+    client.get("/")
+    body = json.dumps({"events": [{"event_id": "e", "item_id": items[0].external_id, "event_type": "view"}]})
+    response = client.post("/storefront/events?x=%00", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"x": ["Must not contain control characters or lone surrogates."]}
+    assert not Event.objects.exists()
+
+
+def test_deeply_nested_json_on_the_events_endpoint_is_a_400(client, items):
+    client.get("/")
+    for depth in (100_000, 1_000_000):
+        response = _post_events(client, "[" * depth + "]" * depth)
+        assert response.status_code == 400
+        assert "events" in response.json()["fields"]
+        response = _post_events(client, '{"events": [' + "{" * depth + "}" * depth + "]}")
+        assert response.status_code == 400
+
+
+def test_a_surrogate_or_nul_in_an_event_rejects_that_event_and_keeps_the_others(client, items):
+    client.get("/")
+    sku = items[0].external_id
+    body = (
+        '{"events": ['
+        f'{{"event_id": "\\ud800", "item_id": "{sku}", "event_type": "view"}},'
+        f'{{"event_id": "ok", "item_id": "{sku}", "event_type": "view"}},'
+        f'{{"event_id": "n", "item_id": "{sku}", "event_type": "view", "surface": "a\\u0000b"}}'
+        "]}"
+    )
+    response = _post_events(client, body)
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 1
+    assert [(r["index"], list(r["errors"])) for r in response.json()["rejected"]] == [
+        (0, ["event_id"]),
+        (2, ["surface"]),
+    ]
+    only_surrogates = '{"events": [{"event_id": "\\udfff", "item_id": "x", "event_type": "view"}]}'
+    assert _post_events(client, only_surrogates).status_code == 400
+    assert _post_events(client, '{"events": [{"event_id": "e", "position": NaN}]}').status_code == 400
+    assert Event.objects.count() == 1
