@@ -33,26 +33,32 @@ MAX_EVENTS_PER_POST = 20
 SURFACE_MAX = 100
 
 
-def _visitor(request: HttpRequest) -> tuple[str, str]:
-    """(user_id, session_id) for this browser: a random visitor id kept in its session."""
-    if "visitor_id" not in request.session:
-        request.session["visitor_id"] = f"web-{uuid.uuid4().hex[:20]}"
+def _visitor(request: HttpRequest, *, create: bool) -> tuple[str, str] | None:
+    """(user_id, session_id) of this browser: a random visitor id kept in its Django session, whose key is
+    the session id. Pages create the session (`create`); the JSON endpoints only use a session the browser
+    sent back, so a client that keeps no cookies gets no session row (and no logged list) per request.
+    None: no session, and none created."""
+    visitor_id = request.session.get("visitor_id")  # loading forgets a key with no live session row
+    if visitor_id is None:
+        if not create and not request.session.session_key:
+            return None
+        visitor_id = request.session["visitor_id"] = f"web-{uuid.uuid4().hex[:20]}"
     if not request.session.session_key:
         request.session.save()
-    return request.session["visitor_id"], request.session.session_key
+    return visitor_id, request.session.session_key
 
 
 @require_GET
 @ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
-    _visitor(request)
+    _visitor(request, create=True)
     return render(request, "storefront/home.html", {"page": "home"})
 
 
 @require_GET
 @ensure_csrf_cookie
 def catalog(request: HttpRequest) -> HttpResponse:
-    _visitor(request)
+    _visitor(request, create=True)
     items = Item.objects.filter(is_active=True).order_by("title", "pk")
     category = request.GET.get("category", "").strip()
     if category:
@@ -68,7 +74,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 @require_GET
 @ensure_csrf_cookie
 def item(request: HttpRequest, item_id: str) -> HttpResponse:
-    _visitor(request)
+    _visitor(request, create=True)
     obj = Item.objects.filter(external_id=item_id, is_active=True).first()
     if obj is None:
         raise Http404("No such item.")
@@ -89,7 +95,12 @@ def _bad(field: str, reason: str) -> JsonResponse:
 def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
     """A list for this visitor: `user` (recommended for you), `trending`, or `similar` (?item=ID). Same
     answer shape as the API; the served list is logged under its recommendation_id like any other."""
-    user_id, session_id = _visitor(request)
+    visitor = _visitor(request, create=False)
+    # Without a session the list is served but not logged: a cookieless client would write one per
+    # request, and it can send no event pointing at it (events need the session). A default preview
+    # serves exactly the live list, now and with promotions, and logs nothing.
+    user_id, session_id = visitor or ("", "")
+    preview = None if visitor else scenarios.PreviewOptions()
     try:
         limit = int(request.GET.get("limit", "8"))
     except ValueError:
@@ -98,15 +109,18 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
         return _bad("limit", f"Must be between 1 and {MAX_LIMIT}.")
     surface = request.GET.get("surface", kind)[:SURFACE_MAX]
     params = scenarios.ListParams(limit=limit, surface=surface)
-    if kind == "user":
-        answer = scenarios.recommendations_for_user(user_id=user_id, session_id=session_id, params=params)
-    elif kind == "trending":
-        answer = scenarios.recommendations_trending(params=params)
+    served_to = {"preview": preview, "user_id": user_id, "session_id": session_id}
+    if kind == "user" and visitor:
+        answer = scenarios.recommendations_for_user(params=params, **served_to)
+    elif kind in ("user", "trending"):
+        answer = scenarios.recommendations_trending(params=params, **served_to)
     elif kind == "similar":
         obj = Item.objects.filter(external_id=request.GET.get("item", "")).only("pk", "external_id").first()
         if obj is None:
             return _bad("item", "Unknown item id.")
-        answer = scenarios.recommendations_similar(item_pk=obj.pk, external_id=obj.external_id, params=params)
+        answer = scenarios.recommendations_similar(
+            item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
+        )
     else:
         return _bad("kind", "Must be one of user, trending, similar.")
     items = [
@@ -130,7 +144,10 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
 def events(request: HttpRequest) -> JsonResponse:
     """Events from the browser: `{"events": [{event_id, item_id, event_type, recommendation_id?, surface?,
     position?}]}`. The visitor's ids and the timestamp are set here, never taken from the browser."""
-    user_id, session_id = _visitor(request)
+    visitor = _visitor(request, create=False)
+    if visitor is None:
+        return _bad("session", "No visitor session: open a storefront page first, with cookies enabled.")
+    user_id, session_id = visitor
     try:
         body = json.loads(request.body or b"null", parse_constant=_reject_constant)
     except ValueError:

@@ -98,3 +98,44 @@ def test_a_surrogate_or_nul_in_an_event_rejects_that_event_and_keeps_the_others(
     assert _post_events(client, only_surrogates).status_code == 400
     assert _post_events(client, '{"events": [{"event_id": "e", "position": NaN}]}').status_code == 400
     assert Event.objects.count() == 1
+
+
+def test_cookieless_requests_create_no_session_row_and_log_no_list(items):
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    from recommendations.models import ServedList
+
+    for kind in ("trending", "user", f"similar?item={items[0].external_id}"):
+        for _ in range(20):
+            response = Client().get(f"/storefront/recommendations/{kind}")  # a new cookie jar each time
+            assert response.status_code == 200
+            assert response.json()["items"]
+            assert "sessionid" not in response.cookies
+    body = json.dumps({"events": [{"event_id": "e", "item_id": items[0].external_id, "event_type": "view"}]})
+    refused = Client().post("/storefront/events", body, content_type="application/json")
+    assert refused.status_code == 400
+    assert list(refused.json()["fields"]) == ["session"]
+    bogus = Client()
+    bogus.cookies["sessionid"] = "no-such-session-key-0123456789abc"
+    assert bogus.get("/storefront/recommendations/trending").status_code == 200
+    assert Session.objects.count() == 0
+    assert ServedList.objects.count() == 0
+    assert not Event.objects.exists()
+
+
+def test_a_browser_that_keeps_its_cookie_has_one_session_and_its_lists_logged_under_its_visitor(items):
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    from recommendations.models import ServedList
+
+    browser = Client()
+    browser.get("/")
+    visitor = browser.session["visitor_id"]
+    for kind in ("trending", "user", f"similar?item={items[0].external_id}"):
+        browser.get(f"/storefront/recommendations/{kind}")
+    assert Session.objects.count() == 1
+    assert set(ServedList.objects.values_list("user_id", "session_id")) == {
+        (visitor, browser.session.session_key)
+    }
