@@ -10,6 +10,7 @@ does the same from its own backend with its Api-Key (DESIGN.md §4), and keeps t
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 from django.core.paginator import Paginator
@@ -22,8 +23,10 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog.models import Item
 from interactions.services import events_ingest
 from interactions.validation import check_event
-from recommendations import scenarios
+from recommendations import scenarios, selectors
 from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 24
 MAX_LIMIT = 24
@@ -186,10 +189,33 @@ def events(request: HttpRequest) -> JsonResponse:
             # the browser's event id is only unique per browser: scope it to the visitor
             clean["event_id"] = f"{user_id}:{clean['event_id']}"[:128]
             valid.append(clean)
+    dropped = _drop_foreign_recommendation_ids(valid, user_id=user_id, session_id=session_id)
     result = events_ingest(events=valid) if valid else None
     body = {
         "accepted": result.accepted if result else 0,
         "duplicates": result.duplicates if result else 0,
         "rejected": rejected,
+        "recommendation_ids_dropped": dropped,
     }
     return JsonResponse(body, status=200 if valid else 400)
+
+
+def _drop_foreign_recommendation_ids(events: list[dict], *, user_id: str, session_id: str) -> int:
+    """A browser may send any recommendation_id; only a list served to this visitor may be credited. An
+    event citing another list (forged, guessed, or from a link someone shared) is still stored, as an
+    interaction, with its recommendation_id, surface and position removed: attribution never sees it.
+    Returns how many were removed (in the answer, and logged, so a spike can be noticed)."""
+    cited = {e["recommendation_id"] for e in events if e["recommendation_id"]}
+    served = selectors.served_lists_of_visitor(
+        recommendation_ids=cited, user_id=user_id, session_id=session_id
+    )
+    dropped = 0
+    for event in events:
+        if event["recommendation_id"] and event["recommendation_id"] not in served:
+            event.update(recommendation_id=None, surface="", position=None)
+            dropped += 1
+    if dropped:
+        logger.info(
+            "storefront: %d event(s) cited a list not served to their visitor; not attributed", dropped
+        )
+    return dropped

@@ -139,3 +139,49 @@ def test_a_browser_that_keeps_its_cookie_has_one_session_and_its_lists_logged_un
     assert set(ServedList.objects.values_list("user_id", "session_id")) == {
         (visitor, browser.session.session_key)
     }
+
+
+def _click(client, item, rec_id: str, event_id: str):
+    body = {
+        "events": [
+            {"event_id": event_id, "item_id": item.external_id, "event_type": "click",
+             "recommendation_id": rec_id, "surface": "home", "position": 1}
+        ]
+    }  # fmt: skip
+    return client.post("/storefront/events", json.dumps(body), content_type="application/json")
+
+
+def test_only_lists_served_to_the_visitor_are_credited_others_are_stored_without_the_id(items):
+    import uuid
+
+    from django.test import Client
+
+    from analytics.attribution import events_attribute_recent
+    from analytics.models import Attribution
+
+    me, other = Client(), Client()
+    me.get("/")
+    other.get("/")
+    mine = me.get("/storefront/recommendations/trending").json()["recommendation_id"]
+    theirs = other.get("/storefront/recommendations/user").json()["recommendation_id"]
+    anonymous_api_list = Client().get("/storefront/recommendations/trending").json()["recommendation_id"]
+
+    answers = [
+        _click(me, items[1], mine, "own"),
+        _click(me, items[2], theirs, "someone-elses"),
+        _click(me, items[3], str(uuid.uuid4()), "forged"),
+        _click(me, items[4], anonymous_api_list, "unlogged"),
+    ]
+
+    assert [a.status_code for a in answers] == [200] * 4
+    stored = {e.event_id.split(":")[1]: e for e in Event.objects.all()}
+    assert str(stored["own"].recommendation_id) == mine
+    for name in ("someone-elses", "forged", "unlogged"):
+        assert (stored[name].recommendation_id, stored[name].surface, stored[name].position) == (
+            None,
+            "",
+            None,
+        )
+    events_attribute_recent()
+    assert [str(r) for r in Attribution.objects.values_list("recommendation_id", flat=True)] == [mine]
+    assert [a.json()["recommendation_ids_dropped"] for a in answers] == [0, 1, 1, 1]
