@@ -377,3 +377,9 @@ def served_lists_of_visitor(
         whose = Q(user_id=user_id) if user_id else Q(session_id=session_id)
     lists = ServedList.objects.filter(whose, recommendation_id__in=ids)
     return set(lists.values_list("recommendation_id", flat=True))
+
+
+def served_list_sessions_of_user(*, user_id: str) -> set[str]:
+    """The session ids under which lists were served to this user (for erasure)."""
+    lists = ServedList.objects.filter(user_id=user_id).exclude(session_id="")
+    return set(lists.values_list("session_id", flat=True).distinct())
