@@ -97,7 +97,8 @@ def _bad(field: str, reason: str) -> JsonResponse:
 @require_GET
 def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
     """A list for this visitor: `user` (recommended for you), `trending`, or `similar` (?item=ID). Same
-    answer shape as the API; the served list is logged under its recommendation_id like any other."""
+    answer shape as the API; the served list is logged under its recommendation_id, with the visitor's
+    ids, like any other (a browser without a session gets trending for `user`, unlogged)."""
     visitor = _visitor(request, create=False)
     # Without a session the list is served but not logged: a cookieless client would write one per
     # request, and it can send no event pointing at it (events need the session). A default preview
