@@ -15,9 +15,13 @@ from interactions.signals import events_stored
 from interactions.tasks import user_vectors_enqueue
 from interactions.validation import EVENT_KEYS
 
-# Sent inside the erasure transaction with `user_id`; receivers (served-list logs, caches, ...) delete
-# what they hold for that user and return {"what": count}. Apps that import interactions connect to it,
-# so interactions needs to know nothing about them.
+# Sent inside the erasure transaction with `user_id`, before anything is deleted; receivers return the
+# session ids they saw the user use (e.g. a served list's), as a set.
+user_sessions = Signal()
+# Sent inside the erasure transaction with `user_id` and `session_ids` (every session the user used);
+# receivers (served-list logs, the storefront's sessions, caches, ...) delete what they hold for that
+# user and the anonymous traces of those sessions, and return {"what": count}. Apps that import
+# interactions connect to both, so interactions needs to know nothing about them.
 user_erasure = Signal()
 
 
@@ -160,13 +164,25 @@ def events_relink(*, batch_size: int = RELINK_BATCH_SIZE, max_batches: int = REL
 
 @transaction.atomic
 def user_erase(*, user_id: str) -> dict[str, int]:
-    """Erase a user: their events, profile and vector, and whatever other apps hold for them (through the
-    `user_erasure` signal, in the same transaction)."""
+    """Erase a user (README "Privacy"): their events, profile and vector; every session they used (the
+    session ids of their events, and those other apps report through `user_sessions`) with the anonymous
+    events of those sessions; and whatever other apps hold for the user or the sessions (through
+    `user_erasure`). One transaction. Another user's events in a shared session id stay theirs."""
+    session_ids = set(
+        Event.objects.filter(user_id=user_id).exclude(session_id="").values_list("session_id", flat=True)
+    )
+    for _receiver, found in user_sessions.send(sender=UserProfile, user_id=user_id):
+        session_ids |= set(found or ()) - {""}
     deleted = {
         "events": Event.objects.filter(user_id=user_id).delete()[0],
+        "anonymous_events": Event.objects.filter(user_id__isnull=True, session_id__in=session_ids).delete()[
+            0
+        ],
         "profiles": UserProfile.objects.filter(external_id=user_id).delete()[0],
     }
-    for _receiver, response in user_erasure.send(sender=UserProfile, user_id=user_id):
+    for _receiver, response in user_erasure.send(
+        sender=UserProfile, user_id=user_id, session_ids=frozenset(session_ids)
+    ):
         for key, count in (response or {}).items():
             deleted[key] = deleted.get(key, 0) + count
     return deleted

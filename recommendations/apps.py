@@ -9,10 +9,11 @@ class RecommendationsConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from catalog.models import Promotion
-        from interactions.services import user_erasure
+        from interactions.services import user_erasure, user_sessions
         from recommendations.models import RerankProfile
         from recommendations.selectors import serving_config_clear
 
+        user_sessions.connect(_served_list_sessions, dispatch_uid="recommendations.served_list_sessions")
         user_erasure.connect(_erase_served_lists, dispatch_uid="recommendations.served_lists_erase")
         from catalog.signals import item_vectors_changed
         from recommendations.two_tower.serving import on_item_vectors_changed
@@ -30,7 +31,13 @@ class RecommendationsConfig(AppConfig):
                 )
 
 
-def _erase_served_lists(sender, *, user_id: str, **kwargs) -> dict[str, int]:
+def _served_list_sessions(sender, *, user_id: str, **kwargs) -> set[str]:
+    from recommendations.selectors import served_list_sessions_of_user
+
+    return served_list_sessions_of_user(user_id=user_id)
+
+
+def _erase_served_lists(sender, *, user_id: str, session_ids=(), **kwargs) -> dict[str, int]:
     from recommendations.services import served_lists_erase
 
-    return served_lists_erase(user_id=user_id)
+    return served_lists_erase(user_id=user_id, session_ids=session_ids)

@@ -134,9 +134,18 @@ def recommendations_for_user(
     return _trending(params=params, user_id=user_id, session_id=session_id, preview=preview, history=history)
 
 
-def recommendations_similar(*, item_pk: int, external_id: str, params: ListParams, preview=None) -> Answer:
+def recommendations_similar(
+    *,
+    item_pk: int,
+    external_id: str,
+    params: ListParams,
+    preview=None,
+    user_id: str = "",
+    session_id: str = "",
+) -> Answer:
     """Items like this one (the item itself is never in the answer). An item without a vector yet gets
-    what is trending in its category."""
+    what is trending in its category. `user_id`/`session_id` only label the served list (whom it was
+    shown to); they do not change it."""
     vector = selectors.item_vectors(item_pks=[item_pk]).get(item_pk)
     params = _excluding(params, [item_pk])
     reason = {"type": "similar_to", "item_id": external_id}
@@ -147,10 +156,10 @@ def recommendations_similar(*, item_pk: int, external_id: str, params: ListParam
     if signal.sources is not None:
         signal.reason = None
         signal.explain_pks = [item_pk]
-        return _serve(signal=signal, params=params, preview=preview)
+        return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
     if vector is None:
-        return _trending(params=params, preview=preview)
-    return _serve(signal=signal, params=params, preview=preview)
+        return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
+    return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
 def recommendations_for_session(
@@ -160,8 +169,11 @@ def recommendations_for_session(
     return _from_session(item_pks=item_pks, session_id=session_id, params=params, preview=preview)
 
 
-def recommendations_trending(*, params: ListParams, preview=None) -> Answer:
-    return _trending(params=params, preview=preview)
+def recommendations_trending(
+    *, params: ListParams, preview=None, user_id: str = "", session_id: str = ""
+) -> Answer:
+    """Time-decayed popularity. `user_id`/`session_id` only label the served list, as for similar items."""
+    return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
 def recommendations_search(*, query: str, params: ListParams, preview=None) -> Answer:

