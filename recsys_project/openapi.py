@@ -31,6 +31,8 @@ BODY_ANSWERS = {"413": "The body is larger than the cap.", "415": "The body is n
 
 NO_NUL = r"^[^\x00]*$"
 NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"  # the validators strip whitespace, then require something
+FROM_1970 = r"^(19[7-9][0-9]|[2-9][0-9]{3})-"
+DATE_TIME = "ISO 8601 from 1970, any offset (stored in UTC); at most 15 minutes in the future."
 _CATEGORY_NAME = r"[^\x00>]*[^\x00>\s][^\x00>]*"
 # component -> property -> what is declared; `None` removes a key DRF wrote ("format": "uri" allows ftp:).
 _ITEM = {
