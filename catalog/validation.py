@@ -23,6 +23,9 @@ MAX_CATEGORY_NAME = 200
 MAX_CATEGORY_PATH = 1000
 CATEGORY_SEPARATOR = " > "
 MAX_PRICE = Decimal("9999999999.99")
+# Real attributes are a flat map or a level or two deeper; 32 is far beyond any catalog and far below the
+# depth where Python's recursion (json.dumps, a walk) would fail with a 500.
+MAX_ATTRIBUTES_DEPTH = 32
 
 ITEM_FIELDS = {
     "id",
@@ -60,8 +63,7 @@ def clean_string(value: Any, *, max_length: int, required: bool = False, allow_e
     if not isinstance(value, str):
         raise FieldError(f"Must be a string, not {_json_type(value)}.")
     text = value.strip()
-    if "\x00" in text:
-        raise FieldError("Must not contain NUL characters.")
+    check_storable_text(text)
     if required and not text:
         raise FieldError("Must not be empty.")
     if not allow_empty and not text:
@@ -69,6 +71,28 @@ def clean_string(value: Any, *, max_length: int, required: bool = False, allow_e
     if len(text) > max_length:
         raise FieldError(f"At most {max_length} characters (got {len(text)}).")
     return text
+
+
+def check_storable_text(text: str) -> None:
+    """Refuse what PostgreSQL text and jsonb cannot store, before it fails the whole batch in SQL: NUL, and
+    lone UTF-16 surrogates (a JavaScript string cut through an emoji, sent as `"\\ud83d"`), on which
+    psycopg's UTF-8 encoding raises. Every string the validators accept goes through here."""
+    if "\x00" in text:
+        raise FieldError("Must not contain NUL characters.")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise FieldError(
+                f"Must not contain a lone UTF-16 surrogate (U+{ord(text[exc.start]):04X} at character "
+                f"{exc.start}); was the text cut through an emoji?"
+            ) from None
+
+
+def printable(text: str) -> str:
+    """`text` as it can be echoed in a JSON answer (an unknown field name, a rejected id): a lone surrogate
+    is written as its escape, since the UTF-8 answer could not hold it."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
 
 
 def clean_decimal(value: Any, *, max_value: Decimal, min_value: Decimal, places: int) -> Decimal | None:
@@ -132,6 +156,13 @@ def clean_datetime(value: Any, *, max_future_seconds: int | None = None) -> date
     if timezone.is_naive(moment):
         # A time without an offset (e.g. a CSV export) is taken as UTC.
         moment = moment.replace(tzinfo=UTC)
+    elif moment.utcoffset():
+        # Stored as UTC: PostgreSQL's timestamptz input refuses offsets beyond +-15:59, which Python (and
+        # ISO 8601) accept up to +-23:59; the instant is the same.
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise FieldError("Is out of range once converted to UTC.") from None
     if moment.year < 1970:
         raise FieldError("Must not be before 1970.")
     if max_future_seconds is not None:
@@ -149,14 +180,23 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def check_json_tree(value: Any, *, max_depth: int) -> None:
+    """Refuse nesting deeper than `max_depth` and strings PostgreSQL cannot store, keys included. A loop,
+    not recursion: a recursive walk of a body nested ~400 deep overflows Python's stack (a 500)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > max_depth:
+                raise FieldError(f"Nested more than {max_depth} levels deep.")
+            if isinstance(node, dict):
+                for key in node:
+                    check_storable_text(key)
+                stack.extend((child, depth + 1) for child in node.values())
+            else:
+                stack.extend((child, depth + 1) for child in node)
+        elif isinstance(node, str):
+            check_storable_text(node)
 
 
 def _reject_constant(name: str) -> Any:
@@ -196,15 +236,13 @@ def clean_attributes(value: Any) -> dict:
             raise FieldError("Must be a JSON object (in CSV: a JSON string).") from None
     if not isinstance(value, dict):
         raise FieldError(f"Must be an object, not {_json_type(value)}.")
+    check_json_tree(value, max_depth=MAX_ATTRIBUTES_DEPTH)
     try:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
     except (ValueError, TypeError, RecursionError):
         raise FieldError("Must be plain JSON (no NaN or Infinity).") from None
     if size > settings.RECSYS_MAX_ATTRIBUTES_BYTES:
         raise FieldError(f"At most {settings.RECSYS_MAX_ATTRIBUTES_BYTES} bytes as JSON (got {size}).")
-    # PostgreSQL's jsonb cannot store \u0000; refuse it here rather than fail the whole batch in SQL.
-    if _has_nul(value):
-        raise FieldError("Must not contain NUL characters.")
     return value
 
 
@@ -237,7 +275,13 @@ _CLEANERS = {
     "attributes": clean_attributes,
     "in_stock": clean_bool,
     "stock": lambda v: clean_int(v, min_value=0, max_value=2**31 - 1),
-    "published_at": lambda v: None if v in (None, "") else clean_datetime(v),
+    # Like an event's timestamp: a date in the future would pin the item as a "new arrival" (freshness
+    # boost) until then. A shop sends an item when it is published.
+    "published_at": lambda v: (
+        None
+        if v in (None, "")
+        else clean_datetime(v, max_future_seconds=settings.RECSYS_MAX_FUTURE_SKEW_SECONDS)
+    ),
 }
 
 
@@ -255,7 +299,7 @@ def check_item(raw: Any, *, partial: bool = False) -> tuple[dict[str, Any] | Non
             reason = "Read-only."
         else:
             reason = "Unknown field."
-        errors[unknown] = [reason]
+        errors[printable(unknown)] = [reason]
     clean: dict[str, Any] = {}
     if not partial:
         try:

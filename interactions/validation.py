@@ -8,7 +8,15 @@ from typing import Any
 
 from django.conf import settings
 
-from catalog.validation import Errors, FieldError, clean_datetime, clean_decimal, clean_int, clean_string
+from catalog.validation import (
+    Errors,
+    FieldError,
+    clean_datetime,
+    clean_decimal,
+    clean_int,
+    clean_string,
+    printable,
+)
 from interactions.models import EventType
 
 # In the column order of the bulk insert (interactions.services.events_ingest).
@@ -74,7 +82,7 @@ def check_event(raw: Any) -> tuple[dict[str, Any] | None, Errors]:
         return None, {"non_field_errors": ["Each event must be a JSON object."]}
     errors: Errors = {}
     for unknown in sorted(set(raw) - EVENT_FIELDS):
-        errors[unknown] = ["Unknown field."]
+        errors[printable(unknown)] = ["Unknown field."]
     clean: dict[str, Any] = {}
     for field, cleaner in _CLEANERS.items():
         value = raw.get(field)

@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
+from catalog.validation import printable
+
 
 def check_batch(data: Any, *, key: str) -> list[Any]:
     """Return the list under `key`, or raise a 400 that names the field and the reason."""
@@ -14,7 +16,7 @@ def check_batch(data: Any, *, key: str) -> list[Any]:
         raise ValidationError({key: [f'The body must be a JSON object: {{"{key}": [...]}}.']})
     unknown = sorted(set(data) - {key})
     if unknown:
-        raise ValidationError({name: ["Unknown field."] for name in unknown})
+        raise ValidationError({printable(name): ["Unknown field."] for name in unknown})
     batch = data.get(key)
     if not isinstance(batch, list):
         raise ValidationError({key: ["This field is required and must be a list."]})

@@ -14,7 +14,7 @@ from catalog.api.serializers import (
     ItemOutSerializer,
     ItemPatchSerializer,
 )
-from catalog.validation import check_item
+from catalog.validation import check_item, printable
 from recsys_project.authentication import HasApiKey
 from recsys_project.batches import check_batch
 
@@ -37,7 +37,7 @@ class ItemBatchUpsertView(APIView):
             if errors:
                 entry = {"index": index, "errors": errors}
                 if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-                    entry["id"] = raw["id"][:255]
+                    entry["id"] = printable(raw["id"][:255])
                 rejected.append(entry)
             else:
                 valid.append(clean)

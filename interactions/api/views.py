@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.api.serializers import ErrorSerializer
+from catalog.validation import printable
 from interactions import services
 from interactions.api.serializers import EventBatchInSerializer, EventBatchOutSerializer, UserErasedSerializer
 from interactions.validation import check_event
@@ -32,7 +33,7 @@ class EventBatchIngestView(APIView):
             if errors:
                 entry = {"index": index, "errors": errors}
                 if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
-                    entry["event_id"] = raw["event_id"][:128]
+                    entry["event_id"] = printable(raw["event_id"][:128])
                 rejected.append(entry)
             else:
                 valid.append(clean)

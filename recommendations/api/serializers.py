@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import CATEGORY_SEPARATOR
+from catalog.validation import FieldError, check_storable_text
 from recommendations import selectors
 from recommendations.scenarios import ListParams
 
@@ -36,8 +37,11 @@ class IdListField(serializers.Field):
         else:
             raise serializers.ValidationError("Must be comma-separated item ids, or a list of id strings.")
         ids = [i for i in ids if i]
-        if any("\x00" in i for i in ids):  # PostgreSQL text cannot hold NUL: a 500 otherwise (fuzzing)
-            raise serializers.ValidationError("Null characters are not allowed.")
+        try:  # PostgreSQL text cannot hold NUL or a lone surrogate: a 500 otherwise (fuzzing)
+            for i in ids:
+                check_storable_text(i)
+        except FieldError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         if len(ids) > MAX_EXCLUDE:
             raise serializers.ValidationError(f"At most {MAX_EXCLUDE} ids.")
         return ids

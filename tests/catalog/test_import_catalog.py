@@ -156,3 +156,28 @@ def test_limit_stops_after_that_many_lines(tmp_path):
     out, _ = run(path, "--limit", "3", "--batch-size", "2")
     assert out.startswith("3 lines: 3 created")
     assert Item.objects.count() == 3
+
+
+def test_lines_postgres_cannot_store_are_reported_by_number_and_the_rest_imported(tmp_path):
+    deep: dict = {"leaf": 1}
+    for _ in range(400):
+        deep = {"a": deep}
+    path = tmp_path / "items.jsonl"
+    write_jsonl(
+        path,
+        [
+            {"id": "a", "title": "Lamp"},
+            {"id": "b", "title": "emoji cut \ud83d"},  # json.dumps writes the \ud83d escape
+            {"id": "c", "title": "Desk", "published_at": "2024-01-01T00:00:00+16:00"},
+            {"id": "d", "title": "Chair", "attributes": deep},
+            {"id": "e", "title": "Rug", "published_at": "9999-12-31"},
+            {"id": "f", "title": "Vase"},
+        ],
+    )
+    out, err = run(path)
+    assert "6 lines: 3 created, 0 updated, 0 unchanged, 3 rejected." in out
+    assert "line 2: rejected: title: Must not contain a lone UTF-16 surrogate" in err
+    assert "line 4: rejected: attributes: Nested more than 32 levels deep." in err
+    assert "line 5: rejected: published_at: Is " in err and "in the future" in err
+    assert sorted(Item.objects.values_list("external_id", flat=True)) == ["a", "c", "f"]
+    assert Item.objects.get(external_id="c").published_at.isoformat() == "2023-12-31T08:00:00+00:00"

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from django.utils import timezone
 
 from catalog.models import Category, Item
+from catalog.validation import check_item
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +169,68 @@ def test_items_api_requires_a_key(anon_api):
         == 401
     )
     assert Item.objects.count() == 0
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def post_raw(api, body: dict):
+    """As a JavaScript client sends it: JSON with \\uXXXX escapes, so a lone surrogate can travel."""
+    return api.post("/api/v1/items", json.dumps(body), content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "reason_part"),
+    [
+        ({"id": "bad", "title": "emoji cut \ud83d"}, "title", "surrogate"),
+        ({"id": "bad\ud83d", "title": "t"}, "id", "surrogate"),
+        ({"id": "bad", "title": "t", "category_path": ["Mugs \udc00"]}, "category_path", "surrogate"),
+        ({"id": "bad", "title": "t", "attributes": {"colour\ud83d": "red"}}, "attributes", "surrogate"),
+        ({"id": "bad", "title": "t", "attributes": {"colour": ["red \ud83d"]}}, "attributes", "surrogate"),
+        ({"id": "bad", "title": "t", "brand\ud83d": "x"}, "brand\\ud83d", "Unknown field"),
+        ({"id": "bad", "title": "t", "attributes": nested(400)}, "attributes", "32 levels"),
+        ({"id": "bad", "title": "t", "attributes": nested(33)}, "attributes", "32 levels"),
+        ({"id": "bad", "title": "t", "published_at": "9999-12-31"}, "published_at", "future"),
+        ({"id": "bad", "title": "t", "published_at": "9999-12-31T23:00:00-05:00"}, "published_at", "range"),
+    ],
+)
+def test_unstorable_item_is_rejected_by_field_and_the_valid_item_beside_it_is_kept(
+    api, bad, field, reason_part
+):
+    response = post_raw(api, {"items": [{"id": "good", "title": "Good"}, bad]})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["created"] == 1
+    [rejected] = body["rejected"]
+    assert rejected["index"] == 1
+    assert field in rejected["errors"], rejected
+    assert any(reason_part in reason for reason in rejected["errors"][field]), rejected
+    assert list(Item.objects.values_list("external_id", flat=True)) == ["good"]
+
+
+def test_attributes_nested_32_deep_are_kept():
+    clean, errors = check_item({"id": "x", "title": "t", "attributes": nested(32)})
+    assert errors == {} and clean["attributes"] == nested(32)
+
+
+def test_published_at_with_an_offset_postgres_refuses_is_stored_as_the_same_instant_in_utc(api):
+    items = [
+        {"id": "east", "title": "t", "published_at": "2024-01-01T00:00:00+16:00"},
+        {"id": "west", "title": "t", "published_at": "2024-01-01T00:00:00-23:59"},
+    ]
+    response = post_items(api, items)
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] == 2
+    east = Item.objects.get(external_id="east").published_at
+    assert east == datetime(2023, 12, 31, 8, 0, tzinfo=UTC)
+    assert Item.objects.get(external_id="west").published_at == datetime(2024, 1, 1, 23, 59, tzinfo=UTC)
+
+
+def test_published_at_a_little_ahead_is_kept_as_clock_skew(api):
+    soon = (timezone.now() + timedelta(minutes=5)).isoformat()
+    response = post_items(api, [{"id": "soon", "title": "t", "published_at": soon}])
+    assert response.json()["created"] == 1

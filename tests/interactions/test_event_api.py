@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -225,3 +226,39 @@ def test_events_without_api_key_are_refused(anon_api):
     response = anon_api.post(URL, {"events": [event(1)]}, format="json")
     assert response.status_code == 401
     assert Event.objects.count() == 0
+
+
+def post_raw(api, events):
+    """As a JavaScript client sends it: JSON with \\uXXXX escapes, so a lone surrogate can travel."""
+    return api.post(URL, json.dumps({"events": events}), content_type="application/json")
+
+
+@pytest.mark.parametrize("field", ["event_id", "user_id", "session_id", "item_id", "device_type", "surface"])
+def test_lone_surrogate_in_any_string_field_is_rejected_and_the_valid_event_kept(api, field):
+    response = post_raw(api, [event(1), event(2, **{field: "emoji cut \ud83d"})])
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["accepted"] == 1
+    [rejected] = body["rejected"]
+    assert rejected["index"] == 1
+    assert "surrogate" in rejected["errors"][field][0]
+    assert list(Event.objects.values_list("event_id", flat=True)) == ["ev-1"]
+
+
+def test_lone_surrogate_in_an_unknown_field_name_is_echoed_escaped(api):
+    response = post_raw(api, [event(1), {**event(2), "x\udc00": 1}])
+    assert response.json()["rejected"][0]["errors"] == {"x\\udc00": ["Unknown field."]}
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "utc"),
+    [
+        ("2024-01-01T00:00:00+16:00", datetime(2023, 12, 31, 8, 0, tzinfo=UTC)),
+        ("2024-01-01T00:00:00-23:59", datetime(2024, 1, 1, 23, 59, tzinfo=UTC)),
+        ("2024-01-01T00:00:00+14:00", datetime(2023, 12, 31, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_timestamp_with_any_offset_python_reads_is_stored_as_the_same_instant(api, timestamp, utc):
+    response = post(api, [event(1, timestamp=timestamp)])
+    assert response.status_code == 200, response.content
+    assert Event.objects.get(event_id="ev-1").timestamp == utc

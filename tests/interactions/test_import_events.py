@@ -134,3 +134,23 @@ def test_import_memory_does_not_grow_with_file_size(tmp_path):
     large_peak = _peak_memory_of_import(large)
     # 8x the lines, about the same peak: only one batch is ever held in memory
     assert large_peak < small_peak * 2, (small_peak, large_peak)
+
+
+def test_lines_postgres_cannot_store_are_reported_by_number_and_the_rest_imported(tmp_path):
+    path = tmp_path / "events.jsonl"
+    write_jsonl(
+        path,
+        [
+            event(1),
+            event(2, user_id="emoji cut \ud83d"),  # json.dumps writes the \ud83d escape
+            event(3, timestamp="2024-01-01T00:00:00+16:00"),
+            {**event(4), "extra": json.loads("[" * 400 + "]" * 400)},
+            event(5),
+        ],
+    )
+    out, err = run("import_events", path)
+    assert "5 lines: 3 accepted, 0 duplicates, 2 rejected." in out
+    assert "line 2: rejected: user_id: Must not contain a lone UTF-16 surrogate" in err
+    assert "line 4: rejected: extra: Unknown field." in err
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == ["e1", "e3", "e5"]
+    assert Event.objects.get(event_id="e3").timestamp.isoformat() == "2023-12-31T08:00:00+00:00"

@@ -12,29 +12,22 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.feeds import Feed, FeedError
-from catalog.validation import check_item
+from catalog.validation import MAX_ATTRIBUTES_DEPTH, check_item
 from interactions.management.commands.import_online_retail import COLUMNS, RowError
 from interactions.management.commands.import_online_retail import Command as OnlineRetailCommand
 from interactions.validation import check_event
+from tests.security.hostile import hostile_events, hostile_items, hostile_json, now_plus
 
 EXAMPLES = int(os.environ.get("RECSYS_PROPERTY_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=50),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+# JSON as json.loads returns it (a JSONL line, an API body), hostile leaves and depths included.
+json_values = hostile_json
 text_cells = st.text(max_size=40)  # any unicode, quotes, commas, newlines, NUL
 
 
@@ -156,6 +149,46 @@ def test_an_event_from_the_far_future_is_rejected():
     event = {"event_id": "e", "user_id": "u", "item_id": "i", "event_type": "view",
              "timestamp": (datetime.now(UTC) + timedelta(days=2)).isoformat()}  # fmt: skip
     assert "timestamp" in check_event(event)[1]
+
+
+def assert_storable(value, *, depth: int = 0) -> None:
+    """What a validator accepts PostgreSQL can store: UTF-8 text without NUL, timestamps in UTC (timestamptz
+    input refuses offsets beyond +-15:59), JSON no deeper than the attributes cap."""
+    assert depth <= MAX_ATTRIBUTES_DEPTH + 1, "nested deeper than the cap"
+    if isinstance(value, str):
+        assert "\x00" not in value
+        value.encode()  # a lone surrogate raises here, as in psycopg
+    elif isinstance(value, datetime):
+        assert value.utcoffset() == timedelta(0), value
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            assert_storable(key, depth=depth + 1)
+            assert_storable(child, depth=depth + 1)
+    elif isinstance(value, list | tuple):
+        for child in value:
+            assert_storable(child, depth=depth + 1)
+
+
+@SETTINGS
+@given(raw=hostile_items)
+def test_an_item_the_validator_accepts_can_be_stored_and_is_not_from_the_future(raw):
+    clean, errors = check_item(raw)
+    assert_clean_or_errors(clean, errors)
+    if clean is not None:
+        assert_storable(clean)
+        assert clean.get("published_at") is None or clean["published_at"] <= now_plus(
+            django_settings.RECSYS_MAX_FUTURE_SKEW_SECONDS
+        )
+
+
+@SETTINGS
+@given(raw=hostile_events)
+def test_an_event_the_validator_accepts_can_be_stored_and_is_not_from_the_future(raw):
+    clean, errors = check_event(raw)
+    assert_clean_or_errors(clean, errors)
+    if clean is not None:
+        assert_storable(clean)
+        assert clean["timestamp"] <= now_plus(django_settings.RECSYS_MAX_FUTURE_SKEW_SECONDS)
 
 
 @SETTINGS

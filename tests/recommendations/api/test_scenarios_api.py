@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -150,3 +151,10 @@ def test_every_endpoint_needs_an_api_key(anon_api, shop):
         ("get", "/api/v1/search?q=shoes"),
     ]:
         assert getattr(anon_api, method)(url).status_code == 401
+
+
+def test_session_exclude_with_a_lone_surrogate_is_a_400_naming_exclude(api, shop):
+    body = json.dumps({"item_ids": ["shoe-0"], "exclude": ["emoji cut \ud83d"]})
+    response = api.post("/api/v1/recommendations/session", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["fields"]["exclude"][0]
