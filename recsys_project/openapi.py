@@ -21,6 +21,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from catalog.validation import MAX_ATTRIBUTES_DEPTH
+from interactions.validation import MAX_QUANTITY
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SHARED_ANSWERS = {
@@ -32,6 +33,9 @@ BODY_ANSWERS = {"413": "The body is larger than the cap.", "415": "The body is n
 
 
 NO_NUL = r"^[^\x00]*$"
+# The storefront refuses any control character in its URLs (storefront/middleware.py).
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+NOT_BLANK_NO_CONTROL = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"  # the validators strip whitespace, then require something
 FROM_1970 = r"^(19[7-9][0-9]|[2-9][0-9]{3})-"
 DATE_TIME = "ISO 8601 from 1970, any offset (stored in UTC); at most 15 minutes in the future."
@@ -63,11 +67,12 @@ CONSTRAINTS = {
             "description": "ISO 8601, any offset (stored in UTC); at most 15 minutes in the future."
         },
         "value": {"pattern": r"^-?\d{1,9}(?:\.\d{1,4})?$", "description": "Between -1e9 and 1e9."},
-        "quantity": {"minimum": -1_000_000, "maximum": 1_000_000},
+        "quantity": {"minimum": -MAX_QUANTITY, "maximum": MAX_QUANTITY},
     },
     "ItemBatchIn": {"items": {"minItems": 1, "maxItems": settings.RECSYS_MAX_BATCH}},
     "EventBatchIn": {"events": {"minItems": 1, "maxItems": settings.RECSYS_MAX_BATCH}},
     "SessionIn": {"item_ids": {"items": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK}}},
+    "CartIn": {"item_ids": {"items": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK}}},
 }
 QUERY_CONSTRAINTS = {
     "surface": {"pattern": r"^[A-Za-z0-9_.:-]*$"},

@@ -6,7 +6,7 @@ Authentication is the visitor's Django session (cookie), and the POST needs Djan
 
 from __future__ import annotations
 
-from recsys_project.openapi import NO_NUL, NOT_BLANK
+from recsys_project.openapi import NO_CONTROL, NOT_BLANK_NO_CONTROL
 from storefront.views import BROWSER_EVENT_TYPES, MAX_EVENTS_PER_POST, MAX_LIMIT
 
 ERROR = {
@@ -62,12 +62,12 @@ STOREFRONT_SCHEMA = {
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 8},
                     },
-                    {"name": "surface", "in": "query", "schema": {"type": "string", "pattern": NO_NUL}},
+                    {"name": "surface", "in": "query", "schema": {"type": "string", "pattern": NO_CONTROL}},
                     {
                         "name": "item",
                         "in": "query",
                         "description": "similar: a known item id (an unknown one is a 400).",
-                        "schema": {"type": "string", "pattern": NO_NUL},
+                        "schema": {"type": "string", "pattern": NO_CONTROL},
                     },
                 ],
                 "responses": {
@@ -97,12 +97,12 @@ STOREFRONT_SCHEMA = {
                                                 "event_id": {
                                                     "type": "string",
                                                     "maxLength": 128,
-                                                    "pattern": NOT_BLANK,
+                                                    "pattern": NOT_BLANK_NO_CONTROL,
                                                 },
                                                 "item_id": {
                                                     "type": "string",
                                                     "maxLength": 255,
-                                                    "pattern": NOT_BLANK,
+                                                    "pattern": NOT_BLANK_NO_CONTROL,
                                                 },
                                                 "event_type": {
                                                     "type": "string",
@@ -112,7 +112,7 @@ STOREFRONT_SCHEMA = {
                                                 "surface": {
                                                     "type": "string",
                                                     "maxLength": 100,
-                                                    "pattern": NO_NUL,
+                                                    "pattern": NO_CONTROL,
                                                 },
                                                 "position": {
                                                     "type": "integer",

@@ -166,7 +166,11 @@ def events(request: HttpRequest) -> JsonResponse:
     now = timezone.now().isoformat()
     valid, rejected = [], []
     for index, raw in enumerate(batch):
-        if not isinstance(raw, dict) or raw.get("event_type") not in BROWSER_EVENT_TYPES:
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("event_type"), str)
+            or raw["event_type"] not in BROWSER_EVENT_TYPES
+        ):
             rejected.append(
                 {"index": index, "errors": {"event_type": ["Must be one of view, click, add_to_cart."]}}
             )

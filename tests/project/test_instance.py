@@ -38,7 +38,7 @@ def test_copies_with_their_own_data_dirs_are_different_instances(monkeypatch):
 def test_processes_sharing_a_database_share_an_instance_whatever_their_credentials(monkeypatch):
     monkeypatch.delenv("RECSYS_INSTANCE", raising=False)
     web = dj_database_url.parse("postgres://web:secret@db.internal:5432/shop")
-    worker = dj_database_url.parse("postgres://worker:other@db.internal:5432/shop")
+    worker = dj_database_url.parse("postgres://worker:password@db.internal:5432/shop")
     other_shop = dj_database_url.parse("postgres://web:secret@db.internal:5432/shop2")
     assert instance_id(database=web) == instance_id(database=worker)
     assert instance_id(database=web) != instance_id(database=other_shop)

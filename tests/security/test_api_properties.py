@@ -97,11 +97,6 @@ def test_a_session_body_never_answers_5xx(api, few_items, options, item_ids):
     assert response.status_code < 500, response.content
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="Found by this test, left to the storefront's owner (views' logic unchanged here): a NUL in "
-    "?item= reaches PostgreSQL (DataError, 500).",
-)
 @SETTINGS
 @given(kind=st.sampled_from(["user", "trending", "similar", "other"]), options=hostile_list_options)
 def test_a_storefront_query_string_never_answers_5xx(client, few_items, kind, options):
