@@ -120,7 +120,8 @@ def _rollup_of(day) -> tuple[list, list]:
 def test_old_served_lists_go_after_their_events_and_the_old_days_rollup_is_unchanged():
     a, b = ItemFactory(), ItemFactory()
     now = timezone.now()
-    long_ago = now - timedelta(days=40)
+    # 10:00 UTC, so that long_ago + 2 h is the same day's rollup whatever the hour the test runs
+    long_ago = (now - timedelta(days=40)).replace(hour=10, minute=0, second=0, microsecond=0)
     clicked = served_list([a, b], surface="home", created_at=long_ago)
     served_list([b, a], surface="pdp", scenario="similar", created_at=long_ago + timedelta(hours=1))
     recent = served_list([a, b], surface="home", created_at=now - timedelta(days=1))
