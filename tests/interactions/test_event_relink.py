@@ -61,7 +61,11 @@ def test_an_event_stored_before_its_item_is_linked_by_the_sweep_and_folded_into_
     anonymous.refresh_from_db()
     never.refresh_from_db()
     assert (early.item_id, anonymous.item_id, never.item_id) == (item.pk, item.pk, None)
-    assert len(callbacks) == 1  # one user-vector task, for u1's event only
+    # one user-vector task (for u1's event only), and one co-visitation fold of the newly linked events
+    assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
+        "covisitation_enqueue",
+        "user_vectors_enqueue",
+    ]
     assert early.vector_applied
     assert UserProfile.objects.get(external_id="u1").embedding is not None
 
