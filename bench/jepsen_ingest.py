@@ -130,6 +130,13 @@ class Cluster:
             start_new_session=True,
         )  # fmt: skip
         self._wait_port(self.web_port, "gunicorn")
+        # the port opens before the workers have imported the app: on a loaded machine the first answer
+        # takes tens of seconds, so wait for one (any status) before anyone counts on the web node
+        deadline = time.monotonic() + 240
+        while self.request("GET", "/healthz", timeout=60)[0] == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn opened its port but answered nothing for 240 s")
+            time.sleep(0.5)
 
     def start_worker(self) -> None:
         self.worker = subprocess.Popen(
