@@ -32,6 +32,7 @@ from django.utils import timezone
 from catalog.embedding import current_model_name
 from interactions.abuse import RANK_IN_MINUTE_SQL, event_rate_factor
 from interactions.models import UserProfile
+from interactions.selectors import event_weight
 
 # Events per apply round. 1,000 events of ~50 users: ~40 ms in SQL + numpy on the 2-core box.
 APPLY_BATCH_SIZE = 1000
@@ -40,10 +41,6 @@ APPLY_BATCH_SIZE = 1000
 REBUILD_USERS_PER_BATCH = 200
 
 SECONDS_PER_DAY = 86400.0
-
-
-def event_weight(event_type: str) -> float:
-    return float(settings.RECSYS_EVENT_WEIGHTS.get(event_type, 0.0))
 
 
 def half_life_seconds() -> float:
