@@ -41,7 +41,8 @@ lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy
+	# mypy imports the settings (django-stubs): with autostart off they start no PostgreSQL or Redis
+	RECSYS_EMBEDDED_AUTOSTART=0 $(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
 
 # Stops the embedded PostgreSQL (and Redis) if something left them running; Ctrl-C on `make demo` already does.
