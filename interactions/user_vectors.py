@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -183,7 +184,8 @@ def user_vectors_apply(
     or any) to their users' sums. Runs in one transaction: the events are marked applied together with
     the new sums, so a worker killed in the middle leaves both as they were."""
     model_name = current_model_name()
-    where, params = "", {"model": model_name, "limit": limit}
+    where = ""
+    params: dict[str, Any] = {"model": model_name, "limit": limit}
     if event_pks is not None:
         where, params["ids"] = "AND e.id = ANY(%(ids)s)", list(event_pks)
     elif item_pks is not None:
