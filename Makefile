@@ -5,27 +5,44 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint bench-ingest stop
+.PHONY: venv venv-dev demo test lint bench-ingest stop
 
-$(VENV)/.installed: requirements.txt
+# Two stamps: runtime packages (requirements.txt) for `make demo`, and runtime + tests + lint
+# (requirements-dev.txt, which includes requirements.txt) for `make test` and `make lint`.
+define venv_create
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+endef
+
+$(VENV)/.installed: requirements.txt
+	$(venv_create)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt
+	$(venv_create)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
 venv: $(VENV)/.installed
+
+venv-dev: $(VENV)/.installed-dev
 
 # e.g. make demo DEMO_ARGS="--port 8080 --items 10000 --users 3000"
 demo: venv
 	$(PY) manage.py demo $(DEMO_ARGS)
 
-test: venv
+test: venv-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv
+# style, the architecture's import contracts (.importlinter), types (mypy.ini), migrations
+lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	# mypy imports the settings (django-stubs): with autostart off they start no PostgreSQL or Redis
+	RECSYS_EMBEDDED_AUTOSTART=0 $(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
 
 # Stops the embedded PostgreSQL (and Redis) if something left them running; Ctrl-C on `make demo` already does.

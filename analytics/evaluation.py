@@ -36,6 +36,7 @@ from tqdm import tqdm
 from analytics import metrics
 from analytics.models import EvaluationRun
 from catalog.models import Item
+from interactions.selectors import event_weight
 
 PROTOCOLS = ("leave-one-out", "temporal")
 DEFAULT_KS = (10, 20, 50)
@@ -235,7 +236,6 @@ def item_vectors_load(data: EventData) -> np.ndarray:
 def user_vectors_build(data: EventData, split: Split, vectors: np.ndarray) -> dict[str, np.ndarray]:
     """Each evaluated user's vector from their training events only: the engagement-weighted mean of item
     vectors, decayed with the configured half-life relative to the user's last training event."""
-    weights_by_type = settings.RECSYS_EVENT_WEIGHTS
     half_life = settings.RECSYS_USER_HALF_LIFE_DAYS * 86400.0
     evaluated = set(split.users)
     by_user: dict[str, list[int]] = {}
@@ -248,7 +248,7 @@ def user_vectors_build(data: EventData, split: Split, vectors: np.ndarray) -> di
         rows_arr = np.array(rows)
         ts = data.ts[rows_arr]
         decay = np.power(0.5, (ts.max() - ts) / half_life) if half_life > 0 else np.ones(len(ts))
-        w = np.array([weights_by_type.get(t, 1.0) for t in data.event_type[rows_arr]]) * decay
+        w = np.array([event_weight(t) for t in data.event_type[rows_arr]]) * decay
         v = (vectors[data.item_idx[rows_arr]] * w[:, None]).sum(axis=0)
         n = np.linalg.norm(v)
         out[user] = v / n if n > 0 else v

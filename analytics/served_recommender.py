@@ -15,6 +15,7 @@ import numpy as np
 from django.db import connection, transaction
 from tqdm import tqdm
 
+from interactions.selectors import event_weight
 from recommendations import scenarios, selectors
 from recommendations.ranker.serving import ranker_override
 
@@ -30,7 +31,7 @@ def _training_history(data, rows: np.ndarray) -> selectors.History:
         pk = int(data.item_pks[data.item_idx[i]])
         kind = str(data.event_type[i])
         (history.bought_pks if kind == "purchase" else history.seen_pks).add(pk)
-        weights[pk] = weights.get(pk, 0.0) + selectors.EVENT_WEIGHTS.get(kind, 1.0) * 0.5 ** (rank / 20)
+        weights[pk] = weights.get(pk, 0.0) + event_weight(kind) * 0.5 ** (rank / 20)
     history.recent = list(weights.items())
     return history
 

@@ -79,17 +79,16 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._model.eval()
-        self._dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"model {model!r} does not state its embedding dimension")
+        self._dim = int(dim)
         # The model object is not safe for concurrent forward passes from threads (gunicorn threads).
         self._lock = threading.Lock()
 
     @property
     def dim(self) -> int:
         return self._dim
-
-    @property
-    def max_seq_length(self) -> int:
-        return int(self._model.max_seq_length)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
@@ -94,7 +95,9 @@ def items_embed(
     first = list(item_pks or [])
     only = "AND id = ANY(%(first)s)" if only_these else ""
     with connection.cursor() as cur:
-        cur.execute(_CLAIM_SQL.format(only=only), {"lease": CLAIM_LEASE, "first": first, "limit": limit})
+        # psycopg adapts a timedelta to an interval; django-stubs' parameter type leaves it out
+        params: dict[str, Any] = {"lease": CLAIM_LEASE, "first": first, "limit": limit}
+        cur.execute(_CLAIM_SQL.format(only=only), params)
         claimed = [row[0] for row in cur.fetchall()]
     result = EmbedResult(claimed=len(claimed))
     if not claimed:
@@ -126,7 +129,7 @@ def items_embed(
                 to_embed.append((item, text_hash))
         vectors = embedder.encode(texts) if texts else None
         with connection.cursor() as cur:
-            if to_embed:
+            if to_embed and vectors is not None:  # to_embed is non-empty exactly when texts is
                 cur.execute(
                     _WRITE_SQL,
                     [

@@ -146,11 +146,12 @@ def clean_datetime(value: Any, *, max_future_seconds: int | None = None) -> date
         moment = value
     elif isinstance(value, str):
         try:
-            moment = parse_datetime(value.strip())
+            parsed = parse_datetime(value.strip())
         except ValueError:
-            moment = None
-        if moment is None:
+            parsed = None
+        if parsed is None:
             raise FieldError(f"Must be an ISO 8601 date-time, got {value[:50]!r}.")
+        moment = parsed
     else:
         raise FieldError("Must be an ISO 8601 date-time string.")
     if timezone.is_naive(moment):

@@ -451,12 +451,13 @@ class DemoShop:
         return items
 
     def _assign_price_bands(self) -> None:
+        items = self.items_build()  # cached: called once the catalog is built
         by_leaf: dict[int, list[int]] = {}
         for index, leaf in enumerate(self._item_leaf):
             by_leaf.setdefault(leaf, []).append(index)
         self._item_band = [0] * len(self._item_leaf)
         for indices in by_leaf.values():
-            ranked = sorted(indices, key=lambda i: (Decimal(self._items[i]["price"]), i))
+            ranked = sorted(indices, key=lambda i: (Decimal(items[i]["price"]), i))
             for rank, i in enumerate(ranked):
                 self._item_band[i] = min(2, rank * 3 // len(ranked))
 
@@ -493,7 +494,7 @@ class DemoShop:
         everything = _WeightedPool(list(range(self.n_items)), self._popularity)
         by_band: dict[tuple[int, int], list[int]] = {}
         by_brand: dict[tuple[int, str], list[int]] = {}
-        for i, item in enumerate(self._items):
+        for i, item in enumerate(self.items_build()):
             by_band.setdefault((self._item_leaf[i], self._item_band[i]), []).append(i)
             by_brand.setdefault((self._item_leaf[i], item["brand"]), []).append(i)
 
@@ -546,7 +547,7 @@ class DemoShop:
             moment = start
             for _ in range(rng.randint(2, 12)):
                 index = self._pick(rng, taste, everything, by_band, by_brand)
-                item = self._items[index]
+                item = self.items_build()[index]
                 liked = self._item_leaf[index] in taste.leaves and self._item_band[index] == taste.band
                 boost = TASTE_BOOST if liked else 1.0
                 steps = ["view"]
@@ -609,10 +610,10 @@ def demo_shop_load(
 
     result = LoadResult()
     for batch in _batches(shop.items_build(), ITEM_BATCH_SIZE):
-        clean = []
+        clean: list[dict[str, Any]] = []
         for raw in batch:
             values, errors = check_item(raw)
-            if errors:  # a generator bug, not bad input: fail loudly
+            if values is None:  # a generator bug, not bad input: fail loudly
                 raise ValueError(f"demo item {raw['id']} is invalid: {errors}")
             clean.append(values)
         upserted = item_upsert(items=clean)
@@ -625,7 +626,7 @@ def demo_shop_load(
         clean = []
         for raw in batch:
             values, errors = check_event(raw)
-            if errors:
+            if values is None:
                 raise ValueError(f"demo event {raw['event_id']} is invalid: {errors}")
             clean.append(values)
         ingested = events_ingest(events=clean)

@@ -183,6 +183,8 @@ def user_erase(*, user_id: str) -> dict[str, int]:
     for _receiver, response in user_erasure.send(
         sender=UserProfile, user_id=user_id, session_ids=frozenset(session_ids)
     ):
-        for key, count in (response or {}).items():
+        # each receiver answers {kind: rows deleted} (django-stubs types a response as a string)
+        counts: dict[str, int] = response if isinstance(response, dict) else {}
+        for key, count in counts.items():
             deleted[key] = deleted.get(key, 0) + count
     return deleted

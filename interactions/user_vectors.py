@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -32,6 +33,7 @@ from django.utils import timezone
 from catalog.embedding import current_model_name
 from interactions.abuse import RANK_IN_MINUTE_SQL, event_rate_factor
 from interactions.models import UserProfile
+from interactions.selectors import event_weight
 
 # Events per apply round. 1,000 events of ~50 users: ~40 ms in SQL + numpy on the 2-core box.
 APPLY_BATCH_SIZE = 1000
@@ -40,10 +42,6 @@ APPLY_BATCH_SIZE = 1000
 REBUILD_USERS_PER_BATCH = 200
 
 SECONDS_PER_DAY = 86400.0
-
-
-def event_weight(event_type: str) -> float:
-    return float(settings.RECSYS_EVENT_WEIGHTS.get(event_type, 0.0))
 
 
 def half_life_seconds() -> float:
@@ -186,7 +184,8 @@ def user_vectors_apply(
     or any) to their users' sums. Runs in one transaction: the events are marked applied together with
     the new sums, so a worker killed in the middle leaves both as they were."""
     model_name = current_model_name()
-    where, params = "", {"model": model_name, "limit": limit}
+    where = ""
+    params: dict[str, Any] = {"model": model_name, "limit": limit}
     if event_pks is not None:
         where, params["ids"] = "AND e.id = ANY(%(ids)s)", list(event_pks)
     elif item_pks is not None:

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from django.conf import settings
 from django.db import connection, transaction
 from scipy import sparse
 
+from interactions.selectors import event_weight
 from recommendations.retrieval.base import HardFilters
 
 KINDS = ("bought", "viewed")
@@ -48,10 +48,6 @@ NEIGHBOUR_EXPONENT = 0.5
 ANCHOR_EXPONENT = 0.0
 
 
-def _type_weight(event_type: str) -> float:
-    return float(settings.RECSYS_EVENT_WEIGHTS.get(event_type, 0.0))
-
-
 def event_counts_in(*, kind: str, event_type: str) -> bool:
     """Whether an event of this type takes part in pairs (and popularity) of this kind."""
     if kind not in KINDS:
@@ -69,7 +65,7 @@ def pair_weight(*, kind: str, type_a: str, type_b: str, dt_seconds: float) -> fl
     if dt_seconds > WINDOW_SECONDS:
         return 0.0
     return float(
-        np.sqrt(_type_weight(type_a) * _type_weight(type_b)) * 0.5 ** (dt_seconds / HALF_LIFE_SECONDS)
+        np.sqrt(event_weight(type_a) * event_weight(type_b)) * 0.5 ** (dt_seconds / HALF_LIFE_SECONDS)
     )
 
 
@@ -88,7 +84,7 @@ def directed_pair_weights(*, kind: str, type_a: str, type_b: str, dt_seconds: fl
 def _weights_vector(event_types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per event: its type weight, and whether it counts in "bought"."""
     types, codes = np.unique(np.asarray(event_types, dtype=object).astype(str), return_inverse=True)
-    w = np.array([_type_weight(t) for t in types], dtype=np.float64)[codes]
+    w = np.array([event_weight(t) for t in types], dtype=np.float64)[codes]
     bought = np.array([t in BOUGHT_EVENT_TYPES for t in types], dtype=bool)[codes]
     return w, bought
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion
+from interactions.selectors import event_weight
 from recommendations.models import DEFAULT_PROFILE, RerankProfile, ServedList
 from recommendations.rerank.candidates import Scored, scored_new
 from recommendations.rerank.promotions import PromotionRule
@@ -30,8 +31,6 @@ from recommendations.retrieval.pgvector_backend import filters_where
 HISTORY_EVENTS = 200
 # The most recent distinct items that can explain a recommendation ("because you viewed X").
 EXPLAIN_ITEMS = 20
-# Weight of an event type in a vector computed from history (when the user has no stored vector yet).
-EVENT_WEIGHTS = {"purchase": 3.0, "add_to_cart": 2.0, "add_to_favorites": 2.0, "contact_seller": 2.0}
 
 
 # Profiles and promotions are read on every request but change rarely: each process keeps them this long.
@@ -135,8 +134,9 @@ def _history(rows: Sequence[tuple[int, str]]) -> History:
             history.bought_pks.add(item_pk)
         else:
             history.seen_pks.add(item_pk)
-        # newer events count more: the weight halves every 20 events back
-        weights[item_pk] = weights.get(item_pk, 0.0) + EVENT_WEIGHTS.get(event_type, 1.0) * 0.5 ** (rank / 20)
+        # the event type's weight (the one table, as in the stored user vector); newer events count more:
+        # the weight halves every 20 events back
+        weights[item_pk] = weights.get(item_pk, 0.0) + event_weight(event_type) * 0.5 ** (rank / 20)
     history.recent = list(weights.items())
     return history
 

@@ -9,24 +9,16 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 from django.db.models import Q
 
+from interactions.selectors import event_weights
 from recommendations.models import AuditEntry, ServedList
 
 if TYPE_CHECKING:
     from recommendations.scenarios import Answer
 
 # Popularity: events of the last POPULARITY_WINDOW_DAYS count, each halving in weight every
-# POPULARITY_HALF_LIFE_DAYS, weighted by how much intent its type shows.
+# POPULARITY_HALF_LIFE_DAYS, weighted by how much intent its type shows (`event_weight`, the one table).
 POPULARITY_WINDOW_DAYS = 30
 POPULARITY_HALF_LIFE_DAYS = 3.0
-POPULARITY_EVENT_WEIGHTS = {
-    "view": 1.0,
-    "click": 1.0,
-    "add_to_favorites": 2.0,
-    "contact_seller": 3.0,
-    "add_to_cart": 3.0,
-    "review": 2.0,
-    "purchase": 5.0,
-}
 # One refresh at a time (two would do the same work twice); any constant unique to this job.
 POPULARITY_LOCK_ID = 0x52454350  # "RECP"
 
@@ -88,7 +80,7 @@ def item_popularity_refresh() -> int | None:
     in the window drop out. Returns the number of items with a score, or None when another refresh holds
     the lock (it does the same work). One statement over the window's events: ~1 s for 1M events on the
     embedded Postgres (2 shared cores)."""
-    weights = POPULARITY_EVENT_WEIGHTS
+    weights = event_weights()
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [POPULARITY_LOCK_ID])
         if not cur.fetchone()[0]:
@@ -98,7 +90,7 @@ def item_popularity_refresh() -> int | None:
             WITH weights(event_type, weight) AS (SELECT * FROM unnest(%s::text[], %s::float8[])),
             agg AS (
                 SELECT e.item_id,
-                       sum(COALESCE(w.weight, 1.0)
+                       sum(COALESCE(w.weight, 0.0)
                            * power(0.5, extract(epoch FROM now() - e.timestamp) / 86400.0 / %s)) AS score,
                        count(*) AS n, max(e.timestamp) AS last_at
                 FROM interactions_event e LEFT JOIN weights w ON w.event_type = e.event_type

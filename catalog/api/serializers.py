@@ -28,7 +28,7 @@ class ItemInSerializer(serializers.Serializer):
 
 
 class ItemPatchSerializer(ItemInSerializer):
-    id = None
+    id = None  # type: ignore[assignment]  # DRF's way to drop an inherited field: the id is in the URL
     title = serializers.CharField(max_length=500, required=False)
 
 
@@ -39,7 +39,9 @@ class ItemBatchInSerializer(serializers.Serializer):
 class RejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     id = serializers.CharField(required=False)
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # a declared field named like a Serializer attribute: DRF's metaclass moves declared fields out of the
+    # class, so the attribute is untouched at run time; the stubs cannot see that
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 class ItemBatchOutSerializer(serializers.Serializer):
@@ -83,4 +85,8 @@ class ItemOutSerializer(serializers.ModelSerializer):
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
     detail = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # a declared field named like a Serializer attribute: DRF's metaclass moves declared fields out of the
+    # class, so the attribute is untouched at run time; the stubs cannot see that
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -31,10 +33,11 @@ class ItemBatchUpsertView(APIView):
     )
     def post(self, request):
         raw_items = check_batch(request.data, key="items")
-        valid, rejected = [], []
+        valid: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
         for index, raw in enumerate(raw_items):
             clean, errors = check_item(raw)
-            if errors:
+            if clean is None:
                 entry = {"index": index, "errors": errors}
                 if isinstance(raw, dict) and isinstance(raw.get("id"), str):
                     entry["id"] = printable(raw["id"][:255])
@@ -69,7 +72,7 @@ class ItemDetailView(APIView):
     def patch(self, request, item_id: str):
         item = selectors.item_get(external_id=item_id)
         clean, errors = check_item(request.data, partial=True)
-        if errors:
+        if clean is None:
             raise ValidationError(errors)
         item = services.item_update(item=item, values=clean)
         return Response(ItemOutSerializer(item).data)

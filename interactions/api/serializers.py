@@ -40,7 +40,8 @@ class EventBatchInSerializer(serializers.Serializer):
 class EventRejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     event_id = serializers.CharField(required=False)
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # named like a Serializer attribute: DRF's metaclass moves declared fields out of the class
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 class EventBatchOutSerializer(serializers.Serializer):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -27,10 +29,11 @@ class EventBatchIngestView(APIView):
     )
     def post(self, request):
         raw_events = check_batch(request.data, key="events")
-        valid, rejected = [], []
+        valid: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
         for index, raw in enumerate(raw_events):
             clean, errors = check_event(raw)
-            if errors:
+            if clean is None:
                 entry = {"index": index, "errors": errors}
                 if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
                     entry["event_id"] = printable(raw["event_id"][:128])

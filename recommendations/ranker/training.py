@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from scipy import sparse
 from tqdm import tqdm
 
+from interactions.selectors import event_weight
 from recommendations import covisitation as covis
 from recommendations import selectors, services, sources
 from recommendations.covisitation import (
@@ -65,7 +66,7 @@ def popularity_replace(stream, rows: np.ndarray, *, now_ts: float) -> None:
     ts = stream.ts[rows]
     window = (ts > now_ts - services.POPULARITY_WINDOW_DAYS * 86400.0) & (ts <= now_ts)
     r = rows[window]
-    weights = np.array([services.POPULARITY_EVENT_WEIGHTS.get(t, 1.0) for t in stream.event_type[r]])
+    weights = np.array([event_weight(t) for t in stream.event_type[r]])
     decay = np.power(0.5, (now_ts - stream.ts[r]) / 86400.0 / services.POPULARITY_HALF_LIFE_DAYS)
     n_items = len(stream.item_pks)
     score = np.bincount(stream.item_idx[r], weights=weights * decay, minlength=n_items)
@@ -150,7 +151,7 @@ def user_vector(stream, rows: np.ndarray, vectors: np.ndarray) -> np.ndarray | N
     half_life = settings.RECSYS_USER_HALF_LIFE_DAYS * 86400.0
     ts = stream.ts[rows]
     decay = np.power(0.5, (ts.max() - ts) / half_life) if half_life > 0 else np.ones(len(ts))
-    w = np.array([settings.RECSYS_EVENT_WEIGHTS.get(t, 1.0) for t in stream.event_type[rows]]) * decay
+    w = np.array([event_weight(t) for t in stream.event_type[rows]]) * decay
     v = (vectors[stream.item_idx[rows]] * w[:, None]).sum(axis=0)
     n = float(np.linalg.norm(v))
     return (v / n).astype(np.float32) if n > 0 else None

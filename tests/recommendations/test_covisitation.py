@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from interactions.selectors import event_weight
 from recommendations import covisitation as cv
 
 TYPES = ("view", "click", "add_to_cart", "purchase")
@@ -21,7 +22,7 @@ def reference_matrices(actors, items, ts, types, n_items) -> dict[str, np.ndarra
     for kind in cv.KINDS:
         for i in range(len(items)):
             if cv.event_counts_in(kind=kind, event_type=types[i]):
-                out[kind][items[i], items[i]] += cv._type_weight(types[i])
+                out[kind][items[i], items[i]] += event_weight(types[i])
         for i, j in itertools.combinations(range(len(items)), 2):
             if actors[i] != actors[j] or items[i] == items[j]:
                 continue

@@ -26,7 +26,8 @@ def test_popularity_weighs_intent_and_recency_and_forgets_old_events():
     assert item_popularity_refresh() == 3
     scores = dict(ItemPopularity.objects.values_list("item_id", "score"))
     assert old.pk not in scores
-    assert scores[bought.pk] == pytest.approx(5 * scores[viewed.pk], rel=1e-3)
+    # intent: the one table of event weights (settings.RECSYS_EVENT_WEIGHTS: purchase 10, view 1)
+    assert scores[bought.pk] == pytest.approx(10 * scores[viewed.pk], rel=1e-3)
     assert scores[recent.pk] == pytest.approx(0.5 * scores[viewed.pk], rel=1e-2)
     assert ItemPopularity.objects.get(item=bought).interaction_count == 1
 

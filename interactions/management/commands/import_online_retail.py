@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.core.management.base import CommandError
 
@@ -71,7 +72,8 @@ class Command(FeedImportCommand):
                 raise CommandError(
                     f"{feed.path.name} is not the Online Retail CSV: missing columns {', '.join(missing)}."
                 )
-            events, new_items = [], {}
+            events: list[dict[str, Any]] = []
+            new_items: dict[str, dict[str, Any]] = {}
             for record in batch:
                 counts["lines"] += 1
                 if record.data is None:

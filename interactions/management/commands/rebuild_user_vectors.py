@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1.")
         if options["user"]:
             wanted = set(options["user"])
-            known = set(
+            known: set[str | None] = set(
                 UserProfile.objects.filter(external_id__in=wanted).values_list("external_id", flat=True)
             )
             known |= set(
