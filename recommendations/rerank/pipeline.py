@@ -35,10 +35,10 @@ class RerankConfig:
     exclude_bought_in: tuple[str, ...] = ("user", "similar", "session", "trending")
     exclude_seen_in: tuple[str, ...] = ("user",)
     promotions_enabled: bool = True
-    popularity_penalty: float = 0.02
+    popularity_penalty: float = 0.0
     duplicate_similarity: float = 0.97
     diversity_mode: str = "mmr"
-    mmr_lambda: float = 0.8
+    mmr_lambda: float = 0.9
     max_per_category: int = 0
     max_per_brand: int = 0
     exploration_share: float = 0.1
