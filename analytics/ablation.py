@@ -7,7 +7,8 @@ without another pass through retrieval and the ranker (~0.5 s a user; `rerank` i
 
 - `rules_all`: every step, as served (the same list as `served`);
 - `rules_without_<step>`: every step but one, for each step of `rerank.pipeline.STEPS`;
-- `rules_none`: no step: the candidates by the ranker's score (the ranker's raw order, cut to the limit);
+- `rules_none`: no step: the candidates by the ranker's score, cut to the limit (the ranker's raw order
+  over what re-ranking receives: the hard filters, e.g. in stock only, are already applied in the query);
 - `rules_set_<n>`: every step, with some profile settings changed (`--ablation-set`, e.g. a lower
   `mmr_lambda`: what turning diversity up costs).
 
