@@ -69,6 +69,7 @@ class RankerPass:
         self.lists: dict[str, dict[str, list[int]]] = {}  # method -> user -> item indices, best first
         self.seconds_per_user: list[float] = []
         self.unavailable: str | None = None
+        self.ablation = None  # an analytics.ablation.Ablation: more lists from each user's trace
 
     def ensure_ranker(self) -> Ranker | None:
         """The ranker, or None when the training events give it no rows (a tiny shop): then `served` is
@@ -132,6 +133,8 @@ class RankerPass:
                         self.seconds_per_user.append(time.perf_counter() - started)
                         self._keep("served", user, [int(item["pk"]) for item in answer.items])
                         self._keep("ranker", user, trace.get("ranked", []))
+                        for method, pks in (self.ablation.lists_for(trace) if self.ablation else {}).items():
+                            self._keep(method, user, pks)
                         for name, out in trace.get("sources", {}).items():
                             self._keep(f"src_{name}", user, sorted(out, key=lambda p: (-out[p], p)))
                 raise _Rollback

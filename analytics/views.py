@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
-from analytics import selectors
+from analytics import ablation, selectors
 from analytics.csv_export import csv_response
 from analytics.rollups import ALL
 from analytics.selectors import Table
@@ -171,14 +171,20 @@ def evaluations(request: HttpRequest) -> HttpResponse:
         },
         "title": metric,
     }
+    chart_data = {"evaluation-chart": {**chart, "type": "bar"}}
+    tables = [selectors.evaluation_runs_table(runs), table]
+    # the re-ranking ablation (`evaluate --ablation`) of the newest run that has one: the cost of each rule
+    ablated = ablation.ablation_run(runs)
+    if ablated is not None:
+        chart_data.update(ablation.ablation_charts(ablated))
+        tables.insert(0, ablation.ablation_report_table(ablated))
     context = {
         "runs": runs,
         "metric": metric,
         "metric_names": metric_names,
         "page": "evaluations",
-        "chart_data": {"evaluation-chart": {**chart, "type": "bar"}},
+        "chart_data": chart_data,
         "run_ids": ",".join(str(r.pk) for r in runs),
+        "ablated": ablated,
     }
-    return _csv_or_page(
-        request, [selectors.evaluation_runs_table(runs), table], "analytics/evaluations.html", context
-    )
+    return _csv_or_page(request, tables, "analytics/evaluations.html", context)

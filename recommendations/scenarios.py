@@ -52,7 +52,8 @@ class PreviewOptions:
     now: datetime | None = None
     promotions: bool = True
     include_inactive_promotions: bool = False
-    # offline evaluation: receives each source's candidates and the ranker's order (before re-ranking)
+    # offline evaluation: receives each source's candidates, the ranker's order (before re-ranking) and
+    # re-ranking's input (`rerank`: candidates, config, context)
     trace: dict[str, Any] | None = None
 
 
@@ -370,6 +371,9 @@ def _serve(
         seen_pks=frozenset(signal.history.seen_pks),
         promotions=promotions,
     )
+    if preview is not None and preview.trace is not None:
+        # what re-ranking starts from, so that the ablation can re-apply it with steps left out
+        preview.trace["rerank"] = {"candidates": candidates, "config": config, "context": context}
     ranked = rerank(candidates, config=config, context=context)
 
     items = []

@@ -13,13 +13,18 @@ def duplicates_collapse(candidates: list[Scored], *, threshold: float) -> list[S
     before it is at least `threshold`. Items without a vector are always kept."""
     if threshold >= 1.0:
         return list(candidates)
-    kept: list[Scored] = []
-    kept_vectors: list[np.ndarray] = []
-    for c in candidates:
-        if c.vector is not None and kept_vectors:
-            if float(np.max(np.stack(kept_vectors) @ c.vector)) >= threshold:
-                continue
-        kept.append(c)
-        if c.vector is not None:
-            kept_vectors.append(c.vector)
-    return kept
+    with_vector = [i for i, c in enumerate(candidates) if c.vector is not None]
+    if len(with_vector) < 2:
+        return list(candidates)
+    # One matrix product for every pair (the pool is at most max(5 x limit, 50) items), instead of stacking
+    # the kept vectors again for each candidate.
+    matrix = np.stack([candidates[i].vector for i in with_vector])
+    near = (matrix @ matrix.T) >= threshold
+    dropped = np.zeros(len(with_vector), dtype=bool)
+    for row in range(len(with_vector)):
+        if dropped[row]:
+            continue
+        later = near[row, row + 1 :]
+        dropped[row + 1 :] |= later
+    gone = {with_vector[row] for row in np.flatnonzero(dropped)}
+    return [c for i, c in enumerate(candidates) if i not in gone]

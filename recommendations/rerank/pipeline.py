@@ -35,10 +35,10 @@ class RerankConfig:
     exclude_bought_in: tuple[str, ...] = ("user", "similar", "session", "trending")
     exclude_seen_in: tuple[str, ...] = ("user",)
     promotions_enabled: bool = True
-    popularity_penalty: float = 0.02
+    popularity_penalty: float = 0.0
     duplicate_similarity: float = 0.97
     diversity_mode: str = "mmr"
-    mmr_lambda: float = 0.8
+    mmr_lambda: float = 0.9
     max_per_category: int = 0
     max_per_brand: int = 0
     exploration_share: float = 0.1
@@ -68,49 +68,88 @@ def pool_size(limit: int) -> int:
     return max(limit * POOL_FACTOR, POOL_MIN)
 
 
-def rerank(candidates: list[Scored], *, config: RerankConfig, context: RerankContext) -> list[Scored]:
-    """Candidates (any order) -> the answer, at most `context.limit` items, best first."""
-    items = inventory_apply(
-        candidates,
-        in_stock_only=config.in_stock_only,
-        low_stock_threshold=config.low_stock_threshold,
-        low_stock_factor=config.low_stock_factor,
-    )
-    items = history_exclude(
-        items,
-        bought_pks=context.bought_pks,
-        seen_pks=context.seen_pks,
-        exclude_bought=context.scenario in config.exclude_bought_in,
-        exclude_seen=context.scenario in config.exclude_seen_in,
-    )
-    items = freshness_boost(
-        items, now=context.now, weight=config.freshness_weight, half_life_days=config.freshness_half_life_days
-    )
-    items = popularity_penalize(items, penalty=config.popularity_penalty)
-    if config.promotions_enabled:
+# The steps, in the order `rerank` runs them. `skip` turns any of them off (the re-ranking ablation in
+# `analytics.ablation` measures what each one costs); a profile turns them off with its own settings.
+STEPS = (
+    "inventory",  # drop unavailable items, demote low stock
+    "history",  # hide what the user bought / saw, per scenario
+    "freshness",  # boost new items
+    "popularity",  # penalty against popularity bias
+    "promotions",  # boost, then pin after diversity
+    "duplicates",  # collapse near duplicates
+    "diversity",  # MMR or caps
+    "exploration",  # slots for new items without interactions
+)
+
+
+def rerank(
+    candidates: list[Scored],
+    *,
+    config: RerankConfig,
+    context: RerankContext,
+    skip: Collection[str] = frozenset(),
+) -> list[Scored]:
+    """Candidates (any order) -> the answer, at most `context.limit` items, best first. `skip` names steps
+    of STEPS to leave out; with every step skipped the answer is the candidates by score."""
+    unknown = set(skip) - set(STEPS)
+    if unknown:
+        raise ValueError(
+            f"unknown re-ranking step(s) {', '.join(sorted(unknown))}; known: {', '.join(STEPS)}"
+        )
+    items = list(candidates)
+    if "inventory" not in skip:
+        items = inventory_apply(
+            items,
+            in_stock_only=config.in_stock_only,
+            low_stock_threshold=config.low_stock_threshold,
+            low_stock_factor=config.low_stock_factor,
+        )
+    if "history" not in skip:
+        items = history_exclude(
+            items,
+            bought_pks=context.bought_pks,
+            seen_pks=context.seen_pks,
+            exclude_bought=context.scenario in config.exclude_bought_in,
+            exclude_seen=context.scenario in config.exclude_seen_in,
+        )
+    if "freshness" not in skip:
+        items = freshness_boost(
+            items,
+            now=context.now,
+            weight=config.freshness_weight,
+            half_life_days=config.freshness_half_life_days,
+        )
+    if "popularity" not in skip:
+        items = popularity_penalize(items, penalty=config.popularity_penalty)
+    promotions = config.promotions_enabled and "promotions" not in skip
+    if promotions:
         items = promotions_boost(items, rules=context.promotions)
     items = by_score(items)
-    pool = duplicates_collapse(items[: pool_size(context.limit)], threshold=config.duplicate_similarity)
-    if config.diversity_mode == "mmr":
+    pool = items[: pool_size(context.limit)]
+    if "duplicates" not in skip:
+        pool = duplicates_collapse(pool, threshold=config.duplicate_similarity)
+    if "diversity" in skip or config.diversity_mode not in ("mmr", "caps"):
+        ranked = pool[: context.limit]
+    elif config.diversity_mode == "mmr":
         ranked = mmr_select(pool, k=context.limit, lam=config.mmr_lambda)
-    elif config.diversity_mode == "caps":
+    else:
         ranked = caps_select(
             pool,
             k=context.limit,
             max_per_category=config.max_per_category,
             max_per_brand=config.max_per_brand,
         )
-    else:
-        ranked = pool[: context.limit]
-    chosen = {c.pk for c in ranked}
-    rest = [c for c in items if c.pk not in chosen]
-    ranked = exploration_slots(
-        ranked,
-        rest,
-        limit=context.limit,
-        share=config.exploration_share,
-        max_age_days=config.exploration_max_age_days,
-        now=context.now,
-    )
+    if "exploration" not in skip:
+        chosen = {c.pk for c in ranked}
+        ranked = exploration_slots(
+            ranked,
+            [c for c in items if c.pk not in chosen],
+            limit=context.limit,
+            share=config.exploration_share,
+            max_age_days=config.exploration_max_age_days,
+            now=context.now,
+        )
+    if not promotions:
+        return ranked[: context.limit]
     chosen = {c.pk for c in ranked}
     return promotions_pin(ranked, [c for c in items if c.pk not in chosen], limit=context.limit)

@@ -11,6 +11,7 @@
       var spec = charts[id];
       var canvas = document.getElementById(id);
       if (!canvas) return;
+      if (spec.type === "scatter") { drawScatter(canvas, spec); return; }
       var datasets = Object.keys(spec.series).map(function (name, i) {
         var color = palette[i % palette.length];
         return { label: name, data: spec.series[name], borderColor: color, backgroundColor: color,
@@ -28,6 +29,29 @@
                           options: { animation: false, responsive: true, maintainAspectRatio: false, scales: scales } });
       canvas.dataset.rendered = "true";
     });
+  }
+  // {type: "scatter", points: [{label, x, y, main?}], x_title, y_title, reference?: {label, y}}: one
+  // labelled point per variant (`main` ones drawn larger), and a horizontal reference line
+  function drawScatter(canvas, spec) {
+    var styles = ["circle", "triangle", "rect", "rectRot", "star", "crossRot"];
+    var datasets = spec.points.map(function (p, i) {
+      var color = palette[i % palette.length];
+      return { label: p.label, data: [{ x: p.x, y: p.y }], borderColor: color, backgroundColor: color,
+               pointRadius: p.main ? 9 : 6, pointStyle: styles[Math.floor(i / palette.length) % styles.length] };
+    });
+    if (spec.reference && spec.points.length) {
+      var xs = spec.points.map(function (p) { return p.x; });
+      datasets.push({ label: spec.reference.label, showLine: true, pointRadius: 0, borderDash: [6, 4],
+                      borderColor: "#9ca3af", backgroundColor: "#9ca3af",
+                      data: [{ x: Math.min.apply(null, xs), y: spec.reference.y },
+                             { x: Math.max.apply(null, xs), y: spec.reference.y }] });
+    }
+    new Chart(canvas, { type: "scatter", data: { datasets: datasets },
+                        options: { animation: false, responsive: true, maintainAspectRatio: false,
+                                   plugins: { legend: { position: "right", labels: { usePointStyle: true } } },
+                                   scales: { x: { grace: "5%", title: { display: true, text: spec.x_title } },
+                                             y: { grace: "5%", title: { display: true, text: spec.y_title } } } } });
+    canvas.dataset.rendered = "true";
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw); else draw();
 })();

@@ -82,7 +82,7 @@ def test_editing_a_profile_bumps_its_version_and_is_audited(staff):
     assert response.status_code == 302, response.content
     profile.refresh_from_db()
     assert profile.version == 2 and profile.mmr_lambda == 0.5
-    assert AuditEntry.objects.get().changes["mmr_lambda"] == [0.8, 0.5]
+    assert AuditEntry.objects.get().changes["mmr_lambda"] == [0.9, 0.5]  # from the default (0.8 before 0005)
 
 
 def test_preview_shows_the_list_with_and_without_promotions_side_by_side(staff, shop):

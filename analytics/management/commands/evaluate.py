@@ -1,6 +1,7 @@
 """`python manage.py evaluate`: offline evaluation of the recommender and the baselines over the events
 in the database; saves an EvaluationRun per protocol and prints a table. `--compare ID ID ...` prints
-saved runs side by side instead."""
+saved runs side by side instead. `--ablation` adds the re-ranking ablation (`analytics.ablation`): the
+served path with each re-ranking step turned off in turn, stored in the run's summary and printed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics import evaluation
+from analytics import ablation, evaluation
 from analytics.models import EvaluationRun
 
 
@@ -31,6 +32,20 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="", help="A name saved with the run.")
         parser.add_argument("--no-progress", action="store_true")
         parser.add_argument("--compare", type=int, nargs="+", metavar="RUN_ID", help="Show saved runs.")
+        parser.add_argument(
+            "--ablation",
+            action="store_true",
+            help="Also score the served path with each re-ranking step turned off in turn (the cost of each "
+            "business rule), from the same serving pass.",
+        )
+        parser.add_argument(
+            "--ablation-set",
+            action="append",
+            default=[],
+            metavar="SETTING=VALUE[,...]",
+            help="With --ablation: one more row, the default profile with these settings changed "
+            "(e.g. mmr_lambda=0.7). Repeatable.",
+        )
 
     def handle(self, *args, **options):
         if options["compare"]:
@@ -44,6 +59,16 @@ class Command(BaseCommand):
             raise CommandError("--k values must be positive integers.")
         if options["test_days"] <= 0:
             raise CommandError("--test-days must be positive.")
+        try:
+            settings = [ablation.settings_parse(text) for text in options["ablation_set"]]
+        except ValueError as exc:
+            raise CommandError(f"--ablation-set: {exc}") from exc
+        if settings and not options["ablation"]:
+            raise CommandError("--ablation-set needs --ablation.")
+        variants = ablation.variants_build(settings) if options["ablation"] else []
+        methods = options["methods"]
+        if variants and methods:
+            methods = [*methods, *(v.method for v in variants if v.method not in methods)]
         protocols = evaluation.PROTOCOLS if options["protocol"] == "both" else (options["protocol"],)
         data = evaluation.events_load()
         if len(data.ts) == 0:
@@ -52,27 +77,43 @@ class Command(BaseCommand):
         from analytics.served_recommender import served_scorer_factory
         from recommendations.two_tower.evaluation import two_tower_scorer_factory
 
+        progress = not options["no_progress"]
         for protocol in protocols:
+            # served (the default path), the ranker's raw order and each source alone: one pass
+            served = (
+                ablation.ablation_methods(variants, progress=progress)
+                if variants
+                else ranker_methods(progress=progress)
+            )
             try:
                 result = evaluation.evaluation_run(
                     protocol=protocol,
                     ks=options["ks"],
                     test_days=options["test_days"],
-                    methods=options["methods"],
+                    methods=methods,
                     extra_scorers={
                         "cooccurrence_visit": cooccurrence_visit_factory,
-                        # served (the default path), the ranker's raw order and each source alone: one pass
-                        **ranker_methods(progress=not options["no_progress"]),
+                        **served,
                         "served_single_retrieval": served_scorer_factory,
                         "two_tower": two_tower_scorer_factory,
                     },
                     label=options["label"],
-                    progress=not options["no_progress"],
+                    progress=progress,
                     data=data,
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
+            if variants and result.run.summary["users_evaluated"]:
+                table = ablation.ablation_table(
+                    result.run.metrics, variants, k=ablation.table_k(result.run.configuration["ks"])
+                )
+                result.run.summary = {**result.run.summary, "ablation": table}
+                result.run.save(update_fields=["summary", "updated_at"])
             self._print_run(result.run)
+            if "ablation" in result.run.summary:
+                self.stdout.write("")
+                for line in ablation.ablation_lines(result.run.summary["ablation"]):
+                    self.stdout.write(line)
 
     def _print_run(self, run: EvaluationRun) -> None:
         s = run.summary

@@ -1,7 +1,9 @@
 from dataclasses import replace
 from datetime import timedelta
 
-from recommendations.rerank.pipeline import RerankConfig, RerankContext, rerank
+import pytest
+
+from recommendations.rerank.pipeline import STEPS, RerankConfig, RerankContext, rerank
 from recommendations.rerank.promotions import PromotionRule
 from tests.recommendations.rerank.conftest import NOW, axis, cand
 
@@ -79,3 +81,81 @@ def test_caps_mode_applies_category_caps():
     out = rerank(_candidates(), config=config, context=_ctx(limit=3, scenario="similar"))
     paths = [c.category_path for c in out]
     assert len(set(paths)) == len(paths)
+
+
+# --- skip: the re-ranking ablation turns steps off one at a time ---
+
+
+def test_skipping_nothing_is_the_full_pipeline():
+    rules = [PromotionRule(2, "item", item_pk=7, pinned_slot=1)]
+    context = _ctx(bought_pks={5}, promotions=rules)
+    full = rerank(_candidates(), config=RerankConfig(), context=context)
+    assert [c.pk for c in rerank(_candidates(), config=RerankConfig(), context=context, skip=())] == [
+        c.pk for c in full
+    ]
+
+
+def test_skipping_every_step_leaves_the_candidates_by_score_cut_to_the_limit():
+    out = rerank(_candidates(), config=RerankConfig(), context=_ctx(bought_pks={5}), skip=STEPS)
+    assert [c.pk for c in out] == [1, 2, 3, 4]
+    assert [c.score for c in out] == [0.95, 0.94, 0.90, 0.85]
+
+
+def test_skipping_inventory_keeps_the_unavailable_item():
+    out = rerank(_candidates(), config=CONFIG, context=_ctx(limit=6), skip={"inventory"})
+    assert 4 in [c.pk for c in out]
+    assert 4 not in [c.pk for c in rerank(_candidates(), config=CONFIG, context=_ctx(limit=6))]
+
+
+def test_skipping_history_keeps_the_bought_item():
+    out = rerank(_candidates(), config=CONFIG, context=_ctx(bought_pks={5}, limit=6), skip={"history"})
+    assert 5 in [c.pk for c in out]
+
+
+def test_skipping_duplicates_keeps_the_near_duplicate():
+    out = rerank(_candidates(), config=CONFIG, context=_ctx(), skip={"duplicates"})
+    assert [c.pk for c in out][:2] == [1, 2]
+
+
+def test_skipping_diversity_keeps_the_score_order_mmr_would_change():
+    config = replace(CONFIG, duplicate_similarity=1.0, diversity_mode="mmr", mmr_lambda=0.3)
+    diverse = [c.pk for c in rerank(_candidates(), config=config, context=_ctx(limit=3))]
+    plain = [c.pk for c in rerank(_candidates(), config=config, context=_ctx(limit=3), skip={"diversity"})]
+    assert plain == [1, 2, 3]
+    assert diverse != plain and 2 not in diverse  # MMR drops the copy of item 1
+
+
+def test_skipping_exploration_and_promotions_and_score_steps():
+    rules = [PromotionRule(2, "item", item_pk=7, pinned_slot=1)]
+    explore = replace(CONFIG, exploration_share=0.25)
+    assert rerank(_candidates(), config=explore, context=_ctx(), skip={"exploration"})[-1].pk != 7
+    assert 7 not in [
+        c.pk
+        for c in rerank(_candidates(), config=CONFIG, context=_ctx(promotions=rules), skip={"promotions"})
+    ]
+    fresh = replace(CONFIG, freshness_weight=1.0)
+    assert rerank(_candidates(), config=fresh, context=_ctx())[0].pk == 7
+    assert rerank(_candidates(), config=fresh, context=_ctx(), skip={"freshness"})[0].pk == 1
+    popular = replace(CONFIG, popularity_penalty=1.0)
+    assert (
+        rerank(_candidates(), config=popular, context=_ctx())[0].pk == 7
+    )  # the only one without interactions
+    assert rerank(_candidates(), config=popular, context=_ctx(), skip={"popularity"})[0].pk == 1
+
+
+def test_an_unknown_step_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="unknown re-ranking step.*mmr"):
+        rerank(_candidates(), config=CONFIG, context=_ctx(), skip={"mmr"})
+
+
+def test_steps_are_named_in_the_order_rerank_runs_them():
+    assert STEPS == (
+        "inventory",
+        "history",
+        "freshness",
+        "popularity",
+        "promotions",
+        "duplicates",
+        "diversity",
+        "exploration",
+    )
