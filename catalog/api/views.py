@@ -28,6 +28,7 @@ class ItemBatchUpsertView(APIView):
     permission_classes = [HasApiKey]
 
     @extend_schema(
+        operation_id="v1_items_list",
         parameters=[ItemListQuerySerializer],
         responses={200: ItemPageSerializer, 400: ErrorSerializer, 401: ErrorSerializer},
         summary="List items, a page at a time",
