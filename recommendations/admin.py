@@ -70,7 +70,12 @@ class AuditedAdmin(admin.ModelAdmin):
 class PreviewForm(forms.Form):
     """Whose list to preview, where and when."""
 
-    SCENARIOS = [("user", "For a user"), ("session", "For a session's items"), ("trending", "Trending")]
+    SCENARIOS = [
+        ("user", "For a user"),
+        ("session", "For a session's items"),
+        ("trending", "Trending"),
+        ("search", "Semantic search"),
+    ]
 
     scenario = forms.ChoiceField(choices=SCENARIOS, initial="user")
     user_id = forms.CharField(
@@ -78,6 +83,9 @@ class PreviewForm(forms.Form):
     )
     session_item_ids = forms.CharField(
         required=False, max_length=5000, help_text="Item ids, oldest first, separated by commas."
+    )
+    query = forms.CharField(
+        required=False, max_length=500, help_text="For semantic search: what a shopper typed."
     )
     surface = forms.CharField(required=False, max_length=100, help_text="Empty: the default profile.")
     category = forms.CharField(required=False, max_length=2000, help_text="Optional category prefix (A > B).")
@@ -92,6 +100,8 @@ class PreviewForm(forms.Form):
         scenario = data.get("scenario")
         if scenario == "user" and not data.get("user_id"):
             self.add_error("user_id", "Give a user id.")
+        if scenario == "search" and not (data.get("query") or "").strip():
+            self.add_error("query", "Give a search query.")
         if scenario == "session":
             ids = [i.strip() for i in (data.get("session_item_ids") or "").split(",") if i.strip()]
             if not ids:
@@ -250,6 +260,10 @@ class PromotionAdmin(AuditedAdmin):
                 answer = scenarios.recommendations_for_session(
                     item_pks=data["session_pks"], params=params, preview=preview
                 )
+            elif data["scenario"] == "search":
+                answer = scenarios.recommendations_search(
+                    query=data["query"].strip(), params=params, preview=preview
+                )
             else:
                 answer = scenarios.recommendations_trending(params=params, preview=preview)
             columns.append({"label": label, "answer": answer})
@@ -261,6 +275,7 @@ class PromotionAdmin(AuditedAdmin):
         list_facts = promotion_explain.ListFacts(
             items=columns[0]["answer"].items,
             surface=params.surface,
+            search=data["scenario"] == "search",
             now=now,
             category=params.category,
             in_stock_only=profile.in_stock_only,

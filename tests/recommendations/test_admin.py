@@ -223,3 +223,21 @@ def test_preview_offers_recent_users_and_sessions(staff, shop):
     html = response.content.decode()
     assert '<option value="u1">' in html and "?scenario=user&amp;limit=10&amp;user_id=u1" in html
     assert "anon-7" in html and "session_item_ids=shoe-2" in html
+
+
+def test_preview_of_semantic_search_says_a_pin_on_all_surfaces_leaves_it_alone(staff, shop):
+    from catalog.models import Item
+
+    sock = Item.objects.get(external_id="sock")
+    start = timezone.now() - timedelta(hours=1)
+    Promotion.objects.create(name="home pin", target_type="item", item=sock, pinned_slot=1, starts_at=start)
+    Promotion.objects.create(
+        name="search pin", target_type="item", item=sock, pinned_slot=1, starts_at=start, surfaces=["search"]
+    )
+    url = "/admin/catalog/promotion/preview/"
+    response = staff.get(url, {"scenario": "search", "query": "warm socks", "limit": 5})
+    why = {e.name: e for e in response.context["explanations"]}
+    assert why["home pin"].code == "search_not_named" and "search" in why["home pin"].text
+    assert why["search pin"].applied
+    assert response.context["columns"][0]["answer"].items[0]["id"] == "sock"
+    assert staff.get(url, {"scenario": "search", "query": " ", "limit": 5}).context["columns"] is None
