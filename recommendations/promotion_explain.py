@@ -94,6 +94,20 @@ def item_unservable(item: ItemFacts, *, in_stock_only: bool = True) -> list[str]
     return problems
 
 
+def _slot_taken(p: PromotionFacts, facts: ListFacts) -> str:
+    """If another promotion's item holds `p`'s pin slot, says so (else "")."""
+    if not p.pinned_slot or p.pinned_slot > len(facts.items):
+        return ""
+    holder = facts.items[p.pinned_slot - 1]
+    reason = holder.get("reason") or {}
+    if p.item is not None and holder["id"] == p.item.external_id:
+        return ""
+    if reason.get("type") != "promoted" or reason.get("promotion_id") == p.promotion_id:
+        return ""
+    other = facts.names.get(reason.get("promotion_id"), f"#{reason.get('promotion_id')}")
+    return f"Its pin slot {p.pinned_slot} went to “{other}” ({holder['id']}), which scored higher; one item per slot."
+
+
 def promotion_explain(p: PromotionFacts, facts: ListFacts) -> Explanation:
     """Whether `p` shaped the list in `facts`, and if not, the first reason why."""
 
@@ -133,6 +147,9 @@ def promotion_explain(p: PromotionFacts, facts: ListFacts) -> Explanation:
     if p.target_type == "item" and p.item is not None:
         position = positions.get(p.item.external_id)
         if position is not None:
+            lost = _slot_taken(p, facts)
+            if lost and position != p.pinned_slot:
+                return out("slot_lost", f"{lost} {p.item.external_id} is at position {position} instead.")
             return out("applied", f"Applied: {p.item.external_id} is at position {position}.", applied=True)
     elif promoted_here:
         where = ", ".join(f"{item['id']} at {n}" for n, item in promoted_here[:5])
@@ -154,16 +171,9 @@ def promotion_explain(p: PromotionFacts, facts: ListFacts) -> Explanation:
                 f"“{' > '.join(facts.category)}”.",
             )
         if p.pinned_slot:
-            if p.pinned_slot <= len(facts.items):
-                holder = facts.items[p.pinned_slot - 1]
-                reason = holder.get("reason") or {}
-                if reason.get("type") == "promoted" and reason.get("promotion_id") != p.promotion_id:
-                    other = facts.names.get(reason.get("promotion_id"), f"#{reason.get('promotion_id')}")
-                    return out(
-                        "slot_lost",
-                        f"Its pin slot {p.pinned_slot} went to “{other}” ({holder['id']}), which scored "
-                        "higher; one item per slot.",
-                    )
+            lost = _slot_taken(p, facts)
+            if lost:
+                return out("slot_lost", lost)
             if p.pinned_slot > facts.limit:
                 return out(
                     "slot_beyond_list", f"Its pin slot {p.pinned_slot} is beyond this list of {facts.limit}."

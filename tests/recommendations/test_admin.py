@@ -241,3 +241,20 @@ def test_preview_of_semantic_search_says_a_pin_on_all_surfaces_leaves_it_alone(s
     assert why["search pin"].applied
     assert response.context["columns"][0]["answer"].items[0]["id"] == "sock"
     assert staff.get(url, {"scenario": "search", "query": " ", "limit": 5}).context["columns"] is None
+
+
+def test_preview_names_the_promotion_that_took_a_pin_slot(staff, shop):
+    from catalog.models import Item
+
+    start = timezone.now() - timedelta(hours=1)
+    sock, shoe = Item.objects.get(external_id="sock"), Item.objects.get(external_id="shoe-2")
+    Promotion.objects.create(name="sock pin", target_type="item", item=sock, pinned_slot=1, starts_at=start)
+    Promotion.objects.create(name="shoe pin", target_type="item", item=shoe, pinned_slot=1, starts_at=start)
+    response = staff.get(
+        "/admin/catalog/promotion/preview/", {"scenario": "user", "user_id": "u1", "limit": 5}
+    )
+    first = response.context["columns"][0]["answer"].items[0]["id"]
+    why = {e.name: e for e in response.context["explanations"]}
+    winner, loser = ("shoe pin", "sock pin") if first == "shoe-2" else ("sock pin", "shoe pin")
+    assert why[winner].applied and "position 1" in why[winner].text
+    assert why[loser].code == "slot_lost" and f"“{winner}”" in why[loser].text

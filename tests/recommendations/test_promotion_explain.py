@@ -100,6 +100,20 @@ def test_a_lower_pin_loses_its_slot_to_a_higher_one():
     assert explained[1].code == "slot_lost" and "Big sale" in explained[1].text and "wok" in explained[1].text
 
 
+def test_a_pin_that_lost_its_slot_but_is_still_listed_lower_says_so():
+    winner = _promotion(2, name="Big sale", item=ItemFacts(external_id="wok"))
+    loser = _promotion(1)
+    reasons = {
+        "wok": {"type": "promoted", "promotion_id": 2},
+        "kettle": {"type": "promoted", "promotion_id": 1},
+    }
+    explained = {
+        e.promotion_id: e for e in promotions_explain([loser, winner], _list(("wok", "kettle"), reasons))
+    }
+    assert explained[1].code == "slot_lost" and "position 2 instead" in explained[1].text
+    assert explained[2].applied
+
+
 def test_profile_with_promotions_off():
     assert promotion_explain(_promotion(), _list(promotions_enabled=False)).code == "profile_off"
 
