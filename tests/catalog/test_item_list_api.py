@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.recommendations.factories import ItemFactory, topic
+from tests.security.hostile import hostile_list_options, hostile_text, query_string
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/items"
@@ -106,3 +110,20 @@ def test_query_count_is_the_baseline_whatever_the_page_size(api):
         assert response.status_code == 200 and len(response.json()["items"]) == limit
         counts.append(len(queries.captured_queries))
     assert counts == [BASELINE["items_list"]] * 2, counts
+
+
+@settings(
+    max_examples=max(10, int(os.environ.get("RECSYS_PROPERTY_EXAMPLES", "200")) // 4),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    path=st.sampled_from(["/api/v1/items", "/api/v1/users/u-1"]),
+    options=hostile_list_options,
+    after=st.none() | hostile_text,
+    in_stock=st.none() | hostile_text,
+)
+def test_hostile_query_strings_never_answer_5xx(api, path, options, after, in_stock):
+    extra = {k: v for k, v in {"after": after, "in_stock": in_stock}.items() if v is not None}
+    response = api.get(f"{path}?{query_string({**options, **extra})}")
+    assert response.status_code < 500, response.content
