@@ -21,6 +21,15 @@ class Table:
     rows: list[tuple]
 
 
+# What the report pages call the lists served with no `surface` label (the API's surface is optional).
+UNLABELLED = "unlabelled"
+
+
+def surface_label(surface: str) -> str:
+    """A surface as the reports name it: the blank one is "unlabelled" (and `*`, every surface, stays `*`)."""
+    return surface or UNLABELLED
+
+
 def daily_metrics_by_surface(*, start: date, end: date) -> Table:
     """Per day and surface (all scenarios together; surface '*' is every surface): the live metrics."""
     rows = (
@@ -43,6 +52,7 @@ def daily_metrics_by_surface(*, start: date, end: date) -> Table:
     )
     out = []
     for day, surface, lists, imp, clicks, carts, conv, revenue, cov, div, gini, nov in rows:
+        surface = surface_label(surface)
         ctr = clicks / imp if imp else 0.0
         conv_rate = conv / clicks if clicks else 0.0
         out.append(
@@ -94,7 +104,16 @@ def daily_metrics_by_scenario(*, start: date, end: date) -> Table:
         .values_list("day", "surface", "scenario", "impressions", "clicks", "conversions", "revenue")
     )
     out = [
-        (day, surface, scenario, imp, clicks, conv, revenue, round(clicks / imp, 6) if imp else 0.0)
+        (
+            day,
+            surface_label(surface),
+            scenario,
+            imp,
+            clicks,
+            conv,
+            revenue,
+            round(clicks / imp, 6) if imp else 0.0,
+        )
         for day, surface, scenario, imp, clicks, conv, revenue in rows
     ]
     return Table(

@@ -73,7 +73,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     for metric, title in CHART_METRICS:
         series: dict[str, list] = {}
         for row in daily.rows:
-            surface = "all surfaces" if row[col["surface"]] == ALL else (row[col["surface"]] or "(none)")
+            surface = (
+                "all surfaces" if row[col["surface"]] == ALL else selectors.surface_label(row[col["surface"]])
+            )
             series.setdefault(surface, [None] * len(labels))[labels.index(str(row[0]))] = row[col[metric]]
         charts[metric] = {"title": title, "labels": labels, "series": series}
     context = {
@@ -141,8 +143,35 @@ def top(request: HttpRequest) -> HttpResponse:
         selectors.top_categories(start=start, end=end, by="impressions"),
         selectors.top_categories(start=start, end=end, by="conversions"),
     ]
-    context = {"days": days, "start": start, "end": end, "page": "top"}
+    charts = [_top_chart(table) for table in tables]
+    context = {
+        "days": days,
+        "start": start,
+        "end": end,
+        "page": "top",
+        "charts": charts,
+        "chart_data": {c["id"]: c["spec"] for c in charts if c["spec"]["labels"]},
+    }
     return _csv_or_page(request, tables, "analytics/top.html", context)
+
+
+# Counts drawn on the "Top items and categories" charts, beside the one a table is ranked by.
+TOP_CHART_COUNTS = ["impressions", "clicks", "conversions"]
+
+
+def _top_chart(table: Table) -> dict:
+    """A bar chart of a top-N table: one bar group per item or category (by its id or name), one series per
+    count. Impressions dwarf the rest, so a table ranked by conversions leaves them out."""
+    col = {name: i for i, name in enumerate(table.header)}
+    counts = [c for c in TOP_CHART_COUNTS if c in col]
+    if table.name.endswith("_conversions"):
+        counts = [c for c in counts if c != "impressions"]
+    spec = {
+        "type": "bar",
+        "labels": [str(row[0]) for row in table.rows],
+        "series": {c: [row[col[c]] or 0 for row in table.rows] for c in counts},
+    }
+    return {"id": f"{table.name}-chart", "title": table.title, "spec": spec}
 
 
 @staff_member_required

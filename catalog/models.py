@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 CATEGORY_SEPARATOR = " > "
@@ -195,6 +196,23 @@ class PromotionTarget(models.TextChoices):
     BRAND = "brand"
 
 
+# The surface name that semantic search answers count as. A promotion reaches search only when it names it:
+# a pin meant for the home page must not top the results of an unrelated query.
+SEARCH_SURFACE = "search"
+
+
+def surface_covered(*, scope: str, surfaces: list[str] | tuple[str, ...], surface: str, search: bool) -> bool:
+    """A promotion's surface rule (see Promotion): search only when named; else all, or the named ones."""
+    if search:
+        return SEARCH_SURFACE in surfaces
+    return scope == PromotionScope.ALL or surface in surfaces
+
+
+class PromotionScope(models.TextChoices):
+    ALL = "all", "All surfaces (semantic search only when named below)"
+    NAMED = "named", "Only the surfaces named below"
+
+
 class Promotion(models.Model):
     """A merchandiser's rule: boost (and optionally pin) an item, a category subtree or a brand, between
     two times, on all surfaces or only some. Applied at serving time by the re-ranking pipeline."""
@@ -213,13 +231,17 @@ class Promotion(models.Model):
     pinned_slot = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Optional 1-based position the best matching item is pinned to."
     )
+    surface_scope = models.CharField(
+        "applies to", max_length=10, choices=PromotionScope.choices, default=PromotionScope.ALL
+    )
     surfaces = ArrayField(
         models.CharField(max_length=100),
         default=list,
         blank=True,
-        help_text="Surfaces it applies to (comma-separated); empty = all surfaces.",
+        help_text=f"Surfaces, comma-separated (e.g. home,pdp). Semantic search is `{SEARCH_SURFACE}`: it is "
+        "left out unless named, also with all surfaces.",
     )
-    starts_at = models.DateTimeField()
+    starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty = open-ended.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -231,6 +253,12 @@ class Promotion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def applies_to(self, *, surface: str, search: bool) -> bool:
+        """Whether it covers a list served on `surface` (`search`: a semantic search answer)."""
+        return surface_covered(
+            scope=self.surface_scope, surfaces=self.surfaces, surface=surface, search=search
+        )
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
@@ -246,6 +274,12 @@ class Promotion(models.Model):
             errors["boost"] = "The boost must be above 0 and at most 100."
         if self.pinned_slot is not None and not (1 <= self.pinned_slot <= 100):
             errors["pinned_slot"] = "The pinned slot must be between 1 and 100."
+        if self.surface_scope == PromotionScope.NAMED and not self.surfaces:
+            errors["surfaces"] = "Name at least one surface, or choose all surfaces."
+        if self.surface_scope == PromotionScope.ALL and set(self.surfaces) - {SEARCH_SURFACE}:
+            errors["surfaces"] = (
+                f"With all surfaces, only `{SEARCH_SURFACE}` may be named (to include semantic search)."
+            )
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end must be after the start."
         if errors:

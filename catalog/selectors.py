@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import Http404
 
 from catalog.models import Item
@@ -13,3 +17,47 @@ def item_get(*, external_id: str) -> Item:
     if item is None:
         raise Http404(f"No item with id {external_id!r}.")
     return item
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    """The hard filters a list of items takes (the same as the recommendation endpoints')."""
+
+    category: tuple[str, ...] = ()
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    exclude: frozenset[str] = frozenset()  # shop ids
+    in_stock: bool | None = None
+
+
+def items_list(*, filters: ItemFilters, limit: int, after: str = "") -> tuple[list[Item], bool]:
+    """Active items matching `filters`, ordered by shop id, the first `limit` after the id `after` (keyset
+    paging: a page costs the same at any depth), and whether more follow. One query; vectors are not loaded
+    (`has_vector` is annotated)."""
+    rows = (
+        Item.objects.filter(is_active=True)
+        .defer("embedding")
+        .annotate(
+            has_vector=ExpressionWrapper(
+                Q(embedding__isnull=False) & Q(embedding_dirty=False), output_field=BooleanField()
+            )
+        )
+        .order_by("external_id")
+    )
+    if after:
+        rows = rows.filter(external_id__gt=after)
+    if filters.category:
+        # `@>` can use the GIN index on category_path; the slice makes it a prefix, not "contains"
+        rows = rows.filter(category_path__contains=list(filters.category)).filter(
+            **{f"category_path__0_{len(filters.category)}": list(filters.category)}
+        )
+    if filters.min_price is not None:
+        rows = rows.filter(price__gte=filters.min_price)
+    if filters.max_price is not None:
+        rows = rows.filter(price__lte=filters.max_price)
+    if filters.exclude:
+        rows = rows.exclude(external_id__in=filters.exclude)
+    if filters.in_stock is not None:
+        rows = rows.filter(in_stock=filters.in_stock)
+    page = list(rows[: limit + 1])
+    return page[:limit], len(page) > limit

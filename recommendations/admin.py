@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -17,8 +18,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from catalog.models import CATEGORY_SEPARATOR, Promotion
-from recommendations import scenarios, selectors, services
+from catalog.models import CATEGORY_SEPARATOR, Promotion, PromotionScope
+from recommendations import promotion_explain, promotion_facts, scenarios, selectors, services
 from recommendations.models import AuditEntry, RerankProfile, ServedList
 
 
@@ -30,11 +31,15 @@ class AuditedAdmin(admin.ModelAdmin):
     """Records every create, change and delete made in admin as an AuditEntry with the fields' values
     before and after, in the same transaction as the write."""
 
+    def audit_values(self, obj) -> dict[str, Any]:
+        """The fields' values as the audit records them (a subclass may name things for a person)."""
+        return _plain(model_to_dict(obj))
+
     def save_model(self, request, obj, form, change):
-        before = _plain(model_to_dict(type(obj).objects.get(pk=obj.pk))) if change and obj.pk else {}
+        before = self.audit_values(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else {}
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            after = _plain(model_to_dict(obj))
+            after = self.audit_values(obj)
             changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
             services.audit_record(
                 user=request.user, action="change" if change else "create", obj=obj, changes=changes
@@ -46,7 +51,7 @@ class AuditedAdmin(admin.ModelAdmin):
                 user=request.user,
                 action="delete",
                 obj=obj,
-                changes={k: [v, None] for k, v in _plain(model_to_dict(obj)).items()},
+                changes={k: [v, None] for k, v in self.audit_values(obj).items()},
             )
             super().delete_model(request, obj)
 
@@ -57,7 +62,7 @@ class AuditedAdmin(admin.ModelAdmin):
                     user=request.user,
                     action="delete",
                     obj=obj,
-                    changes={k: [v, None] for k, v in _plain(model_to_dict(obj)).items()},
+                    changes={k: [v, None] for k, v in self.audit_values(obj).items()},
                 )
             super().delete_queryset(request, queryset)
 
@@ -65,12 +70,22 @@ class AuditedAdmin(admin.ModelAdmin):
 class PreviewForm(forms.Form):
     """Whose list to preview, where and when."""
 
-    SCENARIOS = [("user", "For a user"), ("session", "For a session's items"), ("trending", "Trending")]
+    SCENARIOS = [
+        ("user", "For a user"),
+        ("session", "For a session's items"),
+        ("trending", "Trending"),
+        ("search", "Semantic search"),
+    ]
 
     scenario = forms.ChoiceField(choices=SCENARIOS, initial="user")
-    user_id = forms.CharField(required=False, max_length=128)
+    user_id = forms.CharField(
+        required=False, max_length=128, widget=forms.TextInput(attrs={"list": "recent-users"})
+    )
     session_item_ids = forms.CharField(
         required=False, max_length=5000, help_text="Item ids, oldest first, separated by commas."
+    )
+    query = forms.CharField(
+        required=False, max_length=500, help_text="For semantic search: what a shopper typed."
     )
     surface = forms.CharField(required=False, max_length=100, help_text="Empty: the default profile.")
     category = forms.CharField(required=False, max_length=2000, help_text="Optional category prefix (A > B).")
@@ -85,6 +100,8 @@ class PreviewForm(forms.Form):
         scenario = data.get("scenario")
         if scenario == "user" and not data.get("user_id"):
             self.add_error("user_id", "Give a user id.")
+        if scenario == "search" and not (data.get("query") or "").strip():
+            self.add_error("query", "Give a search query.")
         if scenario == "session":
             ids = [i.strip() for i in (data.get("session_item_ids") or "").split(",") if i.strip()]
             if not ids:
@@ -113,7 +130,9 @@ class PromotionAdmin(AuditedAdmin):
     ]
     list_filter = ["is_active", "target_type"]
     search_fields = ["name", "brand", "item__external_id", "item__title"]
-    raw_id_fields = ["item"]
+    # picked by external id or title (ItemAdmin.search_fields), never by an internal number
+    autocomplete_fields = ["item"]
+    radio_fields = {"surface_scope": admin.VERTICAL}
     readonly_fields = ["created_at", "updated_at", "history_link"]
     fieldsets = [
         (None, {"fields": ["name", "is_active"]}),
@@ -125,7 +144,8 @@ class PromotionAdmin(AuditedAdmin):
                 "Electronics,Phones: the whole subtree), or a brand.",
             },
         ),
-        ("Effect", {"fields": ["boost", "pinned_slot", "surfaces"]}),
+        ("Effect", {"fields": ["boost", "pinned_slot"]}),
+        ("Surfaces", {"fields": ["surface_scope", "surfaces"]}),
         ("Window", {"fields": ["starts_at", "ends_at"]}),
         ("Record", {"fields": ["created_at", "updated_at", "history_link"]}),
     ]
@@ -133,15 +153,31 @@ class PromotionAdmin(AuditedAdmin):
 
     @admin.display(description="target")
     def target(self, obj: Promotion) -> str:
-        if obj.target_type == "item":
-            return f"item {obj.item.external_id}" if obj.item_id else "item ?"
-        if obj.target_type == "category":
-            return "category " + CATEGORY_SEPARATOR.join(obj.category_path)
-        return f"brand {obj.brand}"
+        return promotion_facts.promotion_target_label(obj)
 
     @admin.display(description="surfaces")
     def surfaces_label(self, obj: Promotion) -> str:
-        return ", ".join(obj.surfaces) or "all"
+        named = ", ".join(obj.surfaces)
+        if obj.surface_scope == PromotionScope.ALL:
+            return f"all + {named}" if named else "all (not search)"
+        return named
+
+    def audit_values(self, obj: Promotion) -> dict[str, Any]:
+        values = super().audit_values(obj)
+        # the merchandiser's id for the item, not the database's
+        values["item"] = obj.item.external_id if obj.item_id else None
+        return values
+
+    def save_model(self, request, obj: Promotion, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.target_type == "item" and obj.item_id:
+            problems = promotion_explain.item_unservable(promotion_facts.item_facts(obj.item))
+            if problems:
+                self.message_user(
+                    request,
+                    f"Saved, but {obj.item.external_id} cannot be served as promoted: {'; '.join(problems)}.",
+                    level=messages.WARNING,
+                )
 
     @admin.display(boolean=True, description="live now")
     def live(self, obj: Promotion) -> bool:
@@ -160,6 +196,9 @@ class PromotionAdmin(AuditedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("item")
 
+    def get_changeform_initial_data(self, request):
+        return {"starts_at": timezone.now(), **super().get_changeform_initial_data(request)}
+
     def get_urls(self):
         preview = path(
             "preview/", self.admin_site.admin_view(self.preview_view), name="catalog_promotion_preview"
@@ -172,19 +211,34 @@ class PromotionAdmin(AuditedAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form = PreviewForm(request.GET or None)
-        columns = None
+        columns = explanations = None
         if form.is_bound and form.is_valid():
-            columns = self._preview_columns(form.cleaned_data)
+            columns, explanations = self._preview_columns(form.cleaned_data)
+        users, sessions = promotion_facts.preview_recent_people()
         context = {
             **self.admin_site.each_context(request),
             "title": "Preview promotions",
             "opts": self.model._meta,
             "form": form,
             "columns": columns,
+            "explanations": explanations,
+            "recent_users": users,
+            "recent_sessions": [
+                {
+                    "session_id": s.session_id,
+                    "query": urlencode(
+                        {"scenario": "session", "limit": 10, "session_item_ids": ",".join(s.item_ids)}
+                    ),
+                    "size": len(s.item_ids),
+                }
+                for s in sessions
+            ],  # fmt: skip
         }
         return TemplateResponse(request, "admin/recommendations/promotion_preview.html", context)
 
-    def _preview_columns(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+    def _preview_columns(
+        self, data: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[promotion_explain.Explanation]]:
         category = [
             p.strip() for p in (data.get("category") or "").split(CATEGORY_SEPARATOR.strip()) if p.strip()
         ]
@@ -206,13 +260,33 @@ class PromotionAdmin(AuditedAdmin):
                 answer = scenarios.recommendations_for_session(
                     item_pks=data["session_pks"], params=params, preview=preview
                 )
+            elif data["scenario"] == "search":
+                answer = scenarios.recommendations_search(
+                    query=data["query"].strip(), params=params, preview=preview
+                )
             else:
                 answer = scenarios.recommendations_trending(params=params, preview=preview)
             columns.append({"label": label, "answer": answer})
         other = {i["id"] for i in columns[1]["answer"].items}
         for item in columns[0]["answer"].items:
             item["changed"] = item["id"] not in other
-        return columns
+        now = data.get("as_of") or timezone.now()
+        profile = selectors.profile_for_surface(surface=params.surface)
+        list_facts = promotion_explain.ListFacts(
+            items=columns[0]["answer"].items,
+            surface=params.surface,
+            search=data["scenario"] == "search",
+            now=now,
+            category=params.category,
+            in_stock_only=profile.in_stock_only,
+            include_drafts=data.get("include_drafts", False),
+            promotions_enabled=profile.promotions_enabled,
+            limit=params.limit,
+        )
+        facts = promotion_facts.promotions_preview_facts(
+            now=now, include_drafts=data.get("include_drafts", False)
+        )
+        return columns, promotion_explain.promotions_explain(facts, list_facts)
 
 
 @admin.register(RerankProfile)

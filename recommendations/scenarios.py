@@ -344,6 +344,7 @@ def _serve(
             surface=params.surface,
             now=now,
             include_inactive=bool(preview and preview.include_inactive_promotions),
+            search=signal.scenario == Scenario.SEARCH,
         )
         # An item pinned by a promotion is offered even when retrieval did not find it (it must still
         # pass the hard filters, checked with the features).

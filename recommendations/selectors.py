@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
-from catalog.models import Item, Promotion
+from catalog.models import Item, Promotion, surface_covered
 from interactions.selectors import event_weight
 from recommendations.models import DEFAULT_PROFILE, RerankProfile, ServedList
 from recommendations.rerank.candidates import Scored, scored_new
@@ -59,7 +59,7 @@ def _serving_config() -> dict[str, Any]:
         Promotion.objects.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=since))
         .order_by("pk")
         .values("pk", "target_type", "item_id", "category_path", "brand", "boost", "pinned_slot", "surfaces",
-                "starts_at", "ends_at", "is_active")
+                "surface_scope", "starts_at", "ends_at", "is_active")
     )  # fmt: skip
     with _config_lock:
         _config.update(
@@ -78,16 +78,21 @@ def profile_for_surface(*, surface: str) -> RerankProfile:
     )
 
 
-def promotions_live(*, surface: str, now: datetime, include_inactive: bool = False) -> list[PromotionRule]:
-    """Active promotions whose window contains `now` and that apply to `surface` (empty surfaces = all).
-    The admin preview may include inactive (draft) ones."""
+def promotions_live(
+    *, surface: str, now: datetime, include_inactive: bool = False, search: bool = False
+) -> list[PromotionRule]:
+    """Active promotions whose window contains `now` and that apply to `surface` (all surfaces, or the named
+    ones; a semantic search answer (`search`) only those that name it). The admin preview may include
+    inactive (draft) ones."""
     rules = []
     for row in _serving_config()["promotions"]:
         if not (row["is_active"] or include_inactive):
             continue
         if row["starts_at"] > now or (row["ends_at"] is not None and row["ends_at"] <= now):
             continue
-        if row["surfaces"] and surface not in row["surfaces"]:
+        if not surface_covered(
+            scope=row["surface_scope"], surfaces=row["surfaces"], surface=surface, search=search
+        ):
             continue
         rules.append(
             PromotionRule(

@@ -86,5 +86,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": f"`{KEYWORD} <key>`; create keys in admin or with `manage.py create_api_key NAME`.",
+            # shown in Swagger UI's Authorize box: the value is the whole header, keyword included
+            "description": f"Type `{KEYWORD} <key>`: the word {KEYWORD}, a space, then your key (e.g. "
+            f"`{KEYWORD} 3f9c…`). Create keys in admin or with `manage.py create_api_key NAME`.",
         }

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpResponsePermanentRedirect
+from django.urls import Resolver404, resolve
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
-from rest_framework.views import exception_handler
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView, exception_handler
 
 from recsys_project.parsers import PayloadTooLarge
 
@@ -49,3 +52,26 @@ def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return JsonResponse({"error": "not_found", "detail": "No such resource."}, status=404)
     return page_not_found(request, exception)
+
+
+class ApiNotFoundView(APIView):
+    """The last route under /api/: an unknown path answers the JSON error shape whatever DEBUG says (with
+    DEBUG on, handler404 is not used and Django would answer its HTML debug page). A DRF view, so that a
+    POST gets the same answer rather than a CSRF page; it reads no credential. A path that only lacks its
+    trailing slash (`/api/docs`) is redirected, as APPEND_SLASH would have."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def _answer(self, request, *args, **kwargs):
+        if not request.path.endswith("/") and request.method in ("GET", "HEAD"):
+            try:
+                match = resolve(request.path + "/")
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "cls", None) is not ApiNotFoundView:
+                query = request.META.get("QUERY_STRING", "")
+                return HttpResponsePermanentRedirect(request.path + "/" + (f"?{query}" if query else ""))
+        raise exceptions.NotFound(f"No API endpoint at {request.path!r}; see /api/docs/.")
+
+    get = post = put = patch = delete = head = options = extend_schema(exclude=True)(_answer)

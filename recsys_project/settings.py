@@ -225,9 +225,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}
-    },
+    # the ApiKey security scheme, with what to type in Swagger's Authorize box, comes from
+    # recsys_project/authentication.py (ApiKeyScheme): one definition
     "SECURITY": [{"ApiKey": []}],
     # 401/429/404/413/415 answered by the shared layers, documented on every operation (fuzzing found them)
     "POSTPROCESSING_HOOKS": [

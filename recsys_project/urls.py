@@ -1,9 +1,10 @@
 import admin_tools_stats.urls
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from recsys_project.errors import ApiNotFoundView
 from recsys_project.health import healthz
 
 api_v1 = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # the split view serves Swagger UI's start-up code as a script file (no inline script: the CSP allows none)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    re_path(r"^api/", ApiNotFoundView.as_view(), name="api-not-found"),  # JSON 404 even with DEBUG on
     path("reports/", include("analytics.urls")),
     path("admin_tools_stats/", include(_staff_only(admin_tools_stats.urls.urlpatterns))),
     path("", include("storefront.urls")),

@@ -13,7 +13,10 @@ from catalog.api.serializers import (
     ErrorSerializer,
     ItemBatchInSerializer,
     ItemBatchOutSerializer,
+    ItemListOutSerializer,
+    ItemListQuerySerializer,
     ItemOutSerializer,
+    ItemPageSerializer,
     ItemPatchSerializer,
 )
 from catalog.validation import check_item, printable
@@ -22,7 +25,33 @@ from recsys_project.batches import check_batch
 
 
 class ItemBatchUpsertView(APIView):
+    """`/api/v1/items`: POST upserts a batch; GET lists a page (one path, so one view)."""
+
     permission_classes = [HasApiKey]
+
+    @extend_schema(
+        operation_id="v1_items_list",
+        parameters=[ItemListQuerySerializer],
+        responses={200: ItemPageSerializer, 400: ErrorSerializer, 401: ErrorSerializer},
+        summary="List items, a page at a time",
+        description="Active items ordered by id, with the recommendation endpoints' filters (category "
+        "prefix, price range, exclude) and in_stock. Page with `after`: pass the answer's `next_after` "
+        "until it is null. Unknown ids in `exclude` are ignored.",
+    )
+    def get(self, request):
+        query = ItemListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        items, more = selectors.items_list(
+            filters=query.to_filters(),
+            limit=query.validated_data["limit"],
+            after=query.validated_data["after"],
+        )
+        return Response(
+            {
+                "items": ItemListOutSerializer(items, many=True).data,
+                "next_after": items[-1].external_id if more else None,
+            }
+        )
 
     @extend_schema(
         request=ItemBatchInSerializer,

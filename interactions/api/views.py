@@ -9,8 +9,14 @@ from rest_framework.views import APIView
 
 from catalog.api.serializers import ErrorSerializer
 from catalog.validation import printable
-from interactions import services
-from interactions.api.serializers import EventBatchInSerializer, EventBatchOutSerializer, UserErasedSerializer
+from interactions import selectors, services
+from interactions.api.serializers import (
+    EventBatchInSerializer,
+    EventBatchOutSerializer,
+    UserActivityOutSerializer,
+    UserErasedSerializer,
+    UserQuerySerializer,
+)
 from interactions.validation import check_event
 from recsys_project.authentication import HasApiKey
 from recsys_project.batches import check_batch
@@ -50,7 +56,22 @@ class EventBatchIngestView(APIView):
 
 
 class UserEraseView(APIView):
+    """`/api/v1/users/{id}`: GET shows a user to support staff; DELETE erases them (one path, so one view)."""
+
     permission_classes = [HasApiKey]
+
+    @extend_schema(
+        parameters=[UserQuerySerializer],
+        responses={200: UserActivityOutSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+        summary="A user's profile and recent events",
+        description="For support staff: the profile (whether a vector is stored, counters), the number of "
+        "events per type, and the newest events. 404 when no profile and no event knows the id.",
+    )
+    def get(self, request, user_id: str):
+        query = UserQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        activity = selectors.user_activity_get(user_id=user_id, limit=query.validated_data["limit"])
+        return Response(UserActivityOutSerializer(activity).data)
 
     @extend_schema(responses={200: UserErasedSerializer, 401: ErrorSerializer}, summary="Erase a user")
     def delete(self, request, user_id: str):

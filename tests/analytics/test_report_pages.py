@@ -138,6 +138,37 @@ def test_top_items_and_categories_by_impressions_and_conversions(staff_client, t
     assert cats[2] == ["Home", "1", "0", "0"]
 
 
+def test_top_page_charts_each_table(staff_client, traffic):
+    a, b = traffic
+    charts = _charts(staff_client.get("/reports/top"))
+    assert set(charts) == {
+        "top_items_impressions-chart",
+        "top_items_conversions-chart",
+        "top_categories_impressions-chart",
+        "top_categories_conversions-chart",
+    }
+    by_impressions = charts["top_items_impressions-chart"]
+    assert by_impressions["type"] == "bar"
+    assert by_impressions["labels"] == [b.external_id, a.external_id]
+    assert by_impressions["series"] == {"impressions": [2, 1], "clicks": [1, 0], "conversions": [1, 0]}
+    assert charts["top_items_conversions-chart"]["series"] == {"clicks": [1], "conversions": [1]}
+    assert charts["top_categories_impressions-chart"]["labels"] == ["Garden", "Home"]
+
+
+def test_the_blank_surface_is_named_unlabelled(staff_client, traffic):
+    now = timezone.now()
+    served_list([traffic[0]], surface="", scenario="trending", created_at=now - timedelta(minutes=5))
+    daily_metrics_rollup(day=now.date())
+    page = staff_client.get("/reports/?days=7")
+    assert "unlabelled" in _charts(page)["ctr-chart"]["series"]
+    daily = list(
+        csv.DictReader(io.StringIO(staff_client.get("/reports/?format=csv&table=daily").content.decode()))
+    )
+    assert {r["surface"] for r in daily} == {"*", "home", "pdp", "unlabelled"}
+    scenarios = staff_client.get("/reports/?format=csv&table=scenarios").content.decode()
+    assert "unlabelled,trending" in scenarios
+
+
 def test_evaluation_runs_side_by_side_with_a_chart_and_csv(staff_client):
     r1 = EvaluationRun.objects.create(
         protocol="leave-one-out",

@@ -96,7 +96,7 @@ def test_promotion_applies_only_inside_its_window_and_when_active(api, shop, sta
 
 
 def test_promotion_limited_to_some_surfaces_leaves_the_others_alone(api, shop):
-    _promote(target_type="brand", brand="Sockit", boost=3.0, surfaces=["home"])
+    _promote(target_type="brand", brand="Sockit", boost=3.0, surface_scope="named", surfaces=["home"])
     assert _ids(api, surface="home")[0][0] == "sock"
     assert "sock" not in _ids(api, surface="pdp")[0]
     assert "sock" not in _ids(api)[0]
@@ -112,7 +112,62 @@ def test_promotion_model_refuses_inconsistent_rules():
         Promotion(name="x", target_type="brand", brand="A", boost=0, starts_at=now),
         Promotion(name="x", target_type="brand", brand="A", starts_at=now, ends_at=now - timedelta(days=1)),
         Promotion(name="x", target_type="brand", brand="A", starts_at=now, pinned_slot=0),
+        Promotion(
+            name="x", target_type="brand", brand="A", starts_at=now, surface_scope="named", surfaces=[]
+        ),
+        Promotion(
+            name="x", target_type="brand", brand="A", starts_at=now, surface_scope="all", surfaces=["home"]
+        ),
     ]
     for promotion in bad:
         with pytest.raises(ValidationError):
             promotion.clean()
+
+
+def test_starts_at_defaults_to_now():
+    before = timezone.now()
+    promotion = Promotion(name="x", target_type="brand", brand="A")
+    assert before <= promotion.starts_at <= timezone.now()
+
+
+def _search_ids(api):
+    response = api.get("/api/v1/search", {"q": "warm socks", "limit": 5})
+    assert response.status_code == 200, response.content
+    return [i["id"] for i in response.json()["items"]]
+
+
+def test_a_pin_on_all_surfaces_leaves_semantic_search_alone(api, shop):
+    plain = _search_ids(api)
+    kettle = ItemFactory._meta.model.objects.get(external_id="kettle")
+    _promote(target_type="item", item=kettle, boost=1.0, pinned_slot=1, surface_scope="all")
+    assert _ids(api)[0][0] == "kettle"  # it does apply to the other lists
+    assert _search_ids(api) == plain
+
+
+def test_a_pin_that_names_search_applies_to_semantic_search(api, shop):
+    kettle = ItemFactory._meta.model.objects.get(external_id="kettle")
+    _promote(
+        target_type="item", item=kettle, boost=1.0, pinned_slot=1, surface_scope="all", surfaces=["search"]
+    )
+    assert _search_ids(api)[0] == "kettle"
+    assert _ids(api)[0][0] == "kettle"
+
+
+def test_existing_promotions_keep_their_surfaces_after_the_migration():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("catalog.migrations.0007_fill_promotion_surfaces_explicit")
+    start = timezone.now()
+    # rows as they were before the scope existed: named surfaces, or none (= all)
+    named = Promotion.objects.create(
+        name="n", target_type="brand", brand="A", starts_at=start, surfaces=["home"]
+    )
+    everywhere = Promotion.objects.create(name="e", target_type="brand", brand="A", starts_at=start)
+    migration.forwards(apps, None)
+    named.refresh_from_db()
+    everywhere.refresh_from_db()
+    assert named.surface_scope == "named" and named.surfaces == ["home"]
+    assert everywhere.surface_scope == "all"
+    assert not everywhere.applies_to(surface="", search=True)

@@ -252,7 +252,7 @@ def test_erasing_a_storefront_visitor_leaves_no_trace_in_any_table_session_cache
 
     with contextlib.ExitStack() as stack:
         output = _capture_every_log_handler(stack)
-        assert api.get(f"/api/v1/users/{visitor}").status_code == 405  # Django logs a 4xx with its path
+        assert api.put(f"/api/v1/users/{visitor}").status_code == 405  # Django logs a 4xx with its path
         response = api.delete(f"/api/v1/users/{visitor}")
         # what runserver's request handler logs for each request (django.core.servers.basehttp)
         logging.getLogger("django.server").info(
