@@ -59,5 +59,5 @@ def items_list(*, filters: ItemFilters, limit: int, after: str = "") -> tuple[li
         rows = rows.exclude(external_id__in=filters.exclude)
     if filters.in_stock is not None:
         rows = rows.filter(in_stock=filters.in_stock)
-    page = list(rows[: limit + 1])
+    page: list[Item] = list(rows[: limit + 1])  # each with `has_vector` annotated
     return page[:limit], len(page) > limit
