@@ -187,7 +187,7 @@ class ItemListOutSerializer(ItemOutSerializer):
     """An item in a list: `has_embedding` comes from the query (the vectors are not loaded)."""
 
     def get_has_embedding(self, item: Item) -> bool:
-        return bool(getattr(item, "has_vector"))  # annotated by catalog.selectors.items_list
+        return bool(item.has_vector)  # type: ignore[attr-defined]  # annotated by catalog.selectors.items_list
 
 
 class ItemPageSerializer(serializers.Serializer):
