@@ -7,6 +7,9 @@ The scenarios gather the union of several sources (`candidates_gather`) and the 
 Sources:
 - `bought_together` / `viewed_together`: co-visitation neighbours of the most recent items (and of the
   item on an item page), decayed by recency (`recommendations.covisitation`).
+- `last_visit`: the "bought" co-visitation rows of EVERY item of the user's newest visit (a session, an
+  invoice: up to 50 items), summed; the rows are already divided by the square root of the neighbour's
+  popularity. Its reason is `bought_together` with the visit item that contributed most.
 - `content_recent`: content-vector neighbours of each of the few most recent items (not of their mean).
 - `user_vector`: content-vector neighbours of the user's stored (or history-built) vector.
 - `two_tower`: the two-tower model's own search, when a version is active.
@@ -32,6 +35,8 @@ COVIS_ANCHORS = 5
 # The most recent distinct items whose content neighbours are searched (one vector search each).
 CONTENT_ANCHORS = 3
 ANCHOR_DECAY = 0.7
+# The most items of the newest visit whose co-visitation rows `last_visit` sums (selectors.VISIT_ITEMS).
+VISIT_ANCHORS = 50
 # Candidates each source contributes, and the most the union holds (the ranker's cost is per candidate).
 SOURCE_K = 150
 MAX_CANDIDATES = 500
@@ -43,6 +48,7 @@ class SourceContext:
     item of an item page. `memo` holds what several sources and the features share (read once)."""
 
     recent: tuple[int, ...] = ()
+    visit: tuple[int, ...] = ()  # the newest visit's items (empty: the anchors stand for it)
     bought: frozenset[int] = frozenset()
     anchor: int | None = None
     now: datetime | None = None
@@ -57,6 +63,38 @@ class SourceContext:
         if self.anchor is not None:
             return (self.anchor, *[pk for pk in self.recent if pk != self.anchor])
         return self.recent
+
+    @property
+    def visit_items(self) -> tuple[int, ...]:
+        """The items `last_visit` starts from: the newest visit's, else (a session, an item page, a
+        history without times) the anchors, at most VISIT_ANCHORS."""
+        items = self.visit or self.anchors
+        if self.anchor is not None and self.anchor not in items:
+            items = (self.anchor, *items)
+        return tuple(items[:VISIT_ANCHORS])
+
+    def visit_covisitation(self, *, k: int, filters: HardFilters) -> dict[int, dict[int, float]]:
+        """visit item -> {neighbour: score} ("bought" rows), read once per request in one query."""
+        if "covis:visit" not in self.memo:
+            items = [pk for pk in self.visit_items]
+            rows = _covisitation_neighbours(item_pks=items, kind="bought", k=k, filters=filters)
+            # a neighbour that is itself an item of the visit is not a candidate
+            visit = set(items)
+            self.memo["covis:visit"] = {
+                a: {b: v for b, v in r.items() if b not in visit} for a, r in rows.items()
+            }
+        return self.memo["covis:visit"]
+
+    def visit_scores(self, *, k: int, filters: HardFilters) -> dict[int, tuple[float, int]]:
+        """neighbour -> (summed score over the visit's rows, how many of the visit's items it co-visits)."""
+        if "visit_scores" not in self.memo:
+            out: dict[int, tuple[float, int]] = {}
+            for row in self.visit_covisitation(k=k, filters=filters).values():
+                for pk, score in row.items():
+                    total, hits = out.get(pk, (0.0, 0))
+                    out[pk] = (total + score, hits + 1)
+            self.memo["visit_scores"] = out
+        return self.memo["visit_scores"]
 
     def recent_vectors(self) -> dict[int, tuple[str, np.ndarray]]:
         """Content vectors (with shop ids) of the anchors and recent items, read once per request."""
@@ -156,6 +194,21 @@ bought_together = _covis_source("bought")
 viewed_together = _covis_source("viewed")
 
 
+def last_visit(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    """The "bought" co-visitation rows of every item of the newest visit, summed (each row already divided
+    by the square root of the neighbour's popularity): what goes with the whole basket, not only with its
+    newest few lines."""
+    scores = {pk: total for pk, (total, _) in context.visit_scores(k=k, filters=filters).items()}
+    return _top(scores, k)
+
+
+def visit_anchor(context: SourceContext, pk: int) -> int | None:
+    """The visit item whose row gave this neighbour the most (the reason's anchor), if any."""
+    rows = context.memo.get("covis:visit", {})
+    best = max(rows, key=lambda a: rows[a].get(pk, 0.0), default=None)
+    return best if best is not None and rows[best].get(pk) else None
+
+
 def content_recent(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
     """Nearest items to each of the newest items with a vector; an item's score is its best decayed
     similarity to any of them."""
@@ -201,6 +254,7 @@ def repeat(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int,
 SOURCES: dict[str, Callable[..., dict[int, float]]] = {
     "bought_together": bought_together,
     "viewed_together": viewed_together,
+    "last_visit": last_visit,
     "content_recent": content_recent,
     "user_vector": user_vector,
     "two_tower": two_tower,
