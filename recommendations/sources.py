@@ -37,6 +37,8 @@ CONTENT_ANCHORS = 3
 ANCHOR_DECAY = 0.7
 # The most items of the newest visit whose co-visitation rows `last_visit` sums (selectors.VISIT_ITEMS).
 VISIT_ANCHORS = 50
+# Summed neighbours `last_visit` reads (the features see each candidate's sum among these).
+VISIT_K = 500
 # Candidates each source contributes, and the most the union holds (the ranker's cost is per candidate).
 SOURCE_K = 150
 MAX_CANDIDATES = 500
@@ -73,27 +75,14 @@ class SourceContext:
             items = (self.anchor, *items)
         return tuple(items[:VISIT_ANCHORS])
 
-    def visit_covisitation(self, *, k: int, filters: HardFilters) -> dict[int, dict[int, float]]:
-        """visit item -> {neighbour: score} ("bought" rows), read once per request in one query."""
-        if "covis:visit" not in self.memo:
-            items = [pk for pk in self.visit_items]
-            rows = _covisitation_neighbours(item_pks=items, kind="bought", k=k, filters=filters)
-            # a neighbour that is itself an item of the visit is not a candidate
-            visit = set(items)
-            self.memo["covis:visit"] = {
-                a: {b: v for b, v in r.items() if b not in visit} for a, r in rows.items()
-            }
-        return self.memo["covis:visit"]
-
-    def visit_scores(self, *, k: int, filters: HardFilters) -> dict[int, tuple[float, int]]:
-        """neighbour -> (summed score over the visit's rows, how many of the visit's items it co-visits)."""
+    def visit_scores(self, *, k: int, filters: HardFilters) -> dict[int, tuple[float, int, int]]:
+        """neighbour -> (its "bought" scores summed over the WHOLE rows of the visit's items, how many of
+        them it co-visits, the one that gave it the most), the best `VISIT_K` by sum, read once per request
+        in one query."""
         if "visit_scores" not in self.memo:
-            out: dict[int, tuple[float, int]] = {}
-            for row in self.visit_covisitation(k=k, filters=filters).values():
-                for pk, score in row.items():
-                    total, hits = out.get(pk, (0.0, 0))
-                    out[pk] = (total + score, hits + 1)
-            self.memo["visit_scores"] = out
+            self.memo["visit_scores"] = _covisitation_summed(
+                item_pks=list(self.visit_items), kind="bought", k=max(k, VISIT_K), filters=filters
+            )
         return self.memo["visit_scores"]
 
     def recent_vectors(self) -> dict[int, tuple[str, np.ndarray]]:
@@ -158,6 +147,32 @@ class MatrixNeighbours:
                 out[int(pk)] = row
         return out
 
+    def summed(self, *, item_pks, kind, k, filters) -> dict[int, tuple[float, int, int]]:
+        """`covisitation.covisitation_summed` from the matrices."""
+        m = self.matrices.get(kind)
+        idx = sorted({self.index[int(pk)] for pk in item_pks if int(pk) in self.index})
+        if m is None or not idx:
+            return {}
+        rows = m[idx]
+        total = np.asarray(rows.sum(axis=0)).ravel()
+        hits = np.diff(rows.tocsc().indptr)
+        keep = (hits > 0) & self.allowed
+        keep[idx] = False
+        for pk in filters.exclude_item_pks:
+            j = self.index.get(int(pk))
+            if j is not None:
+                keep[j] = False
+        cols = np.flatnonzero(keep)
+        if len(cols) > k:
+            cols = cols[np.argpartition(-total[cols], k - 1)[:k]]
+        cols = cols[np.lexsort((self.item_pks[cols], -total[cols]))]
+        dense = rows[:, cols].toarray()
+        top = np.array(idx)[np.argmax(dense, axis=0)] if len(cols) else np.zeros(0, np.int64)
+        return {
+            int(self.item_pks[c]): (float(total[c]), int(hits[c]), int(self.item_pks[a]))
+            for c, a in zip(cols, top, strict=True)
+        }
+
 
 def covisitation_in_memory(neighbours: MatrixNeighbours | None) -> None:
     """Read co-visitation from these matrices (None: from the table again). Offline use only."""
@@ -174,6 +189,16 @@ def _covisitation_neighbours(*, item_pks, kind, k, filters) -> dict[int, dict[in
     from recommendations.covisitation import covisitation_neighbours
 
     return covisitation_neighbours(item_pks=item_pks, kind=kind, k=k, filters=filters)
+
+
+def _covisitation_summed(*, item_pks, kind, k, filters) -> dict[int, tuple[float, int, int]]:
+    if not item_pks:
+        return {}
+    if "neighbours" in _covisitation_memory:
+        return _covisitation_memory["neighbours"].summed(item_pks=item_pks, kind=kind, k=k, filters=filters)
+    from recommendations.covisitation import covisitation_summed
+
+    return covisitation_summed(item_pks=item_pks, kind=kind, k=k, filters=filters)
 
 
 def _covis_source(kind: str) -> Callable[..., dict[int, float]]:
@@ -195,18 +220,18 @@ viewed_together = _covis_source("viewed")
 
 
 def last_visit(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
-    """The "bought" co-visitation rows of every item of the newest visit, summed (each row already divided
-    by the square root of the neighbour's popularity): what goes with the whole basket, not only with its
-    newest few lines."""
-    scores = {pk: total for pk, (total, _) in context.visit_scores(k=k, filters=filters).items()}
+    """The "bought" co-visitation rows of every item of the newest visit, whole, summed (each score is
+    already divided by the square root of the neighbour's popularity): what goes with the whole basket,
+    not only with its newest few lines. Validation (Online Retail, leave-one-out, 300 users): the whole
+    rows 0.0216 NDCG@10, each item's top 150 only 0.0156."""
+    scores = {pk: total for pk, (total, _, _) in context.visit_scores(k=k, filters=filters).items()}
     return _top(scores, k)
 
 
 def visit_anchor(context: SourceContext, pk: int) -> int | None:
-    """The visit item whose row gave this neighbour the most (the reason's anchor), if any."""
-    rows = context.memo.get("covis:visit", {})
-    best = max(rows, key=lambda a: rows[a].get(pk, 0.0), default=None)
-    return best if best is not None and rows[best].get(pk) else None
+    """The visit item that gave this neighbour the most (the reason's anchor), if any."""
+    found = context.memo.get("visit_scores", {}).get(pk)
+    return found[2] if found else None
 
 
 def content_recent(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:

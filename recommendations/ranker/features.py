@@ -105,7 +105,7 @@ def features_matrix(
     covis_bought: dict[int, dict[int, float]],
     covis_viewed: dict[int, dict[int, float]],
     anchors: tuple[int, ...],
-    visit: dict[int, tuple[float, int]] | None = None,
+    visit: dict[int, tuple[float, int, int]] | None = None,
 ) -> np.ndarray:
     """(candidates, features) float32; `history` is the recent items, newest first; `visit` is each
     neighbour's (summed score, items) over the newest visit's co-visitation rows."""
@@ -166,8 +166,8 @@ def features_matrix(
         viewed += np.array([row.get(pk, 0.0) for pk in pks], dtype=np.float32)
     cols.append(viewed)
     visit = visit or {}
-    cols.append(np.array([visit.get(pk, (0.0, 0))[0] for pk in pks], dtype=np.float32))
-    cols.append(np.array([visit.get(pk, (0.0, 0))[1] for pk in pks], dtype=np.float32))
+    cols.append(np.array([visit.get(pk, (0.0, 0, 0))[0] for pk in pks], dtype=np.float32))
+    cols.append(np.array([visit.get(pk, (0.0, 0, 0))[1] for pk in pks], dtype=np.float32))
     return np.column_stack([np.asarray(c, dtype=np.float32) for c in cols]) if n else np.zeros((0, len(cols)))
 
 
