@@ -47,7 +47,7 @@ SOURCES = [
 COLUMNS = ["ndcg@10", "ndcg@50", "recall@10", "recall@50", "coverage@10", "diversity@10"]
 OUT = ROOT / "var" / "bench_ranker"
 # Users whose next items train the ranker (each costs one pass through the sources and features).
-RANKER_USERS = 400
+RANKER_USERS = 1000
 
 
 def _setup() -> None:
