@@ -36,11 +36,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 
 BASELINES = ["popularity", "cooccurrence", "cooccurrence_visit", "content", "user_vector"]
-SOURCES = ["src_bought_together", "src_content_recent", "src_user_vector", "src_trending"]
+SOURCES = [
+    "src_bought_together",
+    "src_viewed_together",
+    "src_last_visit",
+    "src_content_recent",
+    "src_user_vector",
+    "src_trending",
+]
 COLUMNS = ["ndcg@10", "ndcg@50", "recall@10", "recall@50", "coverage@10", "diversity@10"]
 OUT = ROOT / "var" / "bench_ranker"
 # Users whose next items train the ranker (each costs one pass through the sources and features).
-RANKER_USERS = 400
+RANKER_USERS = 1000
 
 
 def _setup() -> None:
@@ -86,7 +93,16 @@ def validation_data(data, protocol: str, test_days: float = 14.0):
     )
 
 
-def quality_one(seed: int, protocol: str, *, validation: bool, max_users: int, two_tower: bool) -> dict:
+def quality_one(
+    seed: int,
+    protocol: str,
+    *,
+    validation: bool,
+    max_users: int,
+    two_tower: bool,
+    ranker_users: int = RANKER_USERS,
+    names: tuple[str, ...] | None = None,
+) -> dict:
     _setup()
     from analytics import evaluation
     from analytics.ranker_evaluation import cooccurrence_visit_factory, ranker_methods
@@ -98,10 +114,13 @@ def quality_one(seed: int, protocol: str, *, validation: bool, max_users: int, t
     passes: list = []
     extra = {
         "cooccurrence_visit": cooccurrence_visit_factory,
-        **ranker_methods(seed=seed, holder=passes, max_users=RANKER_USERS),
+        **ranker_methods(
+            seed=seed, holder=passes, max_users=ranker_users, **({"names": names} if names else {})
+        ),
     }
     extra["served_single_retrieval"] = served_scorer_factory
-    methods = [*BASELINES, *SOURCES, "served_single_retrieval", "ranker", "served"]
+    offered = [f"src_{n}" for n in names] if names else SOURCES
+    methods = [*BASELINES, *offered, "served_single_retrieval", "ranker", "served"]
     if two_tower:
         from recommendations.two_tower.evaluation import two_tower_factory
 
@@ -170,11 +189,13 @@ def quality(args) -> None:
     while todo or running:
         while todo and len(running) < args.jobs:
             seed, protocol = todo.pop(0)
-            path = OUT / f"{tag}-{protocol}-{seed}.json"
+            path = OUT / f"{tag}{args.tag}-{protocol}-{seed}.json"
             cmd = [sys.executable, __file__, "--one", str(seed), protocol, str(path)]
             cmd += ["--max-users", str(args.max_users)]
             cmd += ["--validation"] if args.validation else []
             cmd += ["--two-tower"] if args.two_tower else []
+            cmd += ["--ranker-users", str(args.ranker_users)]
+            cmd += ["--sources", *args.sources] if args.sources else []
             running.append((subprocess.Popen(cmd), path))
         for proc, path in list(running):
             if proc.poll() is not None:
@@ -295,6 +316,13 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true", help="Score validation targets (tuning).")
     parser.add_argument("--two-tower", action="store_true", help="Also train and score the two-tower model.")
     parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument(
+        "--ranker-users", type=int, default=RANKER_USERS, help="Users whose next items train the ranker."
+    )
+    parser.add_argument("--sources", nargs="+", help="The ranker's sources (default: DEFAULT_SOURCES).")
+    parser.add_argument(
+        "--tag", default="", help="Suffix of the result files (several settings side by side)."
+    )
     parser.add_argument("--one", nargs=3, metavar=("SEED", "PROTOCOL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -305,6 +333,8 @@ def main() -> None:
             validation=args.validation,
             max_users=args.max_users,
             two_tower=args.two_tower,
+            ranker_users=args.ranker_users,
+            names=tuple(args.sources) if args.sources else None,
         )
         Path(out).write_text(json.dumps(result))
         return

@@ -556,3 +556,38 @@ def covisitation_neighbours(
         for a, b, score in cur.fetchall():
             out[a][b] = float(score)
     return out
+
+
+# The same scores summed over all the anchors per neighbour (the whole rows, not each anchor's top k: the
+# many small contributions of a basket's lines are what ranks its best complement first), with how many
+# anchors it co-visits and the one that gave it the most.
+_SUMMED_SQL = (
+    _NEIGHBOURS_SQL.split("ranked AS")[0].rstrip().rstrip(",")
+    + """
+SELECT item_b, sum(score) AS total, count(*) AS hits,
+       (array_agg(item_a ORDER BY score DESC, item_a))[1] AS top_anchor
+FROM scored GROUP BY item_b ORDER BY total DESC, item_b LIMIT %(k)s
+"""
+)
+
+
+def covisitation_summed(
+    *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
+) -> dict[int, tuple[float, int, int]]:
+    """neighbour -> (its scores summed over every anchor's whole row, how many anchors, the anchor that
+    gave it the most), the best k by sum, in one query; anchors never appear; `filters` inside."""
+    from recommendations.retrieval.pgvector_backend import filters_where
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
+    anchors = sorted({int(pk) for pk in item_pks})
+    if not anchors or k <= 0:
+        return {}
+    if filters is None:
+        where, params = "i.is_active", {}
+    else:
+        where, params = filters_where(filters, require_vector=False)
+    params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
+    with connection.cursor() as cur:
+        cur.execute(_SUMMED_SQL.format(where=where), params)
+        return {int(b): (float(total), int(hits), int(a)) for b, total, hits, a in cur.fetchall()}

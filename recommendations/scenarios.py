@@ -434,6 +434,8 @@ def _with_sources(
     config = RerankConfig.from_profile(selectors.profile_for_surface(surface=params.surface))
     signal.sources = sources.SourceContext(
         recent=tuple(recent),
+        # the user's newest visit; a session (or an item page) is its own visit: the anchors stand for it
+        visit=tuple(signal.history.last_visit) if signal.scenario == Scenario.USER else (),
         bought=frozenset(signal.history.bought_pks),
         anchor=anchor,
         vector=vector,
@@ -491,6 +493,7 @@ def selectors_dim() -> int:
 _SOURCE_REASONS = {
     "bought_together": "bought_together",
     "viewed_together": "because_you_viewed",
+    "last_visit": "bought_together",
     "content_recent": "similar_to",
     "trending": "trending",
 }
@@ -512,7 +515,9 @@ def _source_reason(c: Scored, signal: _Signal, ranked_by: _RankedBy) -> dict[str
         return {"type": "trending"}
     context = signal.sources
     anchor = None
-    if name in ("bought_together", "viewed_together"):
+    if name == "last_visit":
+        anchor = sources.visit_anchor(context, c.pk)
+    elif name in ("bought_together", "viewed_together"):
         rows = context.memo.get(f"covis:{name.split('_')[0]}", {})
         best = max(rows, key=lambda a: rows[a].get(c.pk, 0.0), default=None)
         anchor = best if best is not None and rows[best].get(c.pk) else None

@@ -31,6 +31,10 @@ from recommendations.retrieval.pgvector_backend import filters_where
 HISTORY_EVENTS = 200
 # The most recent distinct items that can explain a recommendation ("because you viewed X").
 EXPLAIN_ITEMS = 20
+# A visit: the events within this long before the user's newest event (an Online Retail invoice shares one
+# timestamp; a live shop's session is minutes). At most VISIT_ITEMS distinct items of it are kept.
+VISIT_SECONDS = 30 * 60.0
+VISIT_ITEMS = 50
 
 
 # Profiles and promotions are read on every request but change rarely: each process keeps them this long.
@@ -124,15 +128,27 @@ class History:
     seen_pks: set[int] = field(default_factory=set)
     # distinct items, newest first, with the weight they get in a vector built from history
     recent: list[tuple[int, float]] = field(default_factory=list)
+    # the distinct items of the newest visit (events within VISIT_SECONDS of the newest one), newest first;
+    # empty when the events' times are not known
+    last_visit: list[int] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not self.recent
 
 
-def _history(rows: Sequence[tuple[int, str]]) -> History:
-    """History from (item pk, event type) rows, newest first."""
+def _history(rows: Sequence[tuple[int, str]], timestamps: Sequence[float] | None = None) -> History:
+    """History from (item pk, event type) rows, newest first; with their times (epoch seconds, same
+    order), also the newest visit's items."""
     history = History()
+    if timestamps is not None and len(timestamps):
+        newest = float(timestamps[0])
+        visit: dict[int, None] = {}
+        for (item_pk, _), ts in zip(rows, timestamps, strict=True):
+            if newest - float(ts) > VISIT_SECONDS or len(visit) >= VISIT_ITEMS:
+                break
+            visit[item_pk] = None
+        history.last_visit = list(visit)
     weights: dict[int, float] = {}
     for rank, (item_pk, event_type) in enumerate(rows):
         if event_type == "purchase":
@@ -161,12 +177,13 @@ def history_for(*, session_id: str) -> History:
 
 
 _USER_CONTEXT_SQL = """
-SELECT p.embedding::text, p.embedding_model, h.item_ids, h.event_types
+SELECT p.embedding::text, p.embedding_model, h.item_ids, h.event_types, h.times
 FROM (SELECT 1) AS one
 LEFT JOIN interactions_userprofile p ON p.external_id = %(user)s AND p.embedding IS NOT NULL
 LEFT JOIN LATERAL (
     SELECT array_agg(e.item_id ORDER BY e.timestamp DESC, e.id DESC) AS item_ids,
-           array_agg(e.event_type ORDER BY e.timestamp DESC, e.id DESC) AS event_types
+           array_agg(e.event_type ORDER BY e.timestamp DESC, e.id DESC) AS event_types,
+           array_agg(extract(epoch FROM e.timestamp)::float8 ORDER BY e.timestamp DESC, e.id DESC) AS times
     FROM (
         SELECT id, item_id, event_type, timestamp FROM interactions_event
         WHERE user_id = %(user)s AND item_id IS NOT NULL ORDER BY timestamp DESC, id DESC LIMIT %(n)s
@@ -179,11 +196,11 @@ def user_context(*, user_id: str) -> tuple[np.ndarray | None, History]:
     """The user's stored vector (if computed with the current model) and recent history, in one query."""
     with connection.cursor() as cur:
         cur.execute(_USER_CONTEXT_SQL, {"user": user_id, "n": HISTORY_EVENTS})
-        text, model, item_ids, event_types = cur.fetchone()
+        text, model, item_ids, event_types, times = cur.fetchone()
     vector = None
     if text is not None and (not model or model == current_model_name()):
         vector = np.array(text[1:-1].split(","), dtype=np.float32)
-    return vector, _history(list(zip(item_ids or [], event_types or [], strict=True)))
+    return vector, _history(list(zip(item_ids or [], event_types or [], strict=True)), times or [])
 
 
 def _binary_rows(sql: str, params: dict[str, Any]) -> list[tuple]:

@@ -7,6 +7,9 @@ The scenarios gather the union of several sources (`candidates_gather`) and the 
 Sources:
 - `bought_together` / `viewed_together`: co-visitation neighbours of the most recent items (and of the
   item on an item page), decayed by recency (`recommendations.covisitation`).
+- `last_visit`: the "bought" co-visitation rows of EVERY item of the user's newest visit (a session, an
+  invoice: up to 50 items), summed; the rows are already divided by the square root of the neighbour's
+  popularity. Its reason is `bought_together` with the visit item that contributed most.
 - `content_recent`: content-vector neighbours of each of the few most recent items (not of their mean).
 - `user_vector`: content-vector neighbours of the user's stored (or history-built) vector.
 - `two_tower`: the two-tower model's own search, when a version is active.
@@ -32,6 +35,10 @@ COVIS_ANCHORS = 5
 # The most recent distinct items whose content neighbours are searched (one vector search each).
 CONTENT_ANCHORS = 3
 ANCHOR_DECAY = 0.7
+# The most items of the newest visit whose co-visitation rows `last_visit` sums (selectors.VISIT_ITEMS).
+VISIT_ANCHORS = 50
+# Summed neighbours `last_visit` reads (the features see each candidate's sum among these).
+VISIT_K = 500
 # Candidates each source contributes, and the most the union holds (the ranker's cost is per candidate).
 SOURCE_K = 150
 MAX_CANDIDATES = 500
@@ -43,6 +50,7 @@ class SourceContext:
     item of an item page. `memo` holds what several sources and the features share (read once)."""
 
     recent: tuple[int, ...] = ()
+    visit: tuple[int, ...] = ()  # the newest visit's items (empty: the anchors stand for it)
     bought: frozenset[int] = frozenset()
     anchor: int | None = None
     now: datetime | None = None
@@ -57,6 +65,25 @@ class SourceContext:
         if self.anchor is not None:
             return (self.anchor, *[pk for pk in self.recent if pk != self.anchor])
         return self.recent
+
+    @property
+    def visit_items(self) -> tuple[int, ...]:
+        """The items `last_visit` starts from: the newest visit's, else (a session, an item page, a
+        history without times) the anchors, at most VISIT_ANCHORS."""
+        items = self.visit or self.anchors
+        if self.anchor is not None and self.anchor not in items:
+            items = (self.anchor, *items)
+        return tuple(items[:VISIT_ANCHORS])
+
+    def visit_scores(self, *, k: int, filters: HardFilters) -> dict[int, tuple[float, int, int]]:
+        """neighbour -> (its "bought" scores summed over the WHOLE rows of the visit's items, how many of
+        them it co-visits, the one that gave it the most), the best `VISIT_K` by sum, read once per request
+        in one query."""
+        if "visit_scores" not in self.memo:
+            self.memo["visit_scores"] = _covisitation_summed(
+                item_pks=list(self.visit_items), kind="bought", k=max(k, VISIT_K), filters=filters
+            )
+        return self.memo["visit_scores"]
 
     def recent_vectors(self) -> dict[int, tuple[str, np.ndarray]]:
         """Content vectors (with shop ids) of the anchors and recent items, read once per request."""
@@ -120,6 +147,32 @@ class MatrixNeighbours:
                 out[int(pk)] = row
         return out
 
+    def summed(self, *, item_pks, kind, k, filters) -> dict[int, tuple[float, int, int]]:
+        """`covisitation.covisitation_summed` from the matrices."""
+        m = self.matrices.get(kind)
+        idx = sorted({self.index[int(pk)] for pk in item_pks if int(pk) in self.index})
+        if m is None or not idx:
+            return {}
+        rows = m[idx]
+        total = np.asarray(rows.sum(axis=0)).ravel()
+        hits = np.diff(rows.tocsc().indptr)
+        keep = (hits > 0) & self.allowed
+        keep[idx] = False
+        for pk in filters.exclude_item_pks:
+            j = self.index.get(int(pk))
+            if j is not None:
+                keep[j] = False
+        cols = np.flatnonzero(keep)
+        if len(cols) > k:
+            cols = cols[np.argpartition(-total[cols], k - 1)[:k]]
+        cols = cols[np.lexsort((self.item_pks[cols], -total[cols]))]
+        dense = rows[:, cols].toarray()
+        top = np.array(idx)[np.argmax(dense, axis=0)] if len(cols) else np.zeros(0, np.int64)
+        return {
+            int(self.item_pks[c]): (float(total[c]), int(hits[c]), int(self.item_pks[a]))
+            for c, a in zip(cols, top, strict=True)
+        }
+
 
 def covisitation_in_memory(neighbours: MatrixNeighbours | None) -> None:
     """Read co-visitation from these matrices (None: from the table again). Offline use only."""
@@ -138,6 +191,16 @@ def _covisitation_neighbours(*, item_pks, kind, k, filters) -> dict[int, dict[in
     return covisitation_neighbours(item_pks=item_pks, kind=kind, k=k, filters=filters)
 
 
+def _covisitation_summed(*, item_pks, kind, k, filters) -> dict[int, tuple[float, int, int]]:
+    if not item_pks:
+        return {}
+    if "neighbours" in _covisitation_memory:
+        return _covisitation_memory["neighbours"].summed(item_pks=item_pks, kind=kind, k=k, filters=filters)
+    from recommendations.covisitation import covisitation_summed
+
+    return covisitation_summed(item_pks=item_pks, kind=kind, k=k, filters=filters)
+
+
 def _covis_source(kind: str) -> Callable[..., dict[int, float]]:
     def source(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
         rows = context.covisitation(kind, k=k, filters=filters)
@@ -154,6 +217,21 @@ def _covis_source(kind: str) -> Callable[..., dict[int, float]]:
 
 bought_together = _covis_source("bought")
 viewed_together = _covis_source("viewed")
+
+
+def last_visit(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
+    """The "bought" co-visitation rows of every item of the newest visit, whole, summed (each score is
+    already divided by the square root of the neighbour's popularity): what goes with the whole basket,
+    not only with its newest few lines. Validation (Online Retail, leave-one-out, 300 users): the whole
+    rows 0.0216 NDCG@10, each item's top 150 only 0.0156."""
+    scores = {pk: total for pk, (total, _, _) in context.visit_scores(k=k, filters=filters).items()}
+    return _top(scores, k)
+
+
+def visit_anchor(context: SourceContext, pk: int) -> int | None:
+    """The visit item that gave this neighbour the most (the reason's anchor), if any."""
+    found = context.memo.get("visit_scores", {}).get(pk)
+    return found[2] if found else None
 
 
 def content_recent(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
@@ -201,6 +279,7 @@ def repeat(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int,
 SOURCES: dict[str, Callable[..., dict[int, float]]] = {
     "bought_together": bought_together,
     "viewed_together": viewed_together,
+    "last_visit": last_visit,
     "content_recent": content_recent,
     "user_vector": user_vector,
     "two_tower": two_tower,

@@ -4,7 +4,8 @@
 Per candidate: each source's score and rank (NaN where it did not offer the item), how many sources
 offered it, popularity (30-day count and the time-decayed score), age, price against the user's recent
 prices, category match with the recent items, content similarity to the last item, to the recent items'
-mean and the best over the last few, and co-visitation strength with each of the last few items.
+mean and the best over the last few, co-visitation strength with each of the last few items, and with
+the whole newest visit (the summed rows, and how many of the visit's items it co-visits with).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def feature_names(source_names: tuple[str, ...]) -> list[str]:
     names += ["n_sources", "pop_count", "pop_recent", "age_days", "price_ratio", "price_in_band"]
     names += ["category_match", "subcategory_match", "sim_last", "sim_history", "sim_recent_max"]
     names += [f"bought_with_{j}" for j in range(COVIS_FEATURE_ANCHORS)] + ["viewed_with_any"]
+    names += ["visit_covis_sum", "visit_covis_hits"]
     return names
 
 
@@ -103,8 +105,10 @@ def features_matrix(
     covis_bought: dict[int, dict[int, float]],
     covis_viewed: dict[int, dict[int, float]],
     anchors: tuple[int, ...],
+    visit: dict[int, tuple[float, int, int]] | None = None,
 ) -> np.ndarray:
-    """(candidates, features) float32; `history` is the recent items, newest first."""
+    """(candidates, features) float32; `history` is the recent items, newest first; `visit` is each
+    neighbour's (summed score, items) over the newest visit's co-visitation rows."""
     n = len(gathered.pks)
     cols: list[np.ndarray] = [gathered.scores[:, j] for j in range(len(gathered.names))]
     cols += [gathered.ranks[:, j] for j in range(len(gathered.names))]
@@ -161,6 +165,9 @@ def features_matrix(
     for row in covis_viewed.values():
         viewed += np.array([row.get(pk, 0.0) for pk in pks], dtype=np.float32)
     cols.append(viewed)
+    visit = visit or {}
+    cols.append(np.array([visit.get(pk, (0.0, 0, 0))[0] for pk in pks], dtype=np.float32))
+    cols.append(np.array([visit.get(pk, (0.0, 0, 0))[1] for pk in pks], dtype=np.float32))
     return np.column_stack([np.asarray(c, dtype=np.float32) for c in cols]) if n else np.zeros((0, len(cols)))
 
 
@@ -174,6 +181,7 @@ def context_features(context: SourceContext, gathered: Gathered, *, now_ts: floa
     filters = context.memo.get("filters", HardFilters())
     covis_bought = context.covisitation("bought", k=SOURCE_K, filters=filters) if COVIS_ANCHORS else {}
     covis_viewed = context.covisitation("viewed", k=SOURCE_K, filters=filters)
+    visit = context.visit_scores(k=SOURCE_K, filters=filters)
     return features_matrix(
         gathered,
         item_arrays(gathered.pks, rows, dim),
@@ -182,4 +190,5 @@ def context_features(context: SourceContext, gathered: Gathered, *, now_ts: floa
         covis_bought=covis_bought,
         covis_viewed=covis_viewed,
         anchors=context.anchors,
+        visit=visit,
     )

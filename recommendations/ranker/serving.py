@@ -43,6 +43,13 @@ def ranker_override(ranker: Ranker | None, *, name: str = "offline") -> Iterator
             _state["override"] = before
 
 
+def ranker_compatible(ranker: Ranker) -> bool:
+    """Whether the model was trained on the features this code computes."""
+    from recommendations.ranker.features import feature_names
+
+    return ranker.booster.num_feature() == len(feature_names(ranker.sources))
+
+
 def ranker_active() -> Loaded | None:
     override = _state["override"]
     if override is not None:
@@ -65,6 +72,10 @@ def ranker_active() -> Loaded | None:
             loaded = Loaded(f"v{version.pk}", ranker_load(version.artifact_path))
         except OSError:
             loaded = None  # the artifact is gone: serve without the ranker rather than fail
+        if loaded is not None and not ranker_compatible(loaded.ranker):
+            # trained on another feature set (an older release): the single-retrieval path until the
+            # next train_model, rather than a 500
+            loaded = None
     with _lock:
         _state.update(
             loaded=loaded, path=version.artifact_path if version else None, expires=now + ACTIVE_TTL_SECONDS

@@ -42,7 +42,14 @@ from recommendations.retrieval.base import HardFilters
 
 # The sources a ranker is trained with (two_tower joins only with a tower trained before the inner cut;
 # repeat only where a profile shows bought items again: neither on the default path yet).
-DEFAULT_SOURCES = ("bought_together", "viewed_together", "content_recent", "user_vector", "trending")
+DEFAULT_SOURCES = (
+    "bought_together",
+    "viewed_together",
+    "last_visit",
+    "content_recent",
+    "user_vector",
+    "trending",
+)
 HORIZON_DAYS = 14.0
 MAX_USERS = 2500
 
@@ -140,7 +147,8 @@ def user_history(stream, rows: np.ndarray) -> selectors.History:
     """A user's History from their events (time order), as `selectors.user_context` reads it."""
     newest = rows[::-1][: selectors.HISTORY_EVENTS]
     return selectors._history(
-        [(int(stream.item_pks[stream.item_idx[i]]), str(stream.event_type[i])) for i in newest]
+        [(int(stream.item_pks[stream.item_idx[i]]), str(stream.event_type[i])) for i in newest],
+        [float(stream.ts[i]) for i in newest],
     )
 
 
@@ -230,6 +238,7 @@ def training_rows_build(
                 now_ts = float(stream.ts[rows].max()) + 1.0 if protocol == "leave-one-out" else cut_ts
                 context = sources.SourceContext(
                     recent=tuple(pk for pk, _ in history.recent),
+                    visit=tuple(history.last_visit),
                     bought=frozenset(history.bought_pks),
                     now=datetime.fromtimestamp(now_ts, tz=UTC),
                     vector=user_vector(stream, rows, vectors),

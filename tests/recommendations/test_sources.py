@@ -104,3 +104,80 @@ def test_gather_gives_each_source_a_score_and_rank_column():
         assert np.isnan(gathered.ranks).any()  # items one source did not offer
     finally:
         sources.covisitation_in_memory(None)
+
+
+def _basket_shop():
+    """Eight items bought together in one visit (v0 newest); other shoppers bought the target with the
+    visit's three OLDEST items, and a decoy with its newest item only (fewer of them than the target's)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    visit = ItemFactory.create_batch(8)
+    target, decoy = ItemFactory(), ItemFactory()
+    ItemFactory.create_batch(5)  # noise: never bought with the visit
+    start = timezone.now() - timedelta(days=30)
+    for n in range(4):  # the target goes with the visit's oldest lines, one invoice each
+        at = start + timedelta(days=n)
+        for it in (*visit[5:], target):
+            EventFactory(item=it, user_id=f"other-{n}", event_type="purchase", timestamp=at)
+    for n in range(2):  # the decoy goes with the newest line
+        at = start + timedelta(days=10 + n)
+        for it in (visit[0], decoy):
+            EventFactory(item=it, user_id=f"decoy-{n}", event_type="purchase", timestamp=at)
+    # the user's visit: one invoice, newest line last written (same timestamp); an older visit first
+    old = ItemFactory()
+    EventFactory(item=old, user_id="shopper", event_type="purchase", timestamp=start + timedelta(days=15))
+    at = start + timedelta(days=20)
+    for i, it in enumerate(reversed(visit)):
+        EventFactory(item=it, user_id="shopper", event_type="purchase", timestamp=at + timedelta(seconds=i))
+    return visit, target, decoy, old
+
+
+def test_user_history_knows_the_newest_visit_and_not_the_older_one():
+    from recommendations import selectors
+
+    visit, _, _, old = _basket_shop()
+    _, history = selectors.user_context(user_id="shopper")
+    assert history.last_visit == [it.pk for it in visit]  # newest first
+    assert old.pk not in history.last_visit
+    assert old.pk in dict(history.recent)
+
+
+@pytest.mark.parametrize("table", [True, False], ids=["table", "in-memory"])
+def test_last_visit_sums_the_whole_visit_where_bought_together_sees_its_newest_lines(table):
+    from recommendations import covisitation, selectors
+
+    visit, target, decoy, _ = _basket_shop()
+    _, history = selectors.user_context(user_id="shopper")
+    if table:
+        covisitation.covisitation_rebuild()
+    else:
+        data = evaluation.events_load()
+        sources.covisitation_in_memory(covisitation_neighbours_for(data, np.arange(len(data.ts))))
+    try:
+        context = sources.SourceContext(
+            recent=tuple(pk for pk, _ in history.recent), visit=tuple(history.last_visit)
+        )
+        filters = HardFilters(exclude_item_pks=frozenset(history.bought_pks))
+        out = sources.last_visit(context, k=5, filters=filters)
+        newest_lines = sources.bought_together(context, k=5, filters=filters)
+        assert max(out, key=out.get) == target.pk
+        assert target.pk not in newest_lines and decoy.pk in newest_lines  # the control: 5 anchors miss it
+        assert not set(out) & {it.pk for it in visit}  # the visit's own items are no candidates
+        # the reason's anchor: one of the visit's items the target was bought with
+        assert sources.visit_anchor(context, target.pk) in {it.pk for it in visit[5:]}
+        assert sources.visit_anchor(context, decoy.pk) == visit[0].pk
+    finally:
+        sources.covisitation_in_memory(None)
+
+
+def test_last_visit_keeps_hard_filters_inside_the_query():
+    from recommendations import covisitation, selectors
+
+    visit, target, _, _ = _basket_shop()
+    covisitation.covisitation_rebuild()
+    _, history = selectors.user_context(user_id="shopper")
+    context = sources.SourceContext(visit=tuple(history.last_visit))
+    out = sources.last_visit(context, k=5, filters=HardFilters(exclude_item_pks=frozenset({target.pk})))
+    assert target.pk not in out and out  # the others are still offered
