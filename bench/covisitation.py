@@ -13,6 +13,16 @@ Setup once, in its own database (like bench/two_tower.py):
   manage.py migrate; manage.py import_online_retail ../shared/data/online_retail/online_retail.csv.gz
 
   nice .venv/bin/python bench/covisitation.py              # grid on validation, then test for the best
+
+Window sweep (`--sweep-windows`, validation only, both protocols, the served reading): the validation data
+of bench/ranker.py (leave-one-out: each user's test item removed, so the validation item is the target;
+temporal: the last 14 days removed, the 14 days before them are the targets), anchors = the items of the
+user's last training visit (30 minutes before their newest training event, as the last_visit source),
+rows compacted as the table is (KEEP_NEIGHBOURS best per item, weights under MIN_WEIGHT dropped). Any
+database with Online Retail imported, e.g. the ranker's:
+  DATABASE_URL="postgresql://postgres@/recsys_bench_twotower?host=$PWD/var/pg" \
+    nice .venv/bin/python bench/covisitation.py --sweep-windows 7:1 30:7 90:30 365:0
+(window days : half-life days, 0 = no decay)
 """
 
 from __future__ import annotations
@@ -43,8 +53,8 @@ def _setup() -> None:
     django.setup()
     from django.db import connection
 
-    if connection.settings_dict["NAME"] != "recsys_bench_covisit":
-        sys.exit("refusing to run outside the recsys_bench_covisit database")
+    if not connection.settings_dict["NAME"].startswith("recsys_bench_"):
+        sys.exit("refusing to run outside a recsys_bench_* database")
 
 
 def _targets(data, split, which: str) -> tuple[list[str], dict[str, int], dict[str, list[int]]]:
@@ -84,12 +94,151 @@ def _evaluate(data, split, scores_m, popularity, users, target, anchors) -> dict
     return {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall))}
 
 
+VISIT_SECONDS = 1800.0  # the last_visit source's visit: events within 30 minutes of the newest one
+SWEEP_CHUNK = 20_000_000  # event pairs per chunk: bounds memory when a year's window holds ~10^8 pairs
+
+
+def _sweep_targets(data, split) -> tuple[list[str], dict[str, set[int]], dict[str, list[int]]]:
+    """Evaluated users (non-empty active targets), their target items and their last visit's items."""
+    from analytics.evaluation import _by_user
+
+    train = np.zeros(len(data.ts), dtype=bool)
+    train[split.train] = True
+    by_user = _by_user(data)
+    targets, anchors = {}, {}
+    for user in split.users:
+        wanted = {int(i) for i in split.test[user] if data.active[int(i)]}
+        mine = by_user[user][train[by_user[user]]]
+        if not wanted or not len(mine):
+            continue
+        newest = data.ts[mine].max()
+        visit = mine[data.ts[mine] >= newest - VISIT_SECONDS]
+        targets[user], anchors[user] = wanted, sorted({int(i) for i in data.item_idx[visit]})[:50]
+    return sorted(targets), targets, anchors
+
+
+def _compact(scores: np.ndarray, raw: np.ndarray, keep: int, min_weight: float) -> np.ndarray:
+    """The table after compaction: each row's `keep` best scores, raw weights under min_weight gone."""
+    out = np.where(raw >= min_weight, scores, 0.0)
+    if out.shape[1] > keep:
+        cut = np.partition(out, -keep, axis=1)[:, -keep][:, None]
+        out = np.where(out >= cut, out, 0.0)
+    return out
+
+
+def _sweep_score(m: np.ndarray, pop: np.ndarray, *, data, split, users, targets, anchors) -> float:
+    """Mean NDCG@10 of the users' summed anchor rows, training items removed."""
+    from analytics import metrics
+
+    tie = pop / (pop.max() + 1.0) * 1e-6
+    ndcg = []
+    for user in users:
+        s = m[anchors[user]].sum(axis=0) + tie
+        s[~data.active] = -np.inf
+        s[split.history[user]] = -np.inf
+        top = np.argpartition(-s, K)[:K]
+        top = top[np.argsort(-s[top], kind="stable")]
+        ndcg.append(metrics.ndcg_at_k(list(top), targets[user], K))
+    return float(np.mean(ndcg))
+
+
+def sweep_windows(configs: list[tuple[float, float]], keeps: list[int]) -> None:
+    """Validation NDCG@10 of "bought" co-visitation per (window, half-life), on both protocols."""
+    from analytics import evaluation
+    from recommendations import covisitation as cv
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ranker import validation_data
+
+    full = evaluation.events_load()
+    for protocol in ("leave-one-out", "temporal"):
+        data = validation_data(full, protocol)
+        split = evaluation.split_build(data, protocol=protocol)
+        n = len(data.item_pks)
+        tr = split.train
+        actors, items, ts, types = data.user_ids[tr], data.item_idx[tr], data.ts[tr], data.event_type[tr]
+        users, targets, anchors = _sweep_targets(data, split)
+        n_actors = len(set(actors.tolist()))
+
+        def score(m: np.ndarray, pop: np.ndarray) -> float:
+            return _sweep_score(m, pop, data=data, split=split, users=users, targets=targets, anchors=anchors)  # noqa: B023
+
+        stats = evaluation.training_stats_build(data, split)
+        pop_ref = stats.popularity.astype(np.float64)
+        ref = stats.cooccurrence.astype(np.float64).toarray()
+        np.fill_diagonal(ref, 0.0)
+        ref /= np.sqrt(np.maximum(pop_ref, 1e-12))[None, :]
+        print(
+            f"\n{protocol} validation: {len(users):,} users, {len(ts):,} training events, {n:,} items; "
+            f"baseline cooccurrence_visit (all-time distinct users / sqrt(pop)) NDCG@10 {score(ref, pop_ref):.4f}",
+            flush=True,
+        )
+        cv.WINDOW_SECONDS = max(w for w, _ in configs)
+        t0 = time.perf_counter()
+        left, right = cv.event_pairs(actors=actors, ts=ts)
+        print(
+            f"{len(left):,} event pairs within {cv.WINDOW_SECONDS / DAY:g} d ({time.perf_counter() - t0:.0f} s)"
+        )
+        pop = cv.item_popularity(kind="bought", items=items, event_types=types, n_items=n)
+        for window, half_life in configs:
+            cv.WINDOW_SECONDS, cv.HALF_LIFE_SECONDS = window, half_life
+            raw = np.zeros(n * n, dtype=np.float64)
+            for lo in range(0, len(left), SWEEP_CHUNK):
+                rows, cols, vals = cv.pair_contributions(
+                    kind="bought",
+                    items=items,
+                    ts=ts,
+                    event_types=types,
+                    left=left[lo : lo + SWEEP_CHUNK],
+                    right=right[lo : lo + SWEEP_CHUNK],
+                )
+                raw += np.bincount(rows * n + cols, weights=vals, minlength=n * n)
+            raw = raw.reshape(n, n)
+            scores = raw / np.sqrt(np.maximum(pop, 1e-12))[None, :]
+            full_nnz = int((raw > 0).sum())
+            label = f"window {window / DAY:5g} d  half-life {'none' if half_life > 1e11 else f'{half_life / DAY:g} d':>6}"
+            print(
+                f"{label}  NDCG@10 uncompacted {score(scores, pop):.4f}  "
+                f"item-pair entries {full_nnz:,} ({full_nnz / n_actors:,.0f} per training actor)",
+                flush=True,
+            )
+            for keep in keeps:
+                compact = _compact(scores, raw, keep, cv.MIN_WEIGHT)
+                print(
+                    f"{label}  NDCG@10 compacted to {keep:4d} per item {score(compact, pop):.4f}  "
+                    f"kept {int((compact > 0).sum()):,} entries",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a smaller grid")
     parser.add_argument("--reference-only", action="store_true", help="only the distinct-actor reference")
+    parser.add_argument(
+        "--sweep-windows",
+        nargs="+",
+        metavar="DAYS:HALF_LIFE_DAYS",
+        help="validation only, both protocols: window:half-life in days (half-life 0 = no decay)",
+    )
+    parser.add_argument(
+        "--keep",
+        nargs="+",
+        type=int,
+        default=None,
+        help="with --sweep-windows: neighbours kept per item by compaction (default KEEP_NEIGHBOURS)",
+    )
     args = parser.parse_args()
     _setup()
+    if args.sweep_windows:
+        configs = []
+        for spec in args.sweep_windows:
+            window, half_life = (float(x) for x in spec.split(":"))
+            configs.append((window * DAY, half_life * DAY if half_life > 0 else 1e12))
+        from recommendations.covisitation import KEEP_NEIGHBOURS
+
+        sweep_windows(configs, args.keep or [KEEP_NEIGHBOURS])
+        return
     from analytics import evaluation
     from recommendations import covisitation as cv
 

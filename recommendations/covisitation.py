@@ -30,11 +30,13 @@ KINDS = ("bought", "viewed")
 BOUGHT_EVENT_TYPES = frozenset({"add_to_cart", "purchase"})
 
 # Chosen on the leave-one-out validation item of Online Retail (bench/covisitation.py; the figures are in
-# the README, "Bought together"): windows of 1 h / 1 d / 7 d / 30 d and half-lives of 1 d / 7 d / none, then
-# the backward factor and the normalisation at the best pair. 7 days and a 1-day half-life won (validation
-# NDCG@10 0.0217 vs 0.0141 for 30 days without decay: a wholesaler's orders a month apart are not "bought
-# together"). Online Retail is invoices (every line of one invoice shares a timestamp), so its pairs are
-# mostly ties; a live shop's sessions sit well inside both numbers.
+# the README, "Bought together"): 7 days and a 1-day half-life. Re-checked on both protocols' validation
+# targets with the table read as served (`--sweep-windows`, README "Sources and ranker"): longer windows
+# with summed weights lose clearly (90 d / 30 d 0.0117 / 0.0406 NDCG@10 leave-one-out / temporal, a year
+# without decay 0.0077 / 0.0254, against 0.0161 / 0.0452 here: a wholesaler's repeat orders dominate); 14 d
+# with a 3-day half-life did a little better alone (0.0180 / 0.0462), but through the whole served path
+# (bench/ranker.py --validation, leave-one-out, 300 users) last_visit fell 0.0217 -> 0.0207 and the ranker
+# stopped at 2 trees (served 0.0218 -> 0.0123), so the default stays.
 WINDOW_SECONDS = 7 * 86400.0
 HALF_LIFE_SECONDS = 86400.0
 # The reverse direction (B bought after A, read as "A with B") counts this fraction of the forward one.
@@ -212,7 +214,10 @@ FOLD_BATCH_SIZE = 1000
 # MIN_WEIGHT (float dust: the smallest single pair inside the window, two views 7 days apart counted
 # backward, is 0.002). The answers use at most a few dozen neighbours per
 # anchor (limit <= 100, filtered), so 200 leaves room for the hard filters; it bounds an anchor's rows,
-# which the selector reads whole.
+# which the selector reads whole. The last_visit source sums whole rows, and there 200 costs: validation
+# NDCG@10 at 14 d / 3 d, 200 vs 1,000 per item vs uncompacted, 0.0180 / 0.0204 / 0.0209 (leave-one-out) and
+# 0.0462 / 0.0521 / 0.0540 (temporal), for 4.5x the rows (0.75 M -> 3.4 M on Online Retail's 3,911 items).
+# Kept at 200 until the read's latency at 1,000 is measured.
 KEEP_NEIGHBOURS = 200
 MIN_WEIGHT = 1e-3
 
