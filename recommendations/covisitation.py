@@ -10,7 +10,13 @@ weights (`settings.RECSYS_EVENT_WEIGHTS`, the one table) times a decay in the ti
 Kinds: "bought" pairs use only add_to_cart and purchase events (both ends); "viewed" pairs use every event
 type. A raw matrix is item x item per kind; its diagonal (an item never pairs with itself) holds each
 item's popularity within the kind, the sum of its qualifying event weights, which the normalisation
-divides by. The database keeps exactly these numbers (recommendations/covisitation_store.py) and folds
+divides by.
+
+"shoppers" counts differently: how many distinct actors interacted with both items, at any time apart and
+with any event type (each actor once per pair, symmetric); its diagonal is how many distinct actors
+interacted with the item. It is the classic "customers who bought this also bought" count, and on Online
+Retail's validation targets it beats the windowed, weighted kinds clearly (README "Sources and ranker"): a
+wholesaler's repeat orders add to a windowed sum every time, but to this count once. The database keeps exactly these numbers (recommendations/covisitation_store.py) and folds
 each new event in with the same rules; `covisitation_matrices` is the full recompute it must equal.
 """
 
@@ -26,7 +32,9 @@ from scipy import sparse
 from interactions.selectors import event_weight
 from recommendations.retrieval.base import HardFilters
 
-KINDS = ("bought", "viewed")
+KINDS = ("bought", "viewed", "shoppers")
+# the kinds built from event pairs inside the window, with the pair weights below
+WINDOWED_KINDS = ("bought", "viewed")
 BOUGHT_EVENT_TYPES = frozenset({"add_to_cart", "purchase"})
 
 # Chosen on the leave-one-out validation item of Online Retail (bench/covisitation.py; the figures are in
@@ -54,12 +62,15 @@ def event_counts_in(*, kind: str, event_type: str) -> bool:
     """Whether an event of this type takes part in pairs (and popularity) of this kind."""
     if kind not in KINDS:
         raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
-    return kind == "viewed" or event_type in BOUGHT_EVENT_TYPES
+    return kind != "bought" or event_type in BOUGHT_EVENT_TYPES
 
 
 def pair_weight(*, kind: str, type_a: str, type_b: str, dt_seconds: float) -> float:
     """The contribution of one ordered pair (a at t, then b at t + dt, dt >= 0) to the directed weight
-    a -> b. Zero when either event does not count in `kind` or the gap exceeds the window."""
+    a -> b of a windowed kind. Zero when either event does not count in `kind` or the gap exceeds the
+    window."""
+    if kind not in WINDOWED_KINDS:
+        raise ValueError(f"not a windowed co-visitation kind: {kind!r}; one of {', '.join(WINDOWED_KINDS)}")
     if dt_seconds < 0:
         raise ValueError("dt_seconds must be >= 0 (a happens first)")
     if not (event_counts_in(kind=kind, event_type=type_a) and event_counts_in(kind=kind, event_type=type_b)):
@@ -136,7 +147,7 @@ def pair_contributions(
     if kind == "bought":
         keep &= bought[left] & bought[right]
     elif kind != "viewed":
-        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
+        raise ValueError(f"not a windowed co-visitation kind: {kind!r}; one of {', '.join(WINDOWED_KINDS)}")
     left, right, dt = left[keep], right[keep], dt[keep]
     forward = np.sqrt(w[left] * w[right]) * np.power(0.5, dt / HALF_LIFE_SECONDS)
     tie = dt == 0
@@ -157,6 +168,26 @@ def item_popularity(*, kind: str, items: np.ndarray, event_types: np.ndarray, n_
     return np.bincount(np.asarray(items, dtype=np.int64), weights=w, minlength=n_items).astype(np.float64)
 
 
+# Event pairs per chunk when a full recompute turns them into weights.
+PAIR_CHUNK = 2_000_000
+
+
+def shoppers_matrix(*, actors: np.ndarray, items: np.ndarray, n_items: int) -> sparse.csr_matrix:
+    """The "shoppers" kind: (a, b) = how many distinct actors had both items, (a, a) = how many had a."""
+    items = np.asarray(items, dtype=np.int64)
+    if not len(items):
+        return sparse.csr_matrix((n_items, n_items), dtype=np.float64)
+    _, codes = np.unique(np.asarray(actors), return_inverse=True)
+    x = sparse.csr_matrix(
+        (np.ones(len(items), dtype=np.float64), (codes, items)), shape=(int(codes.max()) + 1, n_items)
+    )
+    x.sum_duplicates()
+    x.data[:] = 1.0  # had it or not
+    m = (x.T @ x).tocsr()
+    m.sum_duplicates()
+    return m
+
+
 def covisitation_matrices(
     *, actors: np.ndarray, items: np.ndarray, ts: np.ndarray, event_types: np.ndarray, n_items: int
 ) -> dict[str, sparse.csr_matrix]:
@@ -164,17 +195,23 @@ def covisitation_matrices(
     0..n_items-1, ts epoch seconds. The diagonal holds each item's popularity in that kind. The same
     rules as the incremental fold, so the fold of any event order equals this."""
     left, right = event_pairs(actors=actors, ts=ts)
-    out = {}
-    for kind in KINDS:
-        rows, cols, vals = pair_contributions(
-            kind=kind, items=items, ts=ts, event_types=event_types, left=left, right=right
-        )
+    out = {"shoppers": shoppers_matrix(actors=actors, items=items, n_items=n_items)}
+    for kind in WINDOWED_KINDS:
         pop = item_popularity(kind=kind, items=items, event_types=event_types, n_items=n_items)
         diag = np.flatnonzero(pop > 0)
-        m = sparse.coo_matrix(
-            (np.concatenate([vals, pop[diag]]), (np.concatenate([rows, diag]), np.concatenate([cols, diag]))),
-            shape=(n_items, n_items),
-        ).tocsr()
+        m = sparse.csr_matrix((pop[diag], (diag, diag)), shape=(n_items, n_items))
+        # in chunks of event pairs: a big history has tens of millions of pairs, and each needs a few
+        # temporaries (ranker training peaked at 7.1 GB in one piece)
+        for lo in range(0, len(left), PAIR_CHUNK):
+            rows, cols, vals = pair_contributions(
+                kind=kind,
+                items=items,
+                ts=ts,
+                event_types=event_types,
+                left=left[lo : lo + PAIR_CHUNK],
+                right=right[lo : lo + PAIR_CHUNK],
+            )
+            m = m + sparse.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items))
         m.sum_duplicates()
         out[kind] = m
     return out
@@ -219,6 +256,11 @@ FOLD_BATCH_SIZE = 1000
 # 0.0462 / 0.0521 / 0.0540 (temporal), for 4.5x the rows (0.75 M -> 3.4 M on Online Retail's 3,911 items).
 # Kept at 200 until the read's latency at 1,000 is measured.
 KEEP_NEIGHBOURS = 200
+# "shoppers" rows are summed whole for the newest visit (`last_visit`), and there compaction costs most:
+# validation NDCG@10 at 200 / 500 / 1,000 / every neighbour 0.0231 / 0.0250 / 0.0260 / 0.0261
+# (leave-one-out) and 0.0593 / 0.0621 / 0.0651 / 0.0655 (temporal; bench/covisitation.py --sweep-windows
+# 7:1 --keep 200 500 1000 100000).
+KEEP_NEIGHBOURS_BY_KIND = {"shoppers": 1000}
 MIN_WEIGHT = 1e-3
 
 _PAIR = "recommendations_covisitationpair"
@@ -237,7 +279,7 @@ def _pair_rows(
     involved = new[left] | new[right]
     left, right = left[involved], right[involved]
     out = {}
-    for kind in KINDS:
+    for kind in WINDOWED_KINDS:
         rows, cols, vals = pair_contributions(
             kind=kind, items=local, ts=ts, event_types=event_types, left=left, right=right
         )
@@ -256,8 +298,52 @@ def _pair_rows(
 _CLAIM_SQL = f"""
 UPDATE interactions_event e SET covisitation_folded = true
 WHERE e.id = ANY(%(ids)s) AND NOT e.covisitation_folded AND e.item_id IS NOT NULL
-RETURNING e.id, {_ACTOR_SQL}, {_HAS_ACTOR_SQL}, extract(epoch FROM e.timestamp)::float8
+RETURNING e.id, {_ACTOR_SQL}, {_HAS_ACTOR_SQL}, extract(epoch FROM e.timestamp)::float8, e.item_id
 """
+
+# "shoppers": the distinct items each actor had before this round (folded, not claimed now), all time.
+_PRIOR_ITEMS_SQL = """
+SELECT w.actor, x.item_id
+FROM unnest(%(users)s::varchar[]) AS w(actor)
+CROSS JOIN LATERAL (
+    SELECT DISTINCT e.item_id FROM interactions_event e
+    WHERE e.user_id = w.actor AND e.covisitation_folded AND e.item_id IS NOT NULL AND e.id <> ALL(%(claimed)s)
+) x
+UNION ALL
+SELECT 's:' || w.session, x.item_id
+FROM unnest(%(sessions)s::varchar[]) AS w(session)
+CROSS JOIN LATERAL (
+    SELECT DISTINCT e.item_id FROM interactions_event e
+    WHERE e.user_id IS NULL AND e.session_id = w.session AND e.covisitation_folded
+      AND e.item_id IS NOT NULL AND e.id <> ALL(%(claimed)s)
+) x
+"""
+
+
+def _shoppers_rows(
+    *, prior: dict[str, set[int]], claimed: dict[str, set[int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The "shoppers" increments of one round: for each actor, every item new to them counts the actor
+    once (the diagonal) and pairs once with each item they had before and with each other new item, both
+    directions. An item the actor already had adds nothing: each actor counts once per pair, in any order
+    of folding."""
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    for actor, items in claimed.items():
+        had = prior.get(actor, set())
+        new = np.array(sorted(items - had), dtype=np.int64)
+        if not new.size:
+            continue
+        old = np.array(sorted(had), dtype=np.int64)
+        # new x new (the diagonal included: each new item's own count) and new x old, both directions
+        rows += [np.repeat(new, new.size), np.repeat(new, old.size), np.tile(old, new.size)]
+        cols += [np.tile(new, new.size), np.tile(old, new.size), np.repeat(new, old.size)]
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float64)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return r, c, np.ones(len(r), dtype=np.float64)
+
 
 # The actors' folded events within the window of the claimed ones (the claimed included: this
 # transaction sees its own claim). One index range scan per actor (event_user_recent, event_session_recent).
@@ -304,10 +390,12 @@ def _fold_round(*, event_pks: list[int] | None, limit: int) -> int:
         cur.execute(_CLAIM_SQL, {"ids": ids})
         claimed = cur.fetchall()
         bounds: dict[str, list[float]] = {}
-        for _pk, actor, has_actor, t in claimed:
+        claimed_items: dict[str, set[int]] = {}
+        for _pk, actor, has_actor, t, item in claimed:
             if has_actor:
                 lo_hi = bounds.setdefault(actor, [t, t])
                 lo_hi[0], lo_hi[1] = min(lo_hi[0], t), max(lo_hi[1], t)
+                claimed_items.setdefault(actor, set()).add(int(item))
         if not bounds:
             return len(claimed)
         users = [a for a in bounds if not a.startswith("s:")]
@@ -327,6 +415,13 @@ def _fold_round(*, event_pks: list[int] | None, limit: int) -> int:
         )
         rows = cur.fetchall()
         claimed_pks = {r[0] for r in claimed}
+        cur.execute(
+            _PRIOR_ITEMS_SQL,
+            {"users": users, "sessions": [a[2:] for a in sessions], "claimed": sorted(claimed_pks)},
+        )
+        prior: dict[str, set[int]] = {}
+        for actor, item in cur.fetchall():
+            prior.setdefault(actor, set()).add(int(item))
         increments = _pair_rows(
             actors=np.array([r[1] for r in rows], dtype=object),
             items=np.array([r[2] for r in rows], dtype=np.int64),
@@ -334,6 +429,7 @@ def _fold_round(*, event_pks: list[int] | None, limit: int) -> int:
             event_types=np.array([r[3] for r in rows], dtype=object),
             new=np.array([r[0] in claimed_pks for r in rows], dtype=bool),
         )
+        increments["shoppers"] = _shoppers_rows(prior=prior, claimed=claimed_items)
         _append(cur, table=_DELTA, increments=increments)
         return len(claimed)
 
@@ -388,14 +484,20 @@ WITH ranked AS (
 )
 DELETE FROM {_PAIR} p USING ranked r
 WHERE p.kind = r.kind AND p.item_a = r.item_a AND p.item_b = r.item_b
-  AND (r.rank > %(keep)s OR r.weight < %(min_weight)s)
+  AND (r.rank > CASE WHEN r.kind = 'shoppers' THEN %(keep_shoppers)s ELSE %(keep)s END
+       OR r.weight < %(min_weight)s)
 """
 
 
 def _prune(cur, *, anchors: list[tuple[str, int]] | None) -> int:
-    """Keep each anchor's KEEP_NEIGHBOURS best neighbours, drop weights under MIN_WEIGHT (the popularity
-    rows stay). `anchors` None: every anchor."""
-    params: dict = {"ne": NEIGHBOUR_EXPONENT, "keep": KEEP_NEIGHBOURS, "min_weight": MIN_WEIGHT}
+    """Keep each anchor's best neighbours (KEEP_NEIGHBOURS, or its kind's KEEP_NEIGHBOURS_BY_KIND), drop
+    weights under MIN_WEIGHT (the popularity rows stay). `anchors` None: every anchor."""
+    params: dict = {
+        "ne": NEIGHBOUR_EXPONENT,
+        "keep": KEEP_NEIGHBOURS,
+        "keep_shoppers": KEEP_NEIGHBOURS_BY_KIND.get("shoppers", KEEP_NEIGHBOURS),
+        "min_weight": MIN_WEIGHT,
+    }
     where = ""
     if anchors is not None:
         if not anchors:

@@ -207,6 +207,7 @@ class AuditEntry(models.Model):
 class CovisitationKind(models.TextChoices):
     BOUGHT = "bought"  # add_to_cart and purchase events only
     VIEWED = "viewed"  # every event type
+    SHOPPERS = "shoppers"  # distinct actors who had both items, any event type, any time apart
 
 
 class CovisitationPair(models.Model):

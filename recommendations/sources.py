@@ -7,9 +7,9 @@ The scenarios gather the union of several sources (`candidates_gather`) and the 
 Sources:
 - `bought_together` / `viewed_together`: co-visitation neighbours of the most recent items (and of the
   item on an item page), decayed by recency (`recommendations.covisitation`).
-- `last_visit`: the "bought" co-visitation rows of EVERY item of the user's newest visit (a session, an
-  invoice: up to 50 items), summed; the rows are already divided by the square root of the neighbour's
-  popularity. Its reason is `bought_together` with the visit item that contributed most.
+- `last_visit`: the "shoppers" co-visitation rows (distinct actors who had both items, any time) of EVERY
+  item of the user's newest visit (a session, an invoice: up to 50 items), summed; the rows are already
+  divided by the square root of the neighbour's popularity. Its reason is `bought_together` with the visit item that contributed most.
 - `content_recent`: content-vector neighbours of each of the few most recent items (not of their mean).
 - `user_vector`: content-vector neighbours of the user's stored (or history-built) vector.
 - `two_tower`: the two-tower model's own search, when a version is active.
@@ -39,6 +39,11 @@ ANCHOR_DECAY = 0.7
 VISIT_ANCHORS = 50
 # Summed neighbours `last_visit` reads (the features see each candidate's sum among these).
 VISIT_K = 500
+# The co-visitation kind `last_visit` sums. Validation NDCG@10 (Online Retail, the visit's rows summed,
+# bench/covisitation.py --sweep-windows 7:1 --keep 200 500 1000 100000): "shoppers" 0.0231 / 0.0260
+# (leave-one-out, 200 / 1,000 neighbours kept per item) and 0.0593 / 0.0651 (temporal), "bought" (7-day
+# window, weighted) 0.0161 / 0.0191 and 0.0452 / 0.0519.
+VISIT_KIND = "shoppers"
 # Candidates each source contributes, and the most the union holds (the ranker's cost is per candidate).
 SOURCE_K = 150
 MAX_CANDIDATES = 500
@@ -76,12 +81,12 @@ class SourceContext:
         return tuple(items[:VISIT_ANCHORS])
 
     def visit_scores(self, *, k: int, filters: HardFilters) -> dict[int, tuple[float, int, int]]:
-        """neighbour -> (its "bought" scores summed over the WHOLE rows of the visit's items, how many of
-        them it co-visits, the one that gave it the most), the best `VISIT_K` by sum, read once per request
-        in one query."""
+        """neighbour -> (its VISIT_KIND scores summed over the WHOLE rows of the visit's items, how many
+        of them it co-visits, the one that gave it the most), the best `VISIT_K` by sum, read once per
+        request in one query."""
         if "visit_scores" not in self.memo:
             self.memo["visit_scores"] = _covisitation_summed(
-                item_pks=list(self.visit_items), kind="bought", k=max(k, VISIT_K), filters=filters
+                item_pks=list(self.visit_items), kind=VISIT_KIND, k=max(k, VISIT_K), filters=filters
             )
         return self.memo["visit_scores"]
 
@@ -220,10 +225,10 @@ viewed_together = _covis_source("viewed")
 
 
 def last_visit(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
-    """The "bought" co-visitation rows of every item of the newest visit, whole, summed (each score is
+    """The VISIT_KIND co-visitation rows of every item of the newest visit, whole, summed (each score is
     already divided by the square root of the neighbour's popularity): what goes with the whole basket,
-    not only with its newest few lines. Validation (Online Retail, leave-one-out, 300 users): the whole
-    rows 0.0216 NDCG@10, each item's top 150 only 0.0156."""
+    not only with its newest few lines. Validation (Online Retail, leave-one-out, 300 users, "bought"
+    rows): the whole rows 0.0216 NDCG@10, each item's top 150 only 0.0156."""
     scores = {pk: total for pk, (total, _, _) in context.visit_scores(k=k, filters=filters).items()}
     return _top(scores, k)
 

@@ -92,7 +92,8 @@ def feature_names(source_names: tuple[str, ...]) -> list[str]:
     names += ["n_sources", "pop_count", "pop_recent", "age_days", "price_ratio", "price_in_band"]
     names += ["category_match", "subcategory_match", "sim_last", "sim_history", "sim_recent_max"]
     names += [f"bought_with_{j}" for j in range(COVIS_FEATURE_ANCHORS)] + ["viewed_with_any"]
-    names += ["visit_covis_sum", "visit_covis_hits"]
+    # the visit's summed rows are of kind sources.VISIT_KIND ("shoppers"; "visit_covis_*" were "bought")
+    names += ["visit_shoppers_sum", "visit_shoppers_hits"]
     return names
 
 

@@ -44,10 +44,11 @@ def ranker_override(ranker: Ranker | None, *, name: str = "offline") -> Iterator
 
 
 def ranker_compatible(ranker: Ranker) -> bool:
-    """Whether the model was trained on the features this code computes."""
+    """Whether the model was trained on the features this code computes (the same names, in order: a
+    feature whose meaning changes gets a new name)."""
     from recommendations.ranker.features import feature_names
 
-    return ranker.booster.num_feature() == len(feature_names(ranker.sources))
+    return list(ranker.booster.feature_name()) == feature_names(ranker.sources)
 
 
 def ranker_active() -> Loaded | None:

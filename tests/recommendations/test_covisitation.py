@@ -17,9 +17,16 @@ TYPES = ("view", "click", "add_to_cart", "purchase")
 
 
 def reference_matrices(actors, items, ts, types, n_items) -> dict[str, np.ndarray]:
-    """Pair by pair through `directed_pair_weights`, as the fold thinks of it."""
+    """Pair by pair through `directed_pair_weights`, as the fold thinks of it; "shoppers" as sets of
+    actors per item and per pair."""
     out = {kind: np.zeros((n_items, n_items)) for kind in cv.KINDS}
-    for kind in cv.KINDS:
+    had: dict[int, set] = {}
+    for actor, item in zip(actors, items, strict=True):
+        had.setdefault(int(item), set()).add(actor)
+    for a in had:
+        for b in had:
+            out["shoppers"][a, b] = len(had[a] & had[b])
+    for kind in cv.WINDOWED_KINDS:
         for i in range(len(items)):
             if cv.event_counts_in(kind=kind, event_type=types[i]):
                 out[kind][items[i], items[i]] += event_weight(types[i])
@@ -64,6 +71,27 @@ def test_backward_direction_counts_less_and_a_tie_counts_the_mean():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind"):
         cv.pair_weight(kind="liked", type_a="view", type_b="view", dt_seconds=0)
+    with pytest.raises(ValueError, match="windowed"):
+        cv.pair_weight(kind="shoppers", type_a="view", type_b="view", dt_seconds=0)
+
+
+def test_shoppers_count_each_actor_once_per_pair_at_any_distance():
+    # u1 buys 0 and 1 three times a year apart; u2 views 0 and, 400 days later, 1; u3 has only 1
+    day = 86400.0
+    rows = [("u1", 0, 0.0, "purchase"), ("u1", 1, 0.0, "purchase")] * 3 + [
+        ("u1", 0, 365 * day, "purchase"),
+        ("u1", 1, 730 * day, "purchase"),
+        ("u2", 0, 0.0, "view"),
+        ("u2", 1, 400 * day, "view"),
+        ("u3", 1, 5.0, "click"),
+    ]
+    actors, items, ts, types = (np.array(col, dtype=object) for col in zip(*rows, strict=True))
+    m = cv.covisitation_matrices(
+        actors=actors, items=items.astype(np.int64), ts=ts.astype(np.float64), event_types=types, n_items=3
+    )["shoppers"].toarray()
+    assert m[0, 1] == m[1, 0] == 2  # u1 and u2, however often and however far apart
+    assert m[0, 0] == 2 and m[1, 1] == 3  # distinct actors per item
+    assert m[2].sum() == 0
 
 
 @settings(max_examples=60, deadline=None)

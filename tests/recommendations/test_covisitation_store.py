@@ -131,6 +131,7 @@ def test_compaction_merges_deltas_without_changing_the_sums():
 
 def test_compaction_prunes_an_item_to_its_best_neighbours(monkeypatch):
     monkeypatch.setattr(cv, "KEEP_NEIGHBOURS", 2)
+    monkeypatch.setattr(cv, "KEEP_NEIGHBOURS_BY_KIND", {"shoppers": 3})
     anchor, *others = [ItemFactory() for _ in range(5)]
     evs = []
     for n, other in enumerate(others):
@@ -148,6 +149,13 @@ def test_compaction_prunes_an_item_to_its_best_neighbours(monkeypatch):
     )
     assert kept == {others[2].pk, others[3].pk}
     assert CovisitationPair.objects.filter(kind="bought", item_a=anchor.pk, item_b=anchor.pk).exists()
+    # "shoppers" keeps its own number: n + 1 shoppers over sqrt(n + 1) ranks the later items first
+    kept_shoppers = set(
+        CovisitationPair.objects.filter(kind="shoppers", item_a=anchor.pk)
+        .exclude(item_b=anchor.pk)
+        .values_list("item_b", flat=True)
+    )
+    assert kept_shoppers == {others[1].pk, others[2].pk, others[3].pk}
 
 
 def test_rebuild_marks_every_event_folded_and_matches_the_recompute():
@@ -275,5 +283,5 @@ def test_rebuild_command_writes_the_pairs_and_reports_them():
     EventFactory(item=b, event_type="purchase", timestamp=T0)
     out = StringIO()
     call_command("covisitation_rebuild", stdout=out)
-    assert "co-visitation rebuilt: 8 rows" in out.getvalue()  # per kind: a->b, b->a, two popularity rows
+    assert "co-visitation rebuilt: 12 rows" in out.getvalue()  # per kind (3): a->b, b->a, two popularity rows
     assert CovisitationPair.objects.filter(kind="bought", item_a=a.pk, item_b=b.pk).exists()

@@ -80,6 +80,25 @@ def test_ranker_round_trips_through_its_artifact(tmp_path):
     np.testing.assert_allclose(loaded.predict(x), ranker.predict(x))
 
 
+def test_a_ranker_trained_on_other_feature_names_is_not_served(monkeypatch):
+    """Same number of features, one renamed (its meaning changed): the stored model is refused."""
+    from recommendations.ranker import features as ranker_features
+    from recommendations.ranker.serving import ranker_compatible
+
+    rng = np.random.default_rng(2)
+    names = ("a",)
+    x = rng.random((200, len(feature_names(names)))).astype(np.float32)
+    ranker = ranker_train(x, (x[:, 0] > 0.7).astype(np.float32), np.full(10, 20), sources=names)
+    assert ranker_compatible(ranker)
+    current = ranker_features.feature_names
+    monkeypatch.setattr(
+        ranker_features,
+        "feature_names",
+        lambda sources: [n.replace("visit_shoppers_sum", "visit_covis_sum") for n in current(sources)],
+    )
+    assert not ranker_compatible(ranker)
+
+
 @pytest.mark.parametrize("protocol", ["temporal", "leave-one-out"])
 def test_training_rows_are_unchanged_by_test_period_events(protocol):
     shop = planted_shop()

@@ -18,5 +18,5 @@ class Command(BaseCommand):
         started = time.monotonic()
         rows = covisitation_rebuild()
         self.stdout.write(
-            f"co-visitation rebuilt: {rows:,} rows (directed pairs and item popularity, both kinds) in {time.monotonic() - started:.1f} s"
+            f"co-visitation rebuilt: {rows:,} rows (directed pairs and item popularity, every kind) in {time.monotonic() - started:.1f} s"
         )
