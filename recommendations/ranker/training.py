@@ -109,6 +109,7 @@ def covisitation_neighbours_for(stream, rows: np.ndarray) -> sources.MatrixNeigh
     if MATRIX_CACHE_DIR is not None:
         digest = hashlib.sha256()
         rules = (
+            covis.KINDS,
             covis.WINDOW_SECONDS,
             covis.HALF_LIFE_SECONDS,
             covis.BACKWARD_FACTOR,

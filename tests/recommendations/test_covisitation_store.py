@@ -158,6 +158,28 @@ def test_compaction_prunes_an_item_to_its_best_neighbours(monkeypatch):
     assert kept_shoppers == {others[1].pk, others[2].pk, others[3].pk}
 
 
+def test_rebuild_prunes_exactly_as_fold_and_compaction_do(monkeypatch):
+    """The rebuild prunes in numpy before writing; the fold's compaction prunes in SQL: same table."""
+    monkeypatch.setattr(cv, "KEEP_NEIGHBOURS", 2)
+    monkeypatch.setattr(cv, "KEEP_NEIGHBOURS_BY_KIND", {"shoppers": 3})
+    items = [ItemFactory() for _ in range(6)]
+    evs = []
+    for u in range(12):
+        for n, item in enumerate(items[: 2 + u % 5]):
+            kind = "purchase" if (u + n) % 3 else "view"
+            evs.append(
+                EventFactory(
+                    user_id=f"u{u}", item=item, event_type=kind, timestamp=T0 + timedelta(hours=u + n)
+                )
+            )
+    cv.covisitation_fold(event_pks=[e.pk for e in evs])
+    cv.covisitation_compact()
+    folded = stored()
+    assert any(len([k for k in folded["shoppers"] if k[0] == items[0].pk]) == 4 for _ in [0])  # 3 + itself
+    cv.covisitation_rebuild()
+    assert_same(stored(), folded)
+
+
 def test_rebuild_marks_every_event_folded_and_matches_the_recompute():
     items = [ItemFactory() for _ in range(3)]
     for u in range(2):
