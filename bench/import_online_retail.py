@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="fresh imports to time (each into empty tables)")
     args = parser.parse_args()
     if not args.file.exists():
-        sys.exit(f"{args.file} not found: this benchmark needs the UCI Online Retail CSV (see README).")
+        sys.exit(
+            f"{args.file} not found: this benchmark needs the UCI Online Retail CSV (see docs/importing.md)."
+        )
 
     env = bench_env()
     rows = count_lines(args.file)
