@@ -46,9 +46,9 @@ def create_database(name: str, *, host: Path | None = None) -> str:
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) with linear interpolation between the closest ranks (numpy's default);
     NaN when there are no values."""
-    if not values:
+    if len(values) == 0:
         return math.nan
-    ordered = sorted(values)
+    ordered = sorted(float(v) for v in values)
     rank = (len(ordered) - 1) * q / 100
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
