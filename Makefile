@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: venv venv-dev demo test lint bench-ingest stop
 
@@ -36,7 +37,9 @@ demo: venv
 test: venv-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# style, the architecture's import contracts (.importlinter), types (mypy.ini), migrations
+# style, the architecture's import contracts (.importlinter), types (mypy.ini), migrations, and the docs
+# site (mkdocs.yml), built with --strict into a temporary directory: a broken link or anchor fails (not
+# --quiet: it hides the warnings that --strict counts)
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -44,6 +47,7 @@ lint: venv-dev
 	# mypy imports the settings (django-stubs): with autostart off they start no PostgreSQL or Redis
 	RECSYS_EMBEDDED_AUTOSTART=0 $(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
+	site=$$(mktemp -d) && $(VENV)/bin/mkdocs build --strict --site-dir "$$site"; status=$$?; rm -rf "$$site"; exit $$status
 
 # Stops the embedded PostgreSQL (and Redis) if something left them running; Ctrl-C on `make demo` already does.
 stop: venv

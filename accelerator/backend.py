@@ -1,7 +1,7 @@
 """`FaissBackend`: the FAISS implementation of `recommendations.retrieval.base.VectorBackend`, chosen with
 `RECSYS_VECTOR_BACKEND=faiss` (retrieval resolves it by dotted path and builds one per process).
 
-Lifecycle, in short (README "FAISS accelerator" has the long version):
+Lifecycle, in short (docs/faiss.md has the long version):
 - `build_faiss_index` (and the hourly beat job, when due) builds an index from Postgres and publishes it
   atomically under `RECSYS_FAISS_DIR`.
 - Changed items reach the index through `accelerator.tasks.faiss_items_apply_task`, which writes a delta

@@ -1,7 +1,7 @@
 """Demo-shop generator: generation speed, and the time to load a shop of a given size.
 
-    .venv/bin/python bench/demo_shop.py --items 100000 --users 10000            # generate only
-    RECSYS_DATA_DIR=/tmp/rbd .venv/bin/python bench/demo_shop.py --items 100000 --users 10000 --load
+    .venv/bin/python -m bench.demo_shop --items 100000 --users 10000            # generate only
+    RECSYS_DATA_DIR=/tmp/rbd .venv/bin/python -m bench.demo_shop --items 100000 --users 10000 --load
 
 `--load` runs `manage.py seed_demo` in a child process against the database the environment points at (use a
 throwaway RECSYS_DATA_DIR: it gets its own embedded PostgreSQL, stopped afterwards with `manage.py services
@@ -19,10 +19,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness import REPO
 
 
 def generate(items: int, users: int, seed: int) -> int:

@@ -1,7 +1,7 @@
 """Embedding throughput on this machine: texts per second for several encoder settings, and how far each
 setting's vectors are from the reference (batch 64, default threads, fp32).
 
-    .venv/bin/python bench/embedding_throughput.py [--limit N]
+    .venv/bin/python -m bench.embedding_throughput [--limit N]
 
 Datasets: the distinct Online Retail descriptions (../shared/data, skipped if absent) and the demo
 catalog's item texts (interactions.demo_shop.DemoShop, 3,000 items, through Item.embedding_text()).
@@ -19,14 +19,12 @@ import argparse
 import csv
 import gzip
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness import REPO
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"

@@ -1,9 +1,9 @@
 """FAISS vs pgvector: build time and memory, ANN latency (single query and under concurrency), recall@100
 against exact search with and without a selective filter, and end-to-end API latency.
 
-    .venv/bin/python bench/faiss_bench.py --items 100000                       # both backends, flat + HNSW
-    .venv/bin/python bench/faiss_bench.py --items 1000000 --backends faiss --faiss-types hnsw
-    .venv/bin/python bench/faiss_bench.py --items 100000 --drop                  # then drop the bench database
+    .venv/bin/python -m bench.faiss_bench --items 100000                       # both backends, flat + HNSW
+    .venv/bin/python -m bench.faiss_bench --items 1000000 --backends faiss --faiss-types hnsw
+    .venv/bin/python -m bench.faiss_bench --items 100000 --drop                  # then drop the bench database
 
 The catalog is generated, 384-d and clustered like text embeddings rather than uniform noise: 40 topics x
 ~25 sub-clusters (Zipf-sized, varied spread) in a 48-d latent space, projected to 384-d plus a little
@@ -38,15 +38,13 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness import REPO, cores, create_database, embedded_pg_host, load_average, percentile
 
 BENCH_DB = "recsys_bench_faiss"
-PGDATA = REPO / "var" / "pg"
+PGDATA = embedded_pg_host()
 WORK_DIR = Path("/tmp/recsys_bench_faiss")
 REDIS_DB = 10
 DIM = 384
@@ -63,12 +61,7 @@ def setup_env() -> None:
     os.environ["RECSYS_HTTPS"] = "0"
     os.environ["RECSYS_API_RATE"] = "1000000/min"
     os.environ["LOG_LEVEL"] = "WARNING"
-    import psycopg
-
-    with psycopg.connect(host=str(PGDATA), user="postgres", dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(PGDATA), safe='')}/{BENCH_DB}"
+    os.environ["DATABASE_URL"] = create_database(BENCH_DB, host=PGDATA)
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
     # The FAISS index goes under RECSYS_DATA_DIR/faiss: a throwaway directory (Postgres is DATABASE_URL).
     WORK_DIR.mkdir(parents=True, exist_ok=True)
@@ -198,10 +191,6 @@ def pgvector_index_build() -> dict:
 
 
 # --- measuring
-
-
-def percentile(values, q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
 
 
 def ground_truth(vectors, in_stock, rare, queries):
@@ -472,7 +461,7 @@ def main() -> None:
     n = f"{args.items:,}"
     print(
         f"\n{n} items, {args.queries} queries, k={K}, concurrency {args.concurrency} "
-        "(2 shared cores; noisy)\n"
+        f"({cores()} shared cores, 1-min load average {load_average():.1f}; noisy)\n"
     )
     print(
         "| items | backend | index | build s | memory | p50 ms | p99 ms | p50 ms (rare 1%) | p99 ms (rare 1%) | "

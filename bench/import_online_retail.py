@@ -1,6 +1,6 @@
 """Bulk import benchmark: the whole UCI Online Retail file through `manage.py import_online_retail`.
 
-    .venv/bin/python bench/import_online_retail.py [--file PATH] [--runs N]
+    .venv/bin/python -m bench.import_online_retail [--file PATH] [--runs N]
 
 Into its own database (recsys_bench_ingest on the embedded server, emptied first) and its own Redis DB.
 Prints rows/s for a first import into empty tables and for a re-run of the same file (everything already
@@ -10,15 +10,14 @@ stored), wall-clock of the whole command including Django start-up, and the comm
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_env import REPO, CpuSampler, bench_env, drop_queued_tasks, migrate_and_empty  # noqa: E402
+from bench.harness import Results
+from bench.ingest_env import REPO, CpuSampler, bench_env, drop_queued_tasks, migrate_and_empty
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 
@@ -57,11 +56,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="fresh imports to time (each into empty tables)")
     args = parser.parse_args()
     if not args.file.exists():
-        sys.exit(f"{args.file} not found: this benchmark needs the UCI Online Retail CSV (see README).")
+        sys.exit(
+            f"{args.file} not found: this benchmark needs the UCI Online Retail CSV (see docs/importing.md)."
+        )
 
     env = bench_env()
     rows = count_lines(args.file)
-    load_before = os.getloadavg()[0]
+    results = Results()
     print(f"file: {args.file} ({rows:,} data rows, {args.file.stat().st_size / 1e6:.1f} MB)")
     fresh = []
     for run in range(1, args.runs + 1):
@@ -78,21 +79,19 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     dropped = drop_queued_tasks(env)
     best, best_cpu, best_pg_cpu = min(fresh)
-    load_after = os.getloadavg()[0]
-    print()
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| rows in file | {rows:,} |")
-    print(f"| fresh import, best of {len(fresh)} (wall, incl. ~1 s start-up) | {best:.1f} s |")
-    print(f"| **rows/s, fresh import** | **{rows / best:,.0f}** |")
-    print(f"| rows/s, re-run of the same file (0 new rows) | {rows / seconds:,.0f} |")
-    print(f"| CPU seconds: import command + its PostgreSQL backend | {best_cpu:.1f} + {best_pg_cpu:.1f} s |")
-    print(
-        f"| rows/s if those CPU seconds ran back to back (estimate for an idle machine) | "
-        f"{rows / (best_cpu + best_pg_cpu):,.0f} |"
+    results.add("rows in file", f"{rows:,}")
+    results.add(f"fresh import, best of {len(fresh)} (wall, incl. ~1 s start-up)", f"{best:.1f} s")
+    results.add("**rows/s, fresh import**", f"**{rows / best:,.0f}**")
+    results.add("rows/s, re-run of the same file (0 new rows)", f"{rows / seconds:,.0f}")
+    results.add(
+        "CPU seconds: import command + its PostgreSQL backend", f"{best_cpu:.1f} + {best_pg_cpu:.1f} s"
     )
-    print(f"| peak RSS of the import process | {peak_mb:,.0f} MB |")
-    print(f"| 1-min load average before / after (2 cores, shared) | {load_before:.1f} / {load_after:.1f} |")
+    results.add(
+        "rows/s if those CPU seconds ran back to back (estimate for an idle machine)",
+        f"{rows / (best_cpu + best_pg_cpu):,.0f}",
+    )
+    results.add("peak RSS of the import process", f"{peak_mb:,.0f} MB")
+    results.print()
     print(f"(dropped {dropped} queued embedding/user-vector tasks from the bench Redis DB)")
 
 

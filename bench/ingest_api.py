@@ -1,6 +1,6 @@
 """API ingestion benchmark: events/s through POST /api/v1/events, batches of 500, on a real HTTP server.
 
-    .venv/bin/python bench/ingest_api.py [--batches 200] [--concurrency 4] [--workers 2]
+    .venv/bin/python -m bench.ingest_api [--batches 200] [--concurrency 4] [--workers 2]
 
 gunicorn (sync workers) on loopback serves the app with production settings (DEBUG off) against its own
 database (recsys_bench_ingest, emptied first) and its own Redis DB. Clients send pre-serialised batches
@@ -19,7 +19,6 @@ import resource
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -27,8 +26,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_env import REPO, CpuSampler, bench_env, child_pids, drop_queued_tasks, migrate_and_empty  # noqa: E402
+from bench.harness import Results, percentile
+from bench.ingest_env import REPO, CpuSampler, bench_env, child_pids, drop_queued_tasks, migrate_and_empty
 
 EVENT_TYPES = (
     ["view"] * 60 + ["click"] * 20 + ["add_to_cart"] * 10 + ["add_to_favorites"] * 5 + ["purchase"] * 5
@@ -71,7 +70,6 @@ def make_batches(n_batches: int, size: int, *, tag: str) -> list[bytes]:
 def create_key_and_items(env) -> str:
     """An API key and N_ITEMS items, made in-process through the services (items first, so events link)."""
     os.environ.update(env)
-    sys.path.insert(0, str(REPO))
     import django
 
     django.setup()
@@ -150,10 +148,6 @@ def send_all(port: int, key: str, bodies: list[bytes], concurrency: int) -> tupl
     return wall, latencies, totals
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="batches of --size events to send")
@@ -195,12 +189,11 @@ def main() -> None:
     try:
         wait_for_server(port, server)
         send_all(port, key, warmup, args.workers)  # connections, imports, statement caches
-        load_before = os.getloadavg()[0]
+        results = Results(f"measure ({args.workers} gunicorn workers, {args.concurrency} client connections)")
         client_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         with CpuSampler(env, extra_pids=lambda: child_pids(server.pid)) as server_cpu:
             wall, latencies, totals = send_all(port, key, bodies, args.concurrency)
         client_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - client_cpu
-        load_after = os.getloadavg()[0]
         replay_wall, _, replay = send_all(port, key, bodies[: max(1, args.batches // 4)], args.concurrency)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -215,28 +208,26 @@ def main() -> None:
     stored = Event.objects.filter(event_id__startswith="run-").count()
     sent = args.batches * args.size
     dropped = drop_queued_tasks(env)
-    print()
-    print(f"| measure ({args.workers} gunicorn workers, {args.concurrency} client connections) | value |")
-    print("|---|---|")
-    print(
-        f"| events sent / accepted / stored (counted in the database) | {sent:,} / {totals['accepted']:,} / {stored:,} |"
+    results.add(
+        "events sent / accepted / stored (counted in the database)",
+        f"{sent:,} / {totals['accepted']:,} / {stored:,}",
     )
-    print(f"| non-200 answers | {totals['errors']} |")
-    print(f"| wall time | {wall:.1f} s |")
-    print(f"| **events/s (new events, durable on 200)** | **{sent / wall:,.0f}** |")
-    print(
-        f"| batch latency p50 / p95 / max | {pct(latencies, 50) * 1000:.0f} / {pct(latencies, 95) * 1000:.0f} / {max(latencies) * 1000:.0f} ms |"
-    )
+    results.add("non-200 answers", totals["errors"])
+    results.add("wall time", f"{wall:.1f} s")
+    results.add("**events/s (new events, durable on 200)**", f"**{sent / wall:,.0f}**")
+    p50, p95 = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
+    results.add("batch latency p50 / p95 / max", f"{p50:.0f} / {p95:.0f} / {max(latencies) * 1000:.0f} ms")
     replayed = replay["duplicates"]
-    print(f"| replayed events/s (all duplicates, {replayed:,} events) | {replayed / replay_wall:,.0f} |")
+    results.add(f"replayed events/s (all duplicates, {replayed:,} events)", f"{replayed / replay_wall:,.0f}")
     cpu = server_cpu.seconds + client_cpu
-    print(
-        f"| CPU seconds: gunicorn workers + PostgreSQL backends, client | {server_cpu.seconds:.1f}, {client_cpu:.1f} s |"
+    results.add(
+        "CPU seconds: gunicorn workers + PostgreSQL backends, client",
+        f"{server_cpu.seconds:.1f}, {client_cpu:.1f} s",
     )
-    print(
-        f"| events/s if those CPU seconds had the 2 cores to themselves (estimate) | {2 * sent / cpu:,.0f} |"
+    results.add(
+        "events/s if those CPU seconds had the 2 cores to themselves (estimate)", f"{2 * sent / cpu:,.0f}"
     )
-    print(f"| 1-min load average before / after (2 cores, shared) | {load_before:.1f} / {load_after:.1f} |")
+    results.print()
     print(f"(dropped {dropped} queued tasks from the bench Redis DB)")
     if stored != sent or totals["errors"]:
         sys.exit("some events were not stored")

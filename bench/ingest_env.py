@@ -8,33 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.harness import REPO, create_database
+
 BENCH_DB = "recsys_bench_ingest"
 BENCH_REDIS_DB = os.environ.get("RECSYS_BENCH_REDIS_DB", "11")
 
 
 def bench_env() -> dict[str, str]:
     """Environment for every process of a benchmark run. DATABASE_URL/REDIS_URL may be given to use other
-    servers; by default the embedded PostgreSQL under var/pg and the local Redis."""
+    servers; by default the embedded PostgreSQL under $RECSYS_DATA_DIR/pg and the local Redis."""
     env = dict(os.environ)
     if "BENCH_DATABASE_URL" in env:
         env["DATABASE_URL"] = env["BENCH_DATABASE_URL"]
     else:
-        host = REPO / "var" / "pg"
-        env["DATABASE_URL"] = f"postgresql://postgres@/{BENCH_DB}?host={host}"
-        _create_database(str(host))
+        env["DATABASE_URL"] = create_database(BENCH_DB)
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}")
     env.setdefault("RECSYS_INSTANCE", "bench")  # its Redis keys start recsys:bench: (drop_queued_tasks)
     env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="recsys_project.settings")
     return env
-
-
-def _create_database(host: str) -> None:
-    import psycopg
-
-    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 def migrate_and_empty(env: dict[str, str]) -> None:

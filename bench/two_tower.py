@@ -8,7 +8,7 @@ Cost: `train_model` (train + gate + publish) in a child process: wall time and p
 tower per request (the query, and the numpy tower alone) and end-to-end `recommendations_for_user`
 latency with the version active and with content vectors (after a rollback).
 
-Setup once (see README "Two-tower model"):
+Setup once (see docs/two-tower.md):
   createdb recsys_bench_twotower; DATABASE_URL=... manage.py migrate; import_online_retail; embed_items
 
   .venv/bin/python bench/two_tower.py --seeds 0 1 2 --jobs 2      # quality (+ cost unless --no-cost)

@@ -87,7 +87,7 @@ class Item(models.Model):
             # real ones (bench/hnsw.py), but on the 100k clustered serving catalog users whose vector lies
             # between categories got recall@100 ~0 (worst 5%: 0.000; mean 0.89): the search stays in the
             # wrong cluster, at any ef_search. m=32, ef_construction=128: mean 0.94-0.95, worst 5% 0.26-0.74
-            # over two builds, ~1.8x the build time, +3% size (bench/hnsw_params.py; README "Serving").
+            # over two builds, ~1.8x the build time, +3% size (bench/hnsw_params.py; docs/benchmarks.md, "Serving").
             HnswIndex(
                 name="item_embedding_hnsw",
                 fields=["embedding"],

@@ -164,7 +164,7 @@ def events_relink(*, batch_size: int = RELINK_BATCH_SIZE, max_batches: int = REL
 
 @transaction.atomic
 def user_erase(*, user_id: str) -> dict[str, int]:
-    """Erase a user (README "Privacy"): their events, profile and vector; every session they used (the
+    """Erase a user (docs/security.md, "Privacy"): their events, profile and vector; every session they used (the
     session ids of their events, and those other apps report through `user_sessions`) with the anonymous
     events of those sessions; and whatever other apps hold for the user or the sessions (through
     `user_erasure`). One transaction. Another user's events in a shared session id stay theirs."""

@@ -38,8 +38,8 @@ WINDOWED_KINDS = ("bought", "viewed")
 BOUGHT_EVENT_TYPES = frozenset({"add_to_cart", "purchase"})
 
 # Chosen on the leave-one-out validation item of Online Retail (bench/covisitation.py; the figures are in
-# the README, "Bought together"): 7 days and a 1-day half-life. Re-checked on both protocols' validation
-# targets with the table read as served (`--sweep-windows`, README "Sources and ranker"): longer windows
+# docs/bought-together.md): 7 days and a 1-day half-life. Re-checked on both protocols' validation
+# targets with the table read as served (`--sweep-windows`, docs/benchmarks.md, "Sources and ranker"): longer windows
 # with summed weights lose clearly (90 d / 30 d 0.0117 / 0.0406 NDCG@10 leave-one-out / temporal, a year
 # without decay 0.0077 / 0.0254, against 0.0161 / 0.0452 here: a wholesaler's repeat orders dominate); 14 d
 # with a 3-day half-life did a little better alone (0.0180 / 0.0462), but through the whole served path

@@ -259,7 +259,7 @@ CELERY_TIMEZONE = "UTC"
 # --- Domain settings (tunables with sane defaults; per-surface weights live in the database)
 EMBEDDING_DIM = 384
 RECSYS_EMBEDDING_MODEL = os.environ.get("RECSYS_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
-# --- Embeddings (catalog/embedding.py; README "Embeddings")
+# --- Embeddings (catalog/embedding.py; docs/embeddings.md)
 RECSYS_EMBEDDING_BACKEND = os.environ.get("RECSYS_EMBEDDING_BACKEND", "sentence-transformers")  # or "openai"
 RECSYS_EMBEDDING_API_URL = os.environ.get("RECSYS_EMBEDDING_API_URL", "")  # e.g. https://api.openai.com/v1
 RECSYS_EMBEDDING_API_KEY = os.environ.get("RECSYS_EMBEDDING_API_KEY", "")
@@ -315,7 +315,7 @@ RECSYS_EVENT_RETENTION_DAYS = int(os.environ.get("RECSYS_EVENT_RETENTION_DAYS", 
 # Events stamped further ahead than this are rejected as clock errors.
 RECSYS_MAX_FUTURE_SKEW_SECONDS = 15 * 60
 
-# Every handler redacts user ids from the request paths it logs (README "Privacy"). Django's own "django"
+# Every handler redacts user ids from the request paths it logs (docs/security.md, "Privacy"). Django's own "django"
 # and "django.server" (runserver's access lines) loggers lose their default handlers, which would not.
 LOGGING = {
     "version": 1,

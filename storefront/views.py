@@ -1,6 +1,6 @@
 """The reference storefront: a small demo shop at `/` that shows how a shop integrates recommendations.
 
-How the browser is authenticated (README "Reference storefront"): it never holds an API key. Pages are
+How the browser is authenticated (docs/storefront.md): it never holds an API key. Pages are
 rendered by Django; the JS client (`static/recsys.js`) talks only to two same-origin endpoints below,
 which identify the visitor by their Django session (a random visitor id kept in the session), are
 CSRF-protected, and call the serving scenarios and event ingestion in-process. A shop on another stack

@@ -1,6 +1,6 @@
 """The default re-ranking profile keeps the ranker's accuracy (issue 13): chosen from the re-ranking ablation
 (`evaluate --ablation`, bench/rerank_ablation.py) on validation slices of the demo shop and Online Retail,
-where the old weights cost up to a few percent of the ranker's raw NDCG@10 (README "Re-ranking ablation").
+where the old weights cost up to a few percent of the ranker's raw NDCG@10 (docs/benchmarks.md, "Re-ranking ablation").
 
 Changes the `default` profile's popularity penalty and MMR lambda, only where it still holds the old
 defaults: a value a merchandiser chose is kept. A changed row gets a new `version` (logged with each answer).

@@ -44,7 +44,7 @@ class TrainConfig:
     dim: int = 64
     # The content embedding goes through a hidden layer of this width (0: one linear projection). The
     # settings below were chosen on the training-side validation slice of Online Retail (never on the test
-    # splits); the README's "Two-tower model" lists what was tried.
+    # splits); docs/two-tower.md and docs/benchmarks.md ("Two-tower") list what was tried.
     hidden: int = 256
     max_len: int = 30  # recent items the user tower reads
     # Large batches: more in-batch negatives per step, and the item tower runs once per distinct item of the

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.analytics.factories import EventFactory, ItemFactory, served_list
+from tests.factories import EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +45,10 @@ def test_admin_index_shows_the_feedback_loop_charts_with_vendored_scripts(staff_
 
 
 def test_admin_chart_data_counts_served_lists_per_day(staff_client):
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     served_list([item], created_at=timezone.now())
     served_list([item], created_at=timezone.now())
-    EventFactory(item=item, timestamp=timezone.now())
+    EventFactory(session_id="s1", item=item, timestamp=timezone.now())
     since, until = (timezone.now() - timedelta(days=2)).date(), (timezone.now() + timedelta(days=1)).date()
     response = staff_client.get(
         f"/admin_tools_stats/chart_data/recsys_served_lists/?time_scale=days&time_since={since}&time_until={until}"
@@ -74,10 +74,10 @@ def _series(staff_client, key, since, until):
 
 
 def test_events_chart_counts_each_event_on_the_day_it_happened(staff_client):
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     today = timezone.now()
     for days_ago in (10, 10, 10, 3):  # imported history: all received today
-        EventFactory(item=item, timestamp=today - timedelta(days=days_ago))
+        EventFactory(session_id="s1", item=item, timestamp=today - timedelta(days=days_ago))
     since, until = (today - timedelta(days=14)).date(), (today + timedelta(days=1)).date()
     counts = [point["y"] for point in _series(staff_client, "recsys_events", since, until)]
     assert sum(counts) == 4 and sorted(c for c in counts if c) == [1, 3]
@@ -85,7 +85,7 @@ def test_events_chart_counts_each_event_on_the_day_it_happened(staff_client):
 
 
 def test_admin_chart_data_is_not_given_to_anonymous_visitors(client):
-    served_list([ItemFactory()], created_at=timezone.now())
+    served_list([ItemFactory(category_path=[], embedding=None, published_at=None)], created_at=timezone.now())
     response = client.get(
         "/admin_tools_stats/chart_data/recsys_served_lists/?time_scale=days&time_since=2026-01-01"
     )

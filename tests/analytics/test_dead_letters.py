@@ -13,7 +13,7 @@ from analytics.attribution import events_attribute_recent
 from analytics.models import Attribution, AttributionCursor, DailyMetric, DeadLetter
 from analytics.rollups import daily_metrics_rollup
 from interactions.models import Event
-from tests.analytics.factories import T0, EventFactory, ItemFactory, served_list
+from tests.factories import T0, EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
@@ -25,14 +25,28 @@ POISON = {"value": Decimal("9999999999.9999"), "quantity": 2_000_000_000}
 @pytest.fixture
 def traffic_with_one_poison_purchase():
     """Six items shown in one list, each clicked and then bought (3 x 2.00); the 4th purchase is poison."""
-    items = [ItemFactory() for _ in range(6)]
+    items = [ItemFactory(category_path=[], embedding=None, published_at=None) for _ in range(6)]
     served = served_list(items, surface="home", scenario="user", created_at=T0)
     clicks, purchases = [], []
     for n, item in enumerate(items):
-        clicks.append(EventFactory(item=item, event_type="click", recommendation_id=served.recommendation_id))
+        clicks.append(
+            EventFactory(
+                session_id="s1",
+                timestamp=T0,
+                item=item,
+                event_type="click",
+                recommendation_id=served.recommendation_id,
+            )
+        )
         amounts = POISON if n == 3 else {"value": Decimal("2"), "quantity": 3}
         purchases.append(
-            EventFactory(item=item, event_type="purchase", timestamp=T0 + timedelta(hours=1), **amounts)
+            EventFactory(
+                session_id="s1",
+                item=item,
+                event_type="purchase",
+                timestamp=T0 + timedelta(hours=1),
+                **amounts,
+            )
         )
     return clicks, purchases, purchases[3]
 
@@ -67,9 +81,15 @@ def test_rollup_of_the_poison_day_is_still_computed(traffic_with_one_poison_purc
 
 def test_later_events_are_attributed_after_a_poison_one(traffic_with_one_poison_purchase):
     events_attribute_recent()
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     served = served_list([item], created_at=T0)
-    late_click = EventFactory(item=item, event_type="click", recommendation_id=served.recommendation_id)
+    late_click = EventFactory(
+        session_id="s1",
+        timestamp=T0,
+        item=item,
+        event_type="click",
+        recommendation_id=served.recommendation_id,
+    )
     assert events_attribute_recent() == {"clicks": 1, "conversions": 0}
     assert Attribution.objects.filter(event=late_click).exists()
 
@@ -114,7 +134,7 @@ def test_a_day_whose_rollup_fails_is_dead_lettered_and_the_other_day_still_rolls
         return real(start=start, end=end)
 
     monkeypatch.setattr(rollups, "window_metrics_compute", broken_for_yesterday)
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     served_list([item], surface="home")
     result = metrics_rollup_sweep_task.apply().get()
     assert result[str(today)] == 3
@@ -130,10 +150,16 @@ def test_a_row_pointing_at_an_event_deleted_meanwhile_fails_alone_not_at_commit(
     from analytics.attribution import clicks_attribute
     from analytics.deadletters import rows_each
 
-    item = ItemFactory()
+    item = ItemFactory(category_path=[], embedding=None, published_at=None)
     served = served_list([item], created_at=T0)
     gone, kept = (
-        EventFactory(item=item, event_type="click", recommendation_id=served.recommendation_id)
+        EventFactory(
+            session_id="s1",
+            timestamp=T0,
+            item=item,
+            event_type="click",
+            recommendation_id=served.recommendation_id,
+        )
         for _ in range(2)
     )
     Event.objects.filter(pk=gone.pk).delete()  # erased between the sweep's read and its insert

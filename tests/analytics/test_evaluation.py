@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from analytics import evaluation
 from analytics.models import EvaluationRun
-from tests.analytics.factories import T0, EventFactory, ItemFactory, unit
+from tests.factories import T0, EventFactory, ItemFactory, leading
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def shop():
     validation item). Users w1..w4 bought a and c only (two distinct items: training only). So from the
     training data: c co-occurs with a 4 times, d is the most popular item (bought by x1..x5)."""
     items = {
-        name: ItemFactory(external_id=name, embedding=unit(*vec))
+        name: ItemFactory(category_path=[], published_at=None, external_id=name, embedding=leading(*vec))
         for name, vec in {
             "a": (1, 0, 0),
             "b": (0, 1, 0),

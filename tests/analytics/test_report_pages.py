@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from analytics.models import EvaluationRun
 from analytics.rollups import daily_metrics_rollup
-from tests.analytics.factories import EventFactory, ItemFactory, served_list
+from tests.factories import EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
@@ -30,18 +30,26 @@ def staff_client(client, django_user_model):
 def traffic():
     # All of it on one UTC day, also when the test runs just after midnight (the rollup is per day).
     now = max(timezone.now(), timezone.now().replace(hour=1, minute=0, second=0, microsecond=0))
-    a = ItemFactory(category_path=["Home", "Lamps"])
-    b = ItemFactory(category_path=["Garden"])
-    ItemFactory()  # never shown
+    a = ItemFactory(embedding=None, published_at=None, category_path=["Home", "Lamps"])
+    b = ItemFactory(embedding=None, published_at=None, category_path=["Garden"])
+    ItemFactory(category_path=[], embedding=None, published_at=None)  # never shown
     home = served_list([a, b], surface="home", scenario="user", created_at=now - timedelta(minutes=30))
     served_list([b], surface="pdp", scenario="similar", created_at=now - timedelta(minutes=20))
     EventFactory(
+        session_id="s1",
         item=b,
         event_type="click",
         recommendation_id=home.recommendation_id,
         timestamp=now - timedelta(minutes=29),
     )
-    EventFactory(item=b, event_type="purchase", timestamp=now - timedelta(minutes=10), value=4, quantity=3)
+    EventFactory(
+        session_id="s1",
+        item=b,
+        event_type="purchase",
+        timestamp=now - timedelta(minutes=10),
+        value=4,
+        quantity=3,
+    )
     daily_metrics_rollup(day=now.date())
     return a, b
 

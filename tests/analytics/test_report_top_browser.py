@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from analytics.rollups import daily_metrics_rollup
-from tests.analytics.factories import EventFactory, ItemFactory, served_list
+from tests.factories import EventFactory, ItemFactory, served_list
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -43,12 +43,18 @@ def test_top_items_and_categories_page_draws_a_chart_per_table(
     live_server, transactional_db, browser, django_user_model
 ):
     now = timezone.now()
-    lamp = ItemFactory(external_id="lamp", category_path=["Home", "Lamps"])
-    rake = ItemFactory(external_id="rake", category_path=["Garden"])
+    lamp = ItemFactory(embedding=None, published_at=None, external_id="lamp", category_path=["Home", "Lamps"])
+    rake = ItemFactory(embedding=None, published_at=None, external_id="rake", category_path=["Garden"])
     home = served_list([lamp, rake], surface="home", scenario="user", created_at=now - timedelta(minutes=30))
     served_list([rake], surface="", scenario="trending", created_at=now - timedelta(minutes=20))
-    EventFactory(item=rake, event_type="click", recommendation_id=home.recommendation_id, timestamp=now)
-    EventFactory(item=rake, event_type="purchase", timestamp=now, value=4, quantity=1)
+    EventFactory(
+        session_id="s1",
+        item=rake,
+        event_type="click",
+        recommendation_id=home.recommendation_id,
+        timestamp=now,
+    )
+    EventFactory(session_id="s1", item=rake, event_type="purchase", timestamp=now, value=4, quantity=1)
     daily_metrics_rollup(day=now.date())
     django_user_model.objects.create_user("analyst", password="pw-analyst-1", is_staff=True)
 

@@ -10,13 +10,16 @@ from django.core.management import CommandError, call_command
 
 from analytics.models import DailyMetric
 from analytics.rollups import ALL
-from tests.analytics.factories import T0, ItemFactory, served_list
+from tests.factories import T0, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
 
 def test_backfill_rolls_up_every_day_of_the_range():
-    a, b = ItemFactory(), ItemFactory()
+    a, b = (
+        ItemFactory(category_path=[], embedding=None, published_at=None),
+        ItemFactory(category_path=[], embedding=None, published_at=None),
+    )
     for days, count in ((0, 2), (1, 1), (3, 4)):
         for n in range(count):
             served_list(
@@ -76,7 +79,7 @@ def test_a_day_that_fails_is_reported_and_the_command_fails(monkeypatch):
         return real(day=day)
 
     monkeypatch.setattr(rollups, "daily_metrics_rollup", rollup)
-    served_list([ItemFactory()], created_at=T0)
+    served_list([ItemFactory(category_path=[], embedding=None, published_at=None)], created_at=T0)
     with pytest.raises(CommandError, match=f"1 of 2 days failed .*{bad_day}"):
         call_command("rollup_metrics", "--since", str(T0.date()), "--until", str(bad_day), stdout=StringIO())
     assert DailyMetric.objects.filter(day=T0.date()).exists()  # the other day still rolled up

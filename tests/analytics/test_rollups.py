@@ -10,7 +10,7 @@ import pytest
 
 from analytics.models import DailyItemMetric, DailyMetric
 from analytics.rollups import ALL, daily_metrics_rollup, window_metrics_compute
-from tests.analytics.factories import T0, EventFactory, ItemFactory, served_list, unit
+from tests.factories import T0, EventFactory, ItemFactory, leading, served_list
 
 pytestmark = pytest.mark.django_db
 
@@ -19,28 +19,34 @@ pytestmark = pytest.mark.django_db
 def day_of_traffic():
     """4 active items (+1 inactive). Home/user served [a, b] twice; pdp/similar served [a, c] once.
     One click on b from the first home list, then a purchase of b (2 x 5.00)."""
-    a = ItemFactory(embedding=unit(1, 0))
-    b = ItemFactory(embedding=unit(0, 1))
-    c = ItemFactory(embedding=unit(1, 1))
-    ItemFactory()  # never shown
-    ItemFactory(is_active=False)
+    a = ItemFactory(category_path=[], published_at=None, embedding=leading(1, 0))
+    b = ItemFactory(category_path=[], published_at=None, embedding=leading(0, 1))
+    c = ItemFactory(category_path=[], published_at=None, embedding=leading(1, 1))
+    ItemFactory(category_path=[], embedding=None, published_at=None)  # never shown
+    ItemFactory(category_path=[], embedding=None, published_at=None, is_active=False)
     home1 = served_list([a, b], surface="home", scenario="user", created_at=T0)
     served_list([a, b], surface="home", scenario="user", created_at=T0 + timedelta(hours=1))
     served_list([a, c], surface="pdp", scenario="similar", created_at=T0 + timedelta(hours=2))
     served_list([a, b, c], surface="home", scenario="user", created_at=T0 + timedelta(days=1))  # next day
     EventFactory(
+        session_id="s1",
         item=b,
         event_type="click",
         recommendation_id=home1.recommendation_id,
         timestamp=T0 + timedelta(minutes=1),
     )
     EventFactory(
-        item=b, event_type="purchase", timestamp=T0 + timedelta(hours=3), value=Decimal("5"), quantity=2
+        session_id="s1",
+        item=b,
+        event_type="purchase",
+        timestamp=T0 + timedelta(hours=3),
+        value=Decimal("5"),
+        quantity=2,
     )
     # popularity for novelty: 4 users in all; a seen by 2 of them
-    EventFactory(item=a, user_id="u2", timestamp=T0 - timedelta(days=1))
-    EventFactory(item=c, user_id="u3", timestamp=T0 - timedelta(days=1))
-    EventFactory(item=b, user_id="u4", timestamp=T0 - timedelta(days=1))
+    EventFactory(session_id="s1", item=a, user_id="u2", timestamp=T0 - timedelta(days=1))
+    EventFactory(session_id="s1", item=c, user_id="u3", timestamp=T0 - timedelta(days=1))
+    EventFactory(session_id="s1", item=b, user_id="u4", timestamp=T0 - timedelta(days=1))
     return a, b, c
 
 

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.recommendations.factories import ItemFactory, topic
+from tests.factories import ItemFactory, topic
 from tests.security.hostile import hostile_list_options, hostile_text, query_string
 
 pytestmark = pytest.mark.django_db

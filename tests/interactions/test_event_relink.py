@@ -13,8 +13,8 @@ from interactions.models import Event, UserProfile
 from interactions.tasks import unlinked_events_sweep_task, user_vectors_apply_task
 from recsys_project.celery import app
 from recsys_project.schedule import BEAT_SCHEDULE
+from tests.factories import ItemFactory
 from tests.interactions.events import validated_event
-from tests.recommendations.factories import ItemFactory
 
 pytestmark = pytest.mark.django_db
 

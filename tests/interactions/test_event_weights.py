@@ -15,7 +15,7 @@ from interactions.user_vectors import UserSums
 from recommendations import covisitation, selectors
 from recommendations.models import ItemPopularity
 from recommendations.services import item_popularity_refresh
-from tests.recommendations.factories import EventFactory, ItemFactory
+from tests.factories import EventFactory, ItemFactory
 
 # Distinct primes: no two types share a weight, and none is a default (0 or 1).
 TABLE = {

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.recommendations.factories import EventFactory, ItemFactory, UserProfileFactory, topic
+from tests.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
 BASELINE = json.loads((Path(__file__).parent / "query_counts.json").read_text())

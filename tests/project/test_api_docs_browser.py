@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recommendations.factories import ItemFactory
+from tests.factories import ItemFactory
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"

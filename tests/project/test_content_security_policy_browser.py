@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.analytics.factories import ItemFactory, unit
+from tests.factories import ItemFactory, leading
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -75,7 +75,13 @@ def test_no_page_reports_a_csp_violation(live_server, transactional_db, browser,
 
     importlib.import_module("analytics.migrations.0002_admin_index_charts").charts_create(apps, None)
     items = [
-        ItemFactory(title=f"Ceramic mug no. {n}", embedding=unit(0.5, *([0.0] * n), 1.0), price=8 + n)
+        ItemFactory(
+            category_path=[],
+            published_at=None,
+            title=f"Ceramic mug no. {n}",
+            embedding=leading(0.5, *([0.0] * n), 1.0),
+            price=8 + n,
+        )
         for n in range(6)
     ]
     django_user_model.objects.create_superuser("boss", "b@example.com", "pw-boss-1")

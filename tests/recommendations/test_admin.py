@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from catalog.models import Promotion
 from recommendations.models import AuditEntry, RerankProfile, ServedList
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, blend, topic
+from tests.factories import ItemFactory, UserProfileFactory, blend, topic
 
 pytestmark = pytest.mark.django_db
 
@@ -215,7 +215,7 @@ def test_preview_says_why_a_live_promotion_did_not_apply(staff, shop):
 
 def test_preview_offers_recent_users_and_sessions(staff, shop):
     from catalog.models import Item
-    from tests.recommendations.factories import EventFactory
+    from tests.factories import EventFactory
 
     EventFactory(user_id="u1", session_id="s-u1", item=Item.objects.get(external_id="shoe-1"))
     EventFactory(user_id=None, session_id="anon-7", item=Item.objects.get(external_id="shoe-2"))

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import Promotion
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, blend, topic
+from tests.factories import ItemFactory, UserProfileFactory, blend, topic
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -131,7 +131,7 @@ def test_merchandiser_picks_an_item_by_its_external_id_and_is_warned_it_is_out_o
 def test_preview_says_why_a_promotion_did_not_apply(
     live_server, transactional_db, browser, django_user_model
 ):
-    from tests.recommendations.factories import EventFactory
+    from tests.factories import EventFactory
 
     UserProfileFactory(external_id="u1", embedding=topic(1))
     shoes = [

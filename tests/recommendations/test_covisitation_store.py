@@ -16,7 +16,7 @@ from interactions.models import Event
 from recommendations import covisitation as cv
 from recommendations.models import CovisitationDelta, CovisitationPair
 from recommendations.retrieval.base import HardFilters
-from tests.recommendations.factories import EventFactory, ItemFactory
+from tests.factories import EventFactory, ItemFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import Promotion
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, blend, topic
+from tests.factories import ItemFactory, UserProfileFactory, blend, topic
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations/users/u1"

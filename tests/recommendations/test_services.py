@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from recommendations.models import AuditEntry, ItemPopularity, RerankProfile
 from recommendations.services import POPULARITY_LOCK_ID, audit_record, item_popularity_refresh
-from tests.recommendations.factories import EventFactory, ItemFactory
+from tests.factories import EventFactory, ItemFactory
 
 pytestmark = pytest.mark.django_db
 

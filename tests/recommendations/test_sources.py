@@ -9,7 +9,7 @@ from analytics import evaluation
 from recommendations import sources
 from recommendations.ranker.training import covisitation_neighbours_for
 from recommendations.retrieval.base import HardFilters
-from tests.recommendations.factories import EventFactory, ItemFactory, blend, topic
+from tests.factories import EventFactory, ItemFactory, blend, topic
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from catalog.models import Item
 from interactions.models import UserProfile
 from interactions.user_vectors import user_vectors_apply_all, user_vectors_rebuild
 from recommendations.retrieval.pgvector_backend import EF_SEARCH, MAX_SCAN_TUPLES
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, topic
+from tests.factories import ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ Checks: no 5xx, status codes, content types and bodies as the schema documents t
 accepted (ST202; but for the rules no JSON Schema can state, INEXPRESSIBLE), and every 4xx in the one error
 shape ({"error", "detail", "fields"?}). The storefront's same-origin endpoints are fuzzed from their own
 schema (storefront/openapi.py) with a visitor's session cookie and CSRF token. Examples per operation: RECSYS_FUZZ_EXAMPLES (CI: 20;
-the README figure was run with 100). The number of cases tried is printed at the end of the session."""
+the figure in docs/reliability.md was run with 100). The number of cases tried is printed at the end of the session."""
 
 from __future__ import annotations
 

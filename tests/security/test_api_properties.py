@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from catalog.models import Item
 from interactions.models import Event
-from tests.recommendations.factories import ItemFactory, topic
+from tests.factories import ItemFactory, topic
 from tests.security.hostile import (
     hostile_events,
     hostile_items,

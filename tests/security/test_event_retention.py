@@ -21,8 +21,7 @@ from analytics.tasks import events_retention_sweep_task
 from interactions.models import Event, UserProfile
 from interactions.user_vectors import user_vectors_apply
 from recommendations.models import ServedList
-from tests.analytics.factories import served_list
-from tests.recommendations.factories import EventFactory, ItemFactory
+from tests.factories import EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 

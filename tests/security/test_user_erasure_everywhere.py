@@ -19,7 +19,7 @@ from analytics.attribution import events_attribute_recent
 from analytics.models import Attribution
 from interactions.models import Event, UserProfile
 from interactions.user_vectors import user_vectors_apply
-from tests.recommendations.factories import ItemFactory, topic
+from tests.factories import ItemFactory, topic
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ Mapping: CustomerID -> user_id, InvoiceNo -> session_id, StockCode -> item id, D
 each row -> a `purchase` event with `quantity` and `value` = UnitPrice. event_id is
 `uci-<InvoiceNo>-<line>`, so re-running the same file stores nothing twice.
 
-Deliberate choices (README "Importing real data"):
+Deliberate choices (docs/importing.md):
 - Cancellations (InvoiceNo "C...") and rows with Quantity <= 0 are returns and stock corrections, not
   purchases: skipped and counted.
 - Rows without CustomerID are guest checkouts: kept with the invoice as session_id and no user_id, so they

@@ -9,7 +9,7 @@ import pytest
 
 from recommendations.covisitation import covisitation_fold
 from recommendations.models import ServedList
-from tests.recommendations.factories import EventFactory, ItemFactory, topic
+from tests.factories import EventFactory, ItemFactory, topic
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from recommendations.models import ServedList
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, topic
+from tests.factories import ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations/users/u1"

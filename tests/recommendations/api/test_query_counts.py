@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from recommendations import selectors
 from recommendations.covisitation import covisitation_fold
-from tests.recommendations.factories import EventFactory, ItemFactory, UserProfileFactory, topic
+from tests.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
 BASELINE = json.loads((Path(__file__).parent / "query_counts.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from recommendations.services import item_popularity_refresh
-from tests.recommendations.factories import EventFactory, ItemFactory, topic
+from tests.factories import EventFactory, ItemFactory, topic
 
 pytestmark = pytest.mark.django_db
 

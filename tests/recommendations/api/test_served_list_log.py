@@ -8,7 +8,7 @@ import pytest
 
 from catalog.embedding import current_model_name
 from recommendations.models import RerankProfile, ServedList
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, topic
+from tests.factories import ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
 

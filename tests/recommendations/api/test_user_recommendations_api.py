@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from recommendations.models import RerankProfile
 from recommendations.services import item_popularity_refresh
-from tests.recommendations.factories import EventFactory, ItemFactory, UserProfileFactory, blend, topic
+from tests.factories import EventFactory, ItemFactory, UserProfileFactory, blend, topic
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations/users/{}"

@@ -15,7 +15,7 @@ from catalog.models import Item
 from recommendations import retrieval
 from recommendations.retrieval import HardFilters, get_backend
 from recommendations.retrieval import pgvector_backend as pgv
-from tests.recommendations.factories import ItemFactory, blend, topic
+from tests.factories import ItemFactory, blend, topic
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.test import Client
 
 from interactions.models import Event
 from recommendations.models import ServedList
-from tests.analytics.factories import ItemFactory, unit
+from tests.factories import ItemFactory, leading
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,12 @@ pytestmark = pytest.mark.django_db
 def items():
     # a shared component plus one axis each: related, but not near-duplicates (serving collapses those)
     return [
-        ItemFactory(title=f"Lamp {n}", embedding=unit(0.5, *([0.0] * n), 1.0), category_path=["Home"])
+        ItemFactory(
+            published_at=None,
+            title=f"Lamp {n}",
+            embedding=leading(0.5, *([0.0] * n), 1.0),
+            category_path=["Home"],
+        )
         for n in range(5)
     ]
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from analytics.rollups import daily_metrics_rollup
 from interactions.models import Event
-from tests.analytics.factories import ItemFactory, unit
+from tests.factories import ItemFactory, leading
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -67,7 +67,13 @@ def test_home_recommendations_click_is_stored_and_ctr_chart_renders(
     OUTPUT.mkdir(exist_ok=True)
     for n in range(12):
         # a shared component plus one axis each: related items that are not near-duplicates
-        ItemFactory(title=f"Ceramic mug no. {n}", embedding=unit(0.5, *([0.0] * n), 1.0), price=8 + n)
+        ItemFactory(
+            category_path=[],
+            published_at=None,
+            title=f"Ceramic mug no. {n}",
+            embedding=leading(0.5, *([0.0] * n), 1.0),
+            price=8 + n,
+        )
     django_user_model.objects.create_user("analyst", password="pw-analyst-1", is_staff=True)
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from interactions.models import Event
-from tests.analytics.factories import ItemFactory, unit
+from tests.factories import ItemFactory, leading
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def items():
     return [
-        ItemFactory(title=f"Lamp {n}", embedding=unit(0.5, *([0.0] * n), 1.0), category_path=["Home"])
+        ItemFactory(
+            published_at=None,
+            title=f"Lamp {n}",
+            embedding=leading(0.5, *([0.0] * n), 1.0),
+            category_path=["Home"],
+        )
         for n in range(5)
     ]
 

@@ -1,0 +1,88 @@
+"""The benchmarks' one harness: the bench databases (where they live, how they are created), percentiles,
+and the printing of results with the machine's load average, without which a figure taken on a shared
+machine says little.
+
+Benchmarks are modules of the `bench` package: run them from the repository root with
+`.venv/bin/python -m bench.<name>` (no script patches `sys.path`)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """`RECSYS_DATA_DIR` (default `./var`), as the settings read it."""
+    return Path(os.environ.get("RECSYS_DATA_DIR", str(REPO / "var"))).expanduser().resolve()
+
+
+def embedded_pg_host() -> Path:
+    """The embedded PostgreSQL's unix-socket directory."""
+    return data_dir() / "pg"
+
+
+def database_url(name: str, *, host: Path | None = None) -> str:
+    """The URL of the bench database `name` on the embedded server (never the dev database)."""
+    return f"postgresql://postgres@{quote(str(host or embedded_pg_host()), safe='')}/{name}"
+
+
+def create_database(name: str, *, host: Path | None = None) -> str:
+    """Create the bench database `name` on the embedded server if it is missing, and return its URL. The
+    embedded PostgreSQL must be running (any manage.py command or the test suite starts it)."""
+    import psycopg
+
+    host = host or embedded_pg_host()
+    with psycopg.connect(host=str(host), user="postgres", dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return database_url(name, host=host)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between the closest ranks (numpy's default);
+    NaN when there are no values."""
+    if len(values) == 0:
+        return math.nan
+    ordered = sorted(float(v) for v in values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def load_average() -> float:
+    """The 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+class Results:
+    """A "measure | value" table, printed in Markdown with the 1-minute load average when the table was
+    started (before the measured work) and when it is printed."""
+
+    def __init__(self, heading: str = "measure") -> None:
+        self.heading = heading
+        self.rows: list[tuple[str, str]] = []
+        self.load_at_start = load_average()
+
+    def add(self, measure: str, value: object) -> None:
+        self.rows.append((measure, str(value)))
+
+    def print(self) -> None:
+        print()
+        print(f"| {self.heading} | value |")
+        print("|---|---|")
+        for measure, value in self.rows:
+            print(f"| {measure} | {value} |")
+        print(
+            f"| 1-min load average before / after ({cores()} cores, shared) | "
+            f"{self.load_at_start:.1f} / {load_average():.1f} |"
+        )
