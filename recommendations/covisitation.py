@@ -256,11 +256,12 @@ FOLD_BATCH_SIZE = 1000
 # 0.0462 / 0.0521 / 0.0540 (temporal), for 4.5x the rows (0.75 M -> 3.4 M on Online Retail's 3,911 items).
 # Kept at 200 until the read's latency at 1,000 is measured.
 KEEP_NEIGHBOURS = 200
-# "shoppers" rows are summed whole for the newest visit (`last_visit`), and there compaction costs most:
-# validation NDCG@10 at 200 / 500 / 1,000 / every neighbour 0.0231 / 0.0250 / 0.0260 / 0.0261
+# "shoppers" rows are summed whole for the newest visit (`last_visit`), and there compaction costs: its
+# validation NDCG@10 at 200 / 500 / 1,000 / every neighbour kept is 0.0231 / 0.0250 / 0.0260 / 0.0261
 # (leave-one-out) and 0.0593 / 0.0621 / 0.0651 / 0.0655 (temporal; bench/covisitation.py --sweep-windows
-# 7:1 --keep 200 500 1000 100000).
-KEEP_NEIGHBOURS_BY_KIND = {"shoppers": 1000}
+# 7:1 --keep 200 500 1000 100000). But the summed read grows with the rows: on Online Retail (visits of
+# 15 items median, load average 11) 60-74 ms median at 200 per item, 160-181 ms at 1,000. It stays at 200
+# until that read is cheaper (or served from the pre-computed candidates).
 MIN_WEIGHT = 1e-3
 
 _PAIR = "recommendations_covisitationpair"
@@ -484,20 +485,14 @@ WITH ranked AS (
 )
 DELETE FROM {_PAIR} p USING ranked r
 WHERE p.kind = r.kind AND p.item_a = r.item_a AND p.item_b = r.item_b
-  AND (r.rank > CASE WHEN r.kind = 'shoppers' THEN %(keep_shoppers)s ELSE %(keep)s END
-       OR r.weight < %(min_weight)s)
+  AND (r.rank > %(keep)s OR r.weight < %(min_weight)s)
 """
 
 
 def _prune(cur, *, anchors: list[tuple[str, int]] | None) -> int:
-    """Keep each anchor's best neighbours (KEEP_NEIGHBOURS, or its kind's KEEP_NEIGHBOURS_BY_KIND), drop
-    weights under MIN_WEIGHT (the popularity rows stay). `anchors` None: every anchor."""
-    params: dict = {
-        "ne": NEIGHBOUR_EXPONENT,
-        "keep": KEEP_NEIGHBOURS,
-        "keep_shoppers": KEEP_NEIGHBOURS_BY_KIND.get("shoppers", KEEP_NEIGHBOURS),
-        "min_weight": MIN_WEIGHT,
-    }
+    """Keep each anchor's KEEP_NEIGHBOURS best neighbours, drop weights under MIN_WEIGHT (the popularity
+    rows stay). `anchors` None: every anchor."""
+    params: dict = {"ne": NEIGHBOUR_EXPONENT, "keep": KEEP_NEIGHBOURS, "min_weight": MIN_WEIGHT}
     where = ""
     if anchors is not None:
         if not anchors:
@@ -535,13 +530,12 @@ def covisitation_compact() -> CompactResult:
     return CompactResult(merged=merged, pruned=pruned)
 
 
-def covisitation_pruned(raw: sparse.csr_matrix, *, kind: str) -> sparse.coo_matrix:
+def covisitation_pruned(raw: sparse.csr_matrix) -> sparse.coo_matrix:
     """A raw matrix as compaction leaves it: each row's best neighbours by normalised score (ties by the
-    smaller index, as `_PRUNE_SQL` orders them; KEEP_NEIGHBOURS or the kind's own number), weights under
+    smaller index, as `_PRUNE_SQL` orders them; KEEP_NEIGHBOURS per row), weights under
     MIN_WEIGHT dropped, the popularity diagonal kept. Pruning before writing spares a rebuild the rows
     it would delete (tens of millions on a big history)."""
     m = raw.tocoo()
-    keep_n = KEEP_NEIGHBOURS_BY_KIND.get(kind, KEEP_NEIGHBOURS)
     pop = np.maximum(covisitation_popularity(raw.tocsr()), 1e-12)
     diag = (m.row == m.col) & (m.data > 0)
     off = (m.row != m.col) & (m.data >= MIN_WEIGHT)
@@ -550,7 +544,7 @@ def covisitation_pruned(raw: sparse.csr_matrix, *, kind: str) -> sparse.coo_matr
     order = np.lexsort((c, -score, r))
     r_sorted = r[order]
     first = np.searchsorted(r_sorted, r_sorted, side="left")
-    kept = order[(np.arange(len(order)) - first) < keep_n]
+    kept = order[(np.arange(len(order)) - first) < KEEP_NEIGHBOURS]
     rows = np.concatenate([m.row[diag], r[kept]])
     cols = np.concatenate([m.col[diag], c[kept]])
     vals = np.concatenate([m.data[diag], w[kept]])
@@ -570,7 +564,7 @@ def covisitation_replace(*, matrices: dict[str, sparse.csr_matrix], item_pks: np
         written = 0
         with cur.copy(f"COPY {_PAIR} (kind, item_a, item_b, weight) FROM STDIN") as copy:
             for kind, raw in matrices.items():
-                m = covisitation_pruned(raw, kind=kind)
+                m = covisitation_pruned(raw)
                 for a, b, w in zip(
                     item_pks[m.row].tolist(), item_pks[m.col].tolist(), m.data.tolist(), strict=True
                 ):

@@ -131,7 +131,6 @@ def test_compaction_merges_deltas_without_changing_the_sums():
 
 def test_compaction_prunes_an_item_to_its_best_neighbours(monkeypatch):
     monkeypatch.setattr(cv, "KEEP_NEIGHBOURS", 2)
-    monkeypatch.setattr(cv, "KEEP_NEIGHBOURS_BY_KIND", {"shoppers": 3})
     anchor, *others = [ItemFactory() for _ in range(5)]
     evs = []
     for n, other in enumerate(others):
@@ -149,19 +148,18 @@ def test_compaction_prunes_an_item_to_its_best_neighbours(monkeypatch):
     )
     assert kept == {others[2].pk, others[3].pk}
     assert CovisitationPair.objects.filter(kind="bought", item_a=anchor.pk, item_b=anchor.pk).exists()
-    # "shoppers" keeps its own number: n + 1 shoppers over sqrt(n + 1) ranks the later items first
+    # "shoppers": n + 1 shoppers over sqrt(n + 1) ranks the later items first too
     kept_shoppers = set(
         CovisitationPair.objects.filter(kind="shoppers", item_a=anchor.pk)
         .exclude(item_b=anchor.pk)
         .values_list("item_b", flat=True)
     )
-    assert kept_shoppers == {others[1].pk, others[2].pk, others[3].pk}
+    assert kept_shoppers == {others[2].pk, others[3].pk}
 
 
 def test_rebuild_prunes_exactly_as_fold_and_compaction_do(monkeypatch):
     """The rebuild prunes in numpy before writing; the fold's compaction prunes in SQL: same table."""
     monkeypatch.setattr(cv, "KEEP_NEIGHBOURS", 2)
-    monkeypatch.setattr(cv, "KEEP_NEIGHBOURS_BY_KIND", {"shoppers": 3})
     items = [ItemFactory() for _ in range(6)]
     evs = []
     for u in range(12):
@@ -175,7 +173,7 @@ def test_rebuild_prunes_exactly_as_fold_and_compaction_do(monkeypatch):
     cv.covisitation_fold(event_pks=[e.pk for e in evs])
     cv.covisitation_compact()
     folded = stored()
-    assert any(len([k for k in folded["shoppers"] if k[0] == items[0].pk]) == 4 for _ in [0])  # 3 + itself
+    assert len([k for k in folded["shoppers"] if k[0] == items[0].pk]) == 3  # 2 neighbours + itself
     cv.covisitation_rebuild()
     assert_same(stored(), folded)
 
