@@ -256,6 +256,11 @@ def served_row_log(*, row: dict[str, Any]) -> None:
         served_row_write_now(row=row)
 
 
+def served_log_flush_now() -> int:
+    """Writes this process's buffered rows now, from the calling thread (and its transaction)."""
+    return _buffer.flush() if _buffer is not None else 0
+
+
 def served_log_wait(*, timeout: float = 10.0) -> bool:
     """Flushes now from the calling thread (a test, a bench). True when the buffer is empty."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from interactions.selectors import event_weights
 from recommendations.models import AuditEntry, ServedList
-from recommendations.served_log import served_row_log
+from recommendations.served_log import served_log_flush_now, served_row_log
 
 if TYPE_CHECKING:
     from recommendations.scenarios import Answer
@@ -62,7 +62,11 @@ def served_list_log(
 
 def served_lists_erase(*, user_id: str, session_ids: Collection[str] = ()) -> dict[str, int]:
     """Deletes the lists served to a user, and the anonymous lists of their sessions (part of erasing the
-    user). Lists served to another user in the same session stay."""
+    user). Lists served to another user in the same session stay.
+
+    This process's buffered lists are written first, so that they are erased too; lists still buffered in
+    other serving processes land up to RECSYS_SERVED_LOG_FLUSH_SECONDS later (docs/serving-speed.md)."""
+    served_log_flush_now()
     lists = ServedList.objects.filter(
         Q(user_id=user_id) | Q(user_id="", session_id__in=set(session_ids) - {""})
     )

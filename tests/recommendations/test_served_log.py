@@ -143,3 +143,13 @@ def test_rows_survive_a_broken_connection_and_are_written_by_the_retry(buffer):
     connection.close()
     assert buffer.flush() == 3
     assert _logged() == {str(r["recommendation_id"]) for r in rows}
+
+
+def test_erasing_a_user_erases_their_lists_still_in_this_process_buffer(api, catalog, buffer):
+    served = _serve(api, 2)
+    response = api.get("/api/v1/recommendations/users/u-erased")  # cold start: served all the same
+    assert response.status_code == 200
+    assert buffer.pending() == 3
+    assert api.delete("/api/v1/users/u-erased").status_code == 200
+    served_log.served_log_flush()
+    assert _logged() == set(served)  # the anonymous trending lists stay, the user's is gone
