@@ -26,7 +26,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -260,15 +259,3 @@ def served_log_flush_now() -> int:
     """Writes this process's buffered rows now, from the calling thread (and its transaction)."""
     return _buffer.flush() if _buffer is not None else 0
 
-
-def served_log_wait(*, timeout: float = 10.0) -> bool:
-    """Flushes now from the calling thread (a test, a bench). True when the buffer is empty."""
-    deadline = time.monotonic() + timeout
-    while _buffer is not None and time.monotonic() < deadline:
-        try:
-            _buffer.flush()
-        except Exception:  # noqa: BLE001 - retried until the deadline
-            time.sleep(0.1)
-        if not _buffer.pending():
-            return True
-    return _buffer is None or not _buffer.pending()
