@@ -258,4 +258,3 @@ def served_row_log(*, row: dict[str, Any]) -> None:
 def served_log_flush_now() -> int:
     """Writes this process's buffered rows now, from the calling thread (and its transaction)."""
     return _buffer.flush() if _buffer is not None else 0
-
