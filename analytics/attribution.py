@@ -3,7 +3,10 @@
 - A click or add-to-cart carrying a `recommendation_id` is credited to that served list, with the list's
   surface and scenario and the position of the item (the event's own `position` when it sent one,
   otherwise the item's 1-based place in the list). An id that no served list has is still recorded, with
-  `list_known=False`: the event itself is stored by ingestion either way.
+  `list_known=False`: the event itself is stored by ingestion either way. But serving writes its lists
+  off the request path, a little late (recommendations/served_log.py): a click whose list is not there
+  yet is held, not flagged, until RECSYS_SERVED_LOG_GRACE_SECONDS after the event was received, and the
+  sweep's cursor stays behind the first held click so that the next sweep attributes it.
 - A purchase of the same item by the same user, or in the same session, within the attribution window
   after an attributed click or add-to-cart is a conversion of that list; revenue = value x quantity
   (quantity 1 when absent).
@@ -23,6 +26,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from analytics.deadletters import (
     dead_letter_keys_pending,
@@ -53,13 +57,23 @@ def attribution_window() -> timedelta:
     return timedelta(hours=float(getattr(settings, "RECSYS_ATTRIBUTION_WINDOW_HOURS", 24)))
 
 
-def clicks_attribute(*, events: list[Event]) -> int:
+def served_log_grace() -> timedelta:
+    """How long a click waits for its served list to be logged before the list is called unknown."""
+    return timedelta(seconds=float(getattr(settings, "RECSYS_SERVED_LOG_GRACE_SECONDS", 0)))
+
+
+def clicks_attribute(*, events: list[Event], now: datetime | None = None) -> int:
     """Credit clicks/add-to-carts that carry a recommendation_id to their served lists. Returns the
-    number of new attribution rows (0 for events attributed before)."""
+    number of new attribution rows (0 for events attributed before). A click whose list is not logged
+    and that was received less than the grace period before `now` is held: not attributed yet."""
     events = [e for e in events if e.recommendation_id and e.event_type in _CLICK_TYPES]
     if not events:
         return 0
     lists = served_lists_by_id(recommendation_ids=[e.recommendation_id for e in events])
+    cutoff = (now or timezone.now()) - served_log_grace()
+    events = [e for e in events if e.recommendation_id in lists or e.received_at <= cutoff]
+    if not events:
+        return 0
     rows = []
     for event in events:
         served = lists.get(event.recommendation_id)
@@ -148,11 +162,12 @@ def _attribute(
     pk_range: tuple[int, int] | None = None,
     between: tuple[datetime, datetime] | None = None,
     skip: set[int],
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Clicks first, so purchases in the same scope can convert them."""
     clicks = list(_clicks(_scope(pk_range=pk_range, between=between)).exclude(pk__in=skip).order_by("pk"))
     return {
-        "clicks": clicks_attribute(events=clicks),
+        "clicks": clicks_attribute(events=clicks, now=now),
         "conversions": conversions_attribute(pk_range=pk_range, between=between, exclude=skip),
     }
 
@@ -163,7 +178,10 @@ def event_attribute(*, pk: int) -> dict[str, int]:
 
 
 def _attribute_batch(
-    *, pk_range: tuple[int, int] | None = None, between: tuple[datetime, datetime] | None = None
+    *,
+    pk_range: tuple[int, int] | None = None,
+    between: tuple[datetime, datetime] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Attribute a scope in one go; if that fails, event by event, dead-lettering the events that fail
     (analytics/deadletters.py). Events dead-lettered DEAD_LETTER_MAX_ATTEMPTS times are skipped."""
@@ -172,7 +190,7 @@ def _attribute_batch(
     scope = _scope(pk_range=pk_range, between=between)
     try:
         with transaction.atomic():
-            counts = _attribute(pk_range=pk_range, between=between, skip=skip)
+            counts = _attribute(pk_range=pk_range, between=between, skip=skip, now=now)
             deferred_constraints_check()
     except Exception as exc:  # noqa: BLE001 - one bad event must not stop the batch: redo it row by row
         logger.warning(
@@ -188,7 +206,7 @@ def _attribute_batch(
     counts = {"clicks": 0, "conversions": 0}
 
     def click(event: Event) -> None:
-        counts["clicks"] += clicks_attribute(events=[event])
+        counts["clicks"] += clicks_attribute(events=[event], now=now)
 
     def purchase(pk: int) -> None:
         counts["conversions"] += conversions_attribute(pk_range=(pk - 1, pk))
@@ -212,9 +230,22 @@ def _pk(event: Event) -> str:
     return str(event.pk)
 
 
-def events_attribute(*, pk_range: tuple[int, int]) -> dict[str, int]:
+def events_attribute(*, pk_range: tuple[int, int], now: datetime | None = None) -> dict[str, int]:
     """Attribute every event with lo < id <= hi (an event that cannot be is dead-lettered)."""
-    return _attribute_batch(pk_range=pk_range)
+    return _attribute_batch(pk_range=pk_range, now=now)
+
+
+def _first_held(*, pk_range: tuple[int, int], now: datetime) -> int | None:
+    """The lowest id in the range of a click still waiting for its served list (clicks_attribute)."""
+    recent = list(
+        _clicks(Q(pk__gt=pk_range[0], pk__lte=pk_range[1], received_at__gt=now - served_log_grace()))
+        .order_by("pk")
+        .values_list("pk", "recommendation_id")
+    )
+    if not recent:
+        return None
+    known = served_lists_by_id(recommendation_ids=[rec_id for _, rec_id in recent])
+    return next((pk for pk, rec_id in recent if rec_id not in known), None)
 
 
 def events_attribute_between(*, start: datetime, end: datetime) -> dict[str, int]:
@@ -228,8 +259,6 @@ def events_attribute_recent(*, now: datetime | None = None) -> dict[str, int]:
     """The sweep: attribute events past the cursor (and the overlap margin behind it), then move the
     cursor. Runs one at a time: the cursor row is locked for the duration. An event that cannot be
     attributed is dead-lettered and the cursor moves past it all the same."""
-    from django.utils import timezone
-
     now = now or timezone.now()
     totals = {"clicks": 0, "conversions": 0}
     with transaction.atomic():
@@ -243,11 +272,15 @@ def events_attribute_recent(*, now: datetime | None = None) -> dict[str, int]:
         first_late = late.order_by("pk").values_list("pk", flat=True).first()
         lo = min(cursor.last_event_pk, first_late - 1) if first_late is not None else cursor.last_event_pk
         hi = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        start = lo
         while lo < hi:
             upper = min(lo + ATTRIBUTION_BATCH_SIZE, hi)
-            for key, count in events_attribute(pk_range=(lo, upper)).items():
+            for key, count in events_attribute(pk_range=(lo, upper), now=now).items():
                 totals[key] += count
             lo = upper
-        cursor.last_event_pk = max(cursor.last_event_pk, hi)
+        # a held click is not behind the overlap margin's id bound next time: the cursor waits for it
+        held = _first_held(pk_range=(start, hi), now=now) if start < hi else None
+        # (back, if the held click was in the overlap: re-reading is idempotent)
+        cursor.last_event_pk = held - 1 if held is not None else max(cursor.last_event_pk, hi)
         cursor.save(update_fields=["last_event_pk", "updated_at"])
     return totals

@@ -1,12 +1,21 @@
 """Serving latency through the full HTTP stack: gunicorn on loopback, Api-Key auth, retrieval, re-ranking,
-hydration, the served-list INSERT, JSON. p50/p95/p99 and requests per second at concurrency 1 and 8 for
-users / similar / session / search, on 100,000 items and 10,000 users (bench/serving_data.py).
+hydration, the served-list log, JSON. p50/p95/p99 at concurrency 1 and requests per second at concurrency
+8 for users / similar / session / search, on 100,000 items and 10,000 users (bench/serving_data.py), beside
+a floor measured in the same run: a minimal DRF endpoint returning 10 small items through the same gunicorn
+(bench/floor_urls.py).
 
     .venv/bin/python bench/serving_latency.py [--requests 400] [--seconds 15] [--workers 4]
+        [--items 100000 --users 10000] [--endpoints floor,users,...] [--configs after | before,after]
+
+`--configs before,after` runs two gunicorns side by side, measured in turns, endpoint by endpoint:
+- before: the served-list INSERT on the request path, the API key read per request, and Django's
+  per-request connection health check (RECSYS_SERVED_LOG_BUFFERED=0, RECSYS_API_KEY_CACHE_SECONDS=0,
+  RECSYS_DB_HEALTH_CHECKS=1): the round trips of issue 15, item 4 and item 2, put back by their settings;
+- after: the defaults (buffered log, keys cached 5 s, no health check).
 
 The load generator runs on the same 2 cores as gunicorn and Postgres, and the machine is shared with other
-work: the figures are noisy and on the pessimistic side. Semantic search embeds every query with the real
-MiniLM model inside the request.
+work: the figures are noisy and on the pessimistic side; the ratios to the floor are what to compare.
+Semantic search embeds every query with the real MiniLM model inside the request.
 """
 
 from __future__ import annotations
@@ -82,6 +91,8 @@ class Client:
             path = f"/api/v1/recommendations/users/user-{rng.randrange(self.n_users)}"
         elif endpoint == "similar":
             path = f"/api/v1/recommendations/items/item-{rng.randrange(self.n_items)}/similar"
+        elif endpoint == "floor":
+            path = "/bench/floor"
         elif endpoint == "session":
             method, path = "POST", "/api/v1/recommendations/session"
             body = json.dumps({"item_ids": [f"item-{rng.randrange(self.n_items)}" for _ in range(3)]})
@@ -110,6 +121,38 @@ def run_sequential(client: Client, endpoint: str, n: int) -> tuple[list[float], 
     return latencies, errors, time.perf_counter() - started
 
 
+def run_sequential_paired(
+    clients: dict[str, Client], endpoint: str, n: int
+) -> dict[str, tuple[list[float], int, float]]:
+    """n requests per config, one config after the other request by request: each config sees the same
+    moments of a shared machine's load. Wall time per config is the sum of its own requests."""
+    out: dict[str, tuple[list[float], int, float]] = {c: ([], 0, 0.0) for c in clients}
+    for _ in range(n):
+        for config, client in clients.items():
+            started = time.perf_counter()
+            ms, status = client.request(endpoint)
+            lat, errors, wall = out[config]
+            lat.append(ms)
+            out[config] = (lat, errors + (status != 200), wall + time.perf_counter() - started)
+    return out
+
+
+def run_concurrent_paired(
+    clients: dict[str, list[Client]], endpoint: str, seconds: float, slice_seconds: float = 2.0
+) -> dict[str, tuple[list[float], int, float]]:
+    """`seconds` per config at concurrency len(clients), in turns of `slice_seconds`."""
+    out: dict[str, tuple[list[float], int, float]] = {c: ([], 0, 0.0) for c in clients}
+    done = 0.0
+    while done < seconds:
+        step = min(slice_seconds, seconds - done)
+        for config, group in clients.items():
+            lat, errors, wall = run_concurrent(group, endpoint, step)
+            total = out[config]
+            out[config] = (total[0] + lat, total[1] + errors, total[2] + wall)
+        done += step
+    return out
+
+
 def run_concurrent(clients: list[Client], endpoint: str, seconds: float) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = [0]
@@ -132,6 +175,53 @@ def run_concurrent(clients: list[Client], endpoint: str, seconds: float) -> tupl
     return latencies, errors[0], time.perf_counter() - started
 
 
+CONFIGS = {
+    "before": {
+        "RECSYS_SERVED_LOG_BUFFERED": "0",
+        "RECSYS_API_KEY_CACHE_SECONDS": "0",
+        "RECSYS_DB_HEALTH_CHECKS": "1",
+    },
+    "after": {},
+}
+
+
+def _gunicorn_start(*, config: str, workers: int) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    log = (REPO / "var" / f"bench_serving_gunicorn_{config}.log").open("w")
+    env = dict(
+        os.environ,
+        DEBUG="0",
+        RECSYS_EMBEDDING_THREADS="1",
+        DJANGO_SETTINGS_MODULE="floor_settings",
+        PYTHONPATH=str(REPO / "bench"),
+        **CONFIGS[config],
+    )
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(workers), "--timeout", "120", "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return gunicorn, port
+        except OSError:
+            if time.monotonic() > deadline or gunicorn.poll() is not None:
+                raise SystemExit(
+                    f"gunicorn did not start; see var/bench_serving_gunicorn_{config}.log"
+                ) from None
+            time.sleep(0.3)
+
+
+def _gunicorn_stop(gunicorn: subprocess.Popen) -> None:
+    os.killpg(gunicorn.pid, signal.SIGTERM)
+    try:
+        gunicorn.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(gunicorn.pid, signal.SIGKILL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,8 +231,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--endpoints", default="users,similar,session,search")
+    parser.add_argument("--endpoints", default="floor,users,similar,session,search")
+    parser.add_argument("--configs", default="after", help="after, or before,after (see above)")
     args = parser.parse_args()
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    if unknown := set(configs) - set(CONFIGS):
+        raise SystemExit(f"unknown configs {sorted(unknown)}; choose from {sorted(CONFIGS)}")
 
     import serving_data
 
@@ -154,86 +248,91 @@ def main() -> None:
 
     connection.close()
 
-    port = _free_port()
-    log = (REPO / "var" / "bench_serving_gunicorn.log").open("w")
-    env = dict(os.environ, DEBUG="0", RECSYS_EMBEDDING_THREADS="1")
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.workers), "--timeout", "120", "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    servers: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or gunicorn.poll() is not None:
-                    raise SystemExit("gunicorn did not start; see var/bench_serving_gunicorn.log") from None
-                time.sleep(0.3)
+        for config in configs:
+            servers[config] = _gunicorn_start(config=config, workers=args.workers)
         endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
-        warm = Client(port, raw, args.items, args.users, seed=1)
         print(
-            f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}; load average {os.getloadavg()[0]:.1f}; "
-            "warming up ...",
+            f"gunicorn: {args.workers} sync workers per config ({', '.join(configs)}); {args.items} items, "
+            f"{args.users} users; load average {os.getloadavg()[0]:.1f}; warming up ...",
             flush=True,
         )
-        for endpoint in endpoints:
-            # enough requests that every worker has loaded what it caches (the embedding model for search)
-            for _ in range(10 * args.workers if endpoint == "search" else 30):
-                warm.request(endpoint)
+        for _, port in servers.values():
+            warm = Client(port, raw, args.items, args.users, seed=1)
+            for endpoint in endpoints:
+                # enough requests that every worker has loaded what it caches (the embedding model for search)
+                for _ in range(10 * args.workers if endpoint == "search" else 30):
+                    warm.request(endpoint)
 
         rows = []
         for endpoint in endpoints:
             for concurrency in (1, 8):
-                pids = _server_pids(gunicorn.pid)
-                cpu_before = _cpu_seconds(pids)
+                pids = {config: _server_pids(gunicorn.pid) for config, (gunicorn, _) in servers.items()}
+                cpu_before = {config: _cpu_seconds(p) for config, p in pids.items()}
                 if concurrency == 1:
-                    lat, errors, wall = run_sequential(
-                        Client(port, raw, args.items, args.users, 2), endpoint, args.requests
+                    measured = run_sequential_paired(
+                        {c: Client(port, raw, args.items, args.users, 2) for c, (_, port) in servers.items()},
+                        endpoint,
+                        args.requests,
                     )
                 else:
-                    clients = [Client(port, raw, args.items, args.users, 100 + i) for i in range(concurrency)]
-                    lat, errors, wall = run_concurrent(clients, endpoint, args.seconds)
-                row = {
-                    "endpoint": endpoint,
-                    "concurrency": concurrency,
-                    "requests": len(lat),
-                    "errors": errors,
-                    "p50": _percentile(lat, 50),
-                    "p95": _percentile(lat, 95),
-                    "p99": _percentile(lat, 99),
-                    "mean": statistics.fmean(lat),
-                    "rps": len(lat) / wall,
-                    # CPU the gunicorn workers spent per request: what a request costs the app, whatever
-                    # else the shared machine is doing at the time
-                    "cpu_ms": (_cpu_seconds(pids) - cpu_before) / max(len(lat), 1) * 1000,
-                }
-                rows.append(row)
-                print(
-                    f"{endpoint:8s} c={concurrency}  n={row['requests']:5d}  p50={row['p50']:7.1f} ms  "
-                    f"p95={row['p95']:7.1f} ms  p99={row['p99']:7.1f} ms  {row['rps']:7.1f} req/s  "
-                    f"app CPU {row['cpu_ms']:5.1f} ms/req  errors={errors}",
-                    flush=True,
-                )
+                    measured = run_concurrent_paired(
+                        {
+                            c: [
+                                Client(port, raw, args.items, args.users, 100 + i) for i in range(concurrency)
+                            ]
+                            for c, (_, port) in servers.items()
+                        },
+                        endpoint,
+                        args.seconds,
+                    )
+                for config, (lat, errors, wall) in measured.items():
+                    row = {
+                        "config": config,
+                        "endpoint": endpoint,
+                        "concurrency": concurrency,
+                        "requests": len(lat),
+                        "errors": errors,
+                        "p50": _percentile(lat, 50),
+                        "p95": _percentile(lat, 95),
+                        "p99": _percentile(lat, 99),
+                        "mean": statistics.fmean(lat),
+                        "rps": len(lat) / wall,
+                        # CPU the gunicorn workers spent per request: what a request costs the app, whatever
+                        # else the shared machine is doing at the time (with the served-list flusher thread)
+                        "cpu_ms": (_cpu_seconds(pids[config]) - cpu_before[config]) / max(len(lat), 1) * 1000,
+                        "load": os.getloadavg()[0],
+                    }
+                    rows.append(row)
+                    print(
+                        f"{config:6s} {endpoint:8s} c={concurrency}  n={row['requests']:5d}  "
+                        f"p50={row['p50']:7.1f} ms  p95={row['p95']:7.1f} ms  p99={row['p99']:7.1f} ms  "
+                        f"{row['rps']:7.1f} req/s  app CPU {row['cpu_ms']:5.1f} ms/req  errors={errors}  "
+                        f"load {row['load']:.1f}",
+                        flush=True,
+                    )
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
+        floor = {
+            (r["config"], r["concurrency"]): r for r in rows if r["endpoint"] == "floor"
+        }  # ratios against the floor of the same gunicorn
         print(
-            "| endpoint | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s | app CPU ms/req | errors |"
+            "| config | endpoint | c | requests | p50 ms | p95 ms | p99 ms | req/s | p50 / floor | "
+            "req/s / floor | app CPU ms/req | errors |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
+            f = floor.get((r["config"], r["concurrency"]))
+            p50_ratio = f"{r['p50'] / f['p50']:.1f}x" if f else ""
+            rps_ratio = f"{r['rps'] / f['rps']:.2f}" if f else ""
             print(
-                f"| {r['endpoint']} | {r['concurrency']} | {r['requests']} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                f"{r['p99']:.1f} | {r['rps']:.1f} | {r['cpu_ms']:.1f} | {r['errors']} |"
+                f"| {r['config']} | {r['endpoint']} | {r['concurrency']} | {r['requests']} | {r['p50']:.1f} | "
+                f"{r['p95']:.1f} | {r['p99']:.1f} | {r['rps']:.1f} | {p50_ratio} | {rps_ratio} | "
+                f"{r['cpu_ms']:.1f} | {r['errors']} |"
             )
     finally:
-        os.killpg(gunicorn.pid, signal.SIGTERM)
-        try:
-            gunicorn.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(gunicorn.pid, signal.SIGKILL)
-        log.close()
+        for gunicorn, _ in servers.values():
+            _gunicorn_stop(gunicorn)
 
 
 if __name__ == "__main__":

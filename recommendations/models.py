@@ -149,7 +149,8 @@ class ItemPopularity(models.Model):
 
 class ServedList(models.Model):
     """One answer of the recommendation API, exactly as served: what attribution and CTR are computed
-    from (events carry the `recommendation_id`). Written with one INSERT per answer."""
+    from (events carry the `recommendation_id`). Written off the request path, in batches, a fraction of a
+    second after the answer (recommendations/served_log.py)."""
 
     recommendation_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user_id = models.CharField(max_length=128, blank=True, default="")

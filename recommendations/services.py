@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from interactions.selectors import event_weights
 from recommendations.models import AuditEntry, ServedList
+from recommendations.served_log import served_log_flush_now, served_row_log
 
 if TYPE_CHECKING:
     from recommendations.scenarios import Answer
@@ -23,52 +25,48 @@ POPULARITY_HALF_LIFE_DAYS = 3.0
 POPULARITY_LOCK_ID = 0x52454350  # "RECP"
 
 
-# The served-list INSERT does not wait for its WAL flush (synchronous_commit off for this statement only):
-# a crash may lose the last few hundred milliseconds of log, never corrupt it, and a request no longer
-# waits for an fsync (the dominant cost of the INSERT on a busy disk). Events that point at a lost list are
-# still stored; analytics counts them as "list unknown".
-_SERVED_LIST_SQL = """
-SET LOCAL synchronous_commit = off;
-INSERT INTO recommendations_servedlist (
-    recommendation_id, user_id, session_id, surface, scenario, profile_surface, profile_version, model_version,
-    backend, item_pks, item_ids, scores, reasons, created_at, updated_at
-) VALUES (
-    %(id)s, %(user_id)s, %(session_id)s, %(surface)s, %(scenario)s, %(profile_surface)s, %(profile_version)s,
-    %(model_version)s, %(backend)s, %(item_pks)s::bigint[], %(item_ids)s::varchar[], %(scores)s::float8[],
-    %(reasons)s::jsonb, now(), now()
-);
-SET LOCAL synchronous_commit TO DEFAULT
-"""
-
-
 def served_list_log(
-    *, answer: Answer, user_id: str, session_id: str, surface: str, model_version: str, backend: str
+    *,
+    answer: Answer,
+    user_id: str,
+    session_id: str,
+    surface: str,
+    model_version: str,
+    backend: str,
+    **columns: Any,
 ) -> None:
-    """One round trip: the list exactly as served, under its recommendation_id."""
-    with connection.cursor() as cur:
-        cur.execute(
-            _SERVED_LIST_SQL,
-            {
-                "id": answer.recommendation_id,
-                "user_id": user_id or "",
-                "session_id": session_id or "",
-                "surface": surface,
-                "scenario": answer.scenario,
-                "profile_surface": answer.profile,
-                "profile_version": answer.profile_version,
-                "model_version": model_version,
-                "backend": backend,
-                "item_pks": [item["pk"] for item in answer.items],
-                "item_ids": [item["id"] for item in answer.items],
-                "scores": [item["score"] for item in answer.items],
-                "reasons": json.dumps([item["reason"] for item in answer.items]),
-            },
-        )
+    """The list exactly as served, under its recommendation_id: handed to the served-list log, which
+    writes it off the request path (recommendations/served_log.py). `columns` are further columns of
+    ServedList, by name (an experiment's variant, say), written as given."""
+    now = timezone.now()
+    row: dict[str, Any] = {
+        "recommendation_id": answer.recommendation_id,
+        "user_id": user_id or "",
+        "session_id": session_id or "",
+        "surface": surface,
+        "scenario": answer.scenario,
+        "profile_surface": answer.profile,
+        "profile_version": answer.profile_version,
+        "model_version": model_version,
+        "backend": backend,
+        "item_pks": [item["pk"] for item in answer.items],
+        "item_ids": [item["id"] for item in answer.items],
+        "scores": [item["score"] for item in answer.items],
+        "reasons": Jsonb([item["reason"] for item in answer.items]),
+        "created_at": now,  # when it was served, not when the log caught up
+        "updated_at": now,
+        **columns,
+    }
+    served_row_log(row=row)
 
 
 def served_lists_erase(*, user_id: str, session_ids: Collection[str] = ()) -> dict[str, int]:
     """Deletes the lists served to a user, and the anonymous lists of their sessions (part of erasing the
-    user). Lists served to another user in the same session stay."""
+    user). Lists served to another user in the same session stay.
+
+    This process's buffered lists are written first, so that they are erased too; lists still buffered in
+    other serving processes land up to RECSYS_SERVED_LOG_FLUSH_SECONDS later (docs/serving-speed.md)."""
+    served_log_flush_now()
     lists = ServedList.objects.filter(
         Q(user_id=user_id) | Q(user_id="", session_id__in=set(session_ids) - {""})
     )

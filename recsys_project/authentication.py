@@ -1,8 +1,17 @@
 """`Authorization: Api-Key <key>` authentication, its permission and the API's throttles: per key, and per
-client address for requests with no key or a bad one (recsys_project/ratelimit.py)."""
+client address for requests with no key or a bad one (recsys_project/ratelimit.py).
+
+A valid key is remembered by the process for RECSYS_API_KEY_CACHE_SECONDS (a query per request was a
+tenth of a cached answer's time): revoking or deleting a key takes effect at once in the process that did
+it, and within that many seconds everywhere else."""
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -11,6 +20,41 @@ from recsys_project.models import ApiKey, api_key_hash
 from recsys_project.ratelimit import client_address, rate_limit_hit
 
 KEYWORD = "Api-Key"
+
+# key hash -> (monotonic time it was read, the active key). Only valid keys: a wrong key is counted by the
+# address throttle instead, and a key created a second ago must work at once.
+_keys: dict[str, tuple[float, ApiKey]] = {}
+
+
+def api_key_active(*, raw: str) -> ApiKey | None:
+    """The active key with this raw value, from the process's cache when it was read less than
+    RECSYS_API_KEY_CACHE_SECONDS ago."""
+    key_hash = api_key_hash(raw)
+    ttl = settings.RECSYS_API_KEY_CACHE_SECONDS
+    cached = _keys.get(key_hash)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    key = ApiKey.objects.filter(key_hash=key_hash, is_active=True).first()
+    if key is None:
+        _keys.pop(key_hash, None)
+    elif ttl > 0:
+        _keys[key_hash] = (now, key)
+    return key
+
+
+def api_keys_forget() -> None:
+    _keys.clear()
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+def _api_key_changed(sender, instance: ApiKey, **kwargs) -> None:
+    # by pk: a regenerated key has a new hash, and its old one must stop working too. (The touch of
+    # last_used_at saves with update(), which sends no signal: the cache survives it.)
+    for key_hash, (_, key) in list(_keys.items()):
+        if key.pk == instance.pk:
+            _keys.pop(key_hash, None)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -23,7 +67,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if keyword != KEYWORD or not raw.strip():
             AddressRateThrottle().check(request)
             raise exceptions.AuthenticationFailed(f"Authorization header must be '{KEYWORD} <key>'.")
-        key = ApiKey.objects.filter(key_hash=api_key_hash(raw.strip()), is_active=True).first()
+        key = api_key_active(raw=raw.strip())
         if key is None:
             AddressRateThrottle().check(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
@@ -31,6 +75,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now  # the cached copy too: one touch a minute, not one per cache refresh
         return (None, key)
 
     def authenticate_header(self, request) -> str:

@@ -159,7 +159,7 @@ def database_settings() -> dict:
     if url:
         import dj_database_url
 
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=_health_checks())
         return config
     pgdata = pgdata_dir()
     if autostart():
@@ -171,8 +171,15 @@ def database_settings() -> dict:
         "USER": "postgres",
         "HOST": str(pgdata),
         "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        "CONN_HEALTH_CHECKS": _health_checks(),
     }
+
+
+def _health_checks() -> bool:
+    """Off unless RECSYS_DB_HEALTH_CHECKS=1: the check is a SELECT 1 round trip per request. Without it a
+    connection broken by a Postgres restart fails the one request that finds it (an API answer 503,
+    recsys_project/errors.py), Django closes it at the end of that request, and the next one reconnects."""
+    return os.environ.get("RECSYS_DB_HEALTH_CHECKS", "0").lower() in ("1", "true", "yes", "on")
 
 
 def _redis_answers(url: str, timeout: float = 0.3) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponsePermanentRedirect
 from django.urls import Resolver404, resolve
 from drf_spectacular.utils import extend_schema
@@ -11,6 +12,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView, exception_handler
 
 from recsys_project.parsers import PayloadTooLarge
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "database_unavailable"
+    default_detail = "The database is unavailable; retry in a moment."
 
 
 def api_exception_handler(exc, context):
@@ -22,6 +29,11 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # Postgres restarted (or is down): a pooled connection broke under this request. There is no
+        # per-request health check (CONN_HEALTH_CHECKS costs a SELECT 1 each): Django closes the broken
+        # connection when this request ends and the next request opens a new one, so the client may retry.
+        exc = DatabaseUnavailable()
     response = exception_handler(exc, context)
     if response is None:
         return None

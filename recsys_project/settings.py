@@ -314,6 +314,16 @@ RECSYS_MAX_ATTRIBUTES_BYTES = 16384
 RECSYS_EVENT_RETENTION_DAYS = int(os.environ.get("RECSYS_EVENT_RETENTION_DAYS", "0"))
 # Events stamped further ahead than this are rejected as clock errors.
 RECSYS_MAX_FUTURE_SKEW_SECONDS = 15 * 60
+# Serving at the speed of a cache (docs/serving-speed.md):
+# - the served-list log is written by a background thread in batches, at most FLUSH_SECONDS after the
+#   answer (recommendations/served_log.py); off, each answer INSERTs its row on the request path;
+# - attribution waits GRACE_SECONDS for a late row before it calls a recommendation_id unknown;
+# - an API key is looked up at most once per KEY_CACHE_SECONDS per process: a revoked key keeps working at
+#   most that long in other processes (at once in the process that revoked it). 0 looks it up every time.
+RECSYS_SERVED_LOG_BUFFERED = env_bool("RECSYS_SERVED_LOG_BUFFERED", True)
+RECSYS_SERVED_LOG_FLUSH_SECONDS = float(os.environ.get("RECSYS_SERVED_LOG_FLUSH_SECONDS", "0.5"))
+RECSYS_SERVED_LOG_GRACE_SECONDS = float(os.environ.get("RECSYS_SERVED_LOG_GRACE_SECONDS", "120"))
+RECSYS_API_KEY_CACHE_SECONDS = float(os.environ.get("RECSYS_API_KEY_CACHE_SECONDS", "5"))
 
 # Every handler redacts user ids from the request paths it logs (docs/security.md, "Privacy"). Django's own "django"
 # and "django.server" (runserver's access lines) loggers lose their default handlers, which would not.

@@ -1,8 +1,9 @@
-"""Settings for the test suite: the real ones, with three changes.
+"""Settings for the test suite: the real ones, with four changes.
 
 - No HTTPS redirects: the test client speaks plain http.
 - Rate limits per client address far above what a test sends: every test client comes from 127.0.0.1, and
   the counters outlive a test for their window (tests/project/test_ratelimit.py sets its own).
+- The served-list log written at once (no background thread: a test's transaction is invisible to it).
 - Its own Redis database (RECSYS_TEST_REDIS_DB, default 15), so a running demo's worker never consumes a
   test's tasks and a test never sees the demo's cache. Concurrent test runs on one machine set different
   RECSYS_TEST_REDIS_DB and RECSYS_TEST_DB_SUFFIX values.
@@ -21,6 +22,10 @@ from recsys_project.settings import CACHES, RECSYS_INSTANCE, REDIS_URL, REST_FRA
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# Each test runs inside a transaction that a flusher thread's connection cannot see into: the served-list
+# log is written at once, by the request's connection (tests/recommendations/test_served_log.py turns the
+# buffer on, with transactional tests).
+RECSYS_SERVED_LOG_BUFFERED = False
 SECURE_HSTS_SECONDS = 0
 RECSYS_STOREFRONT_RATE = "100000/min"
 REST_FRAMEWORK = {

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
-from analytics.attribution import events_attribute_recent
+from analytics.attribution import events_attribute_recent, served_log_grace
 from analytics.models import Attribution, AttributionKind
 from interactions.models import Event
 from tests.factories import T0, EventFactory, ItemFactory, served_list
@@ -53,12 +54,14 @@ def test_position_sent_by_the_client_wins_over_the_derived_one(shown):
     assert (a.kind, a.position) == (AttributionKind.ADD_TO_CART, 7)
 
 
-def test_click_with_unknown_recommendation_id_is_stored_and_flagged():
+def test_click_with_unknown_recommendation_id_is_stored_and_flagged_after_the_grace_period():
     stray = uuid.uuid4()
     click = EventFactory(
         session_id="s1", timestamp=T0, event_type="click", recommendation_id=stray, surface="home"
     )
     events_attribute_recent()
+    assert not Attribution.objects.filter(event=click).exists()  # its list may still be on its way
+    events_attribute_recent(now=timezone.now() + served_log_grace() + timedelta(seconds=1))
     assert Event.objects.filter(pk=click.pk).exists()
     a = Attribution.objects.get(event=click)
     assert a.list_known is False
@@ -307,3 +310,35 @@ def test_largest_accepted_value_times_quantity_attributes_and_rolls_up_without_o
     assert list(revenues) == [Decimal("1e14")] * 2
     daily_metrics_rollup(day=T0.date())
     assert DailyMetric.objects.get(day=T0.date(), surface="*", scenario="*").revenue == Decimal("2e14")
+
+
+def test_click_waits_for_its_served_list_logged_late_and_is_then_attributed_to_it():
+    items = [ItemFactory() for _ in range(3)]
+    late_id = uuid.uuid4()
+    click = EventFactory(item=items[2], event_type="click", recommendation_id=late_id)
+    later = EventFactory(item=items[0], event_type="view")  # the cursor must not pass the held click
+    events_attribute_recent()
+    assert not Attribution.objects.filter(event=click).exists()
+    served = served_list(items, surface="home", scenario="user", recommendation_id=late_id)
+    events_attribute_recent()
+    a = Attribution.objects.get(event=click)
+    assert (a.list_known, a.recommendation_id, a.position, a.surface) == (
+        True,
+        served.recommendation_id,
+        3,
+        "home",
+    )
+    assert later.pk > click.pk
+
+
+def test_purchase_after_a_held_click_converts_once_the_list_arrives():
+    item = ItemFactory()
+    late_id = uuid.uuid4()
+    EventFactory(item=item, user_id="u-late", event_type="click", recommendation_id=late_id)
+    purchase = EventFactory(item=item, user_id="u-late", event_type="purchase", value=Decimal("10"))
+    events_attribute_recent()
+    assert not Attribution.objects.filter(event=purchase).exists()
+    served_list([item], surface="home", scenario="user", recommendation_id=late_id)
+    events_attribute_recent()
+    conversion = Attribution.objects.get(event=purchase, kind="conversion")
+    assert conversion.recommendation_id == late_id

@@ -102,7 +102,7 @@ def test_query_count_is_the_baseline_whatever_the_page_size(api):
         ItemFactory(external_id=f"it-{i:03d}", category_path=["Home"], embedding=topic(1))
     counts = []
     for limit in (5, 50):
-        api.get(URL, {"limit": limit})  # warm: the API key's last_used_at touch
+        api.get(URL, {"limit": limit})  # warm: the API key (cached) and its touch
         with CaptureQueriesContext(connection) as queries:
             response = api.get(
                 URL, {"limit": limit, "category": "Home", "max_price": "50", "exclude": "it-001"}

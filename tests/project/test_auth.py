@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import time
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from recsys_project import authentication
 from recsys_project.authentication import ApiKeyRateThrottle
 from recsys_project.models import ApiKey, api_key_hash
 
@@ -39,11 +45,48 @@ def test_bad_key_or_malformed_header_gets_401(header):
     assert_401(client_with(header).get(ITEM_URL))
 
 
-def test_revoked_key_gets_401(api_key):
+def test_key_revoked_here_gets_401_at_once(api_key):
     client = client_with(f"Api-Key {api_key}")
     assert client.get(ITEM_URL).status_code == 404  # authenticated: the item just does not exist
-    ApiKey.objects.update(is_active=False)
+    key = ApiKey.objects.get()
+    key.is_active = False
+    key.save()  # what the admin does
     assert_401(client.get(ITEM_URL))
+
+
+def test_key_revoked_by_another_process_gets_401_within_the_cache_bound(api_key, monkeypatch):
+    client = client_with(f"Api-Key {api_key}")
+    assert client.get(ITEM_URL).status_code == 404
+    ApiKey.objects.update(is_active=False)  # no signal reaches this process's cache
+    assert client.get(ITEM_URL).status_code == 404  # still cached: the documented bound
+    later = time.monotonic() + settings.RECSYS_API_KEY_CACHE_SECONDS
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: later)
+    assert_401(client.get(ITEM_URL))
+
+
+def test_deleted_key_gets_401_at_once(api_key):
+    client = client_with(f"Api-Key {api_key}")
+    assert client.get(ITEM_URL).status_code == 404
+    ApiKey.objects.get().delete()
+    assert_401(client.get(ITEM_URL))
+
+
+def test_regenerated_key_stops_the_old_one_at_once(api_key):
+    client = client_with(f"Api-Key {api_key}")
+    assert client.get(ITEM_URL).status_code == 404
+    key = ApiKey.objects.get()
+    new = key.assign_new_key()
+    key.save()
+    assert_401(client.get(ITEM_URL))
+    assert client_with(f"Api-Key {new}").get(ITEM_URL).status_code == 404
+
+
+def test_a_valid_key_is_looked_up_once_within_the_cache_bound(api_key):
+    client = client_with(f"Api-Key {api_key}")
+    client.get(ITEM_URL)  # reads the key (and touches last_used_at)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(ITEM_URL).status_code == 404
+    assert not [q for q in queries.captured_queries if "core_apikey" in q["sql"]]
 
 
 def test_keys_are_stored_hashed_only(api_key):

@@ -1,9 +1,10 @@
 """Query counts of the hot endpoints against the stored baseline (NetBox's query_counts.json). A change
 that adds a query per item (N+1) or per request fails here; update the baseline on purpose only. Measured
 in the steady state (profiles and promotions are cached per process for a couple of seconds, so the warm-up
-request loads them). The user answer is 5: API key, user context (vector + history), retrieval (one round
-trip with its SET LOCALs), candidate features with vectors, the served-list INSERT. Bought together is 6:
-API key, the item (or the cart's ids), "bought" neighbours, "viewed" neighbours, features, the INSERT."""
+request loads them; so is the API key, for RECSYS_API_KEY_CACHE_SECONDS). The user answer is 3: user
+context (vector + history), retrieval (one round trip with its SET LOCALs), candidate features with
+vectors. Bought together is 4: the item (or the cart's ids), "bought" neighbours, "viewed" neighbours,
+features. The served-list row is buffered, as in production, and written off the request path."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from recommendations import selectors
+from recommendations import selectors, served_log
 from recommendations.covisitation import covisitation_fold
 from tests.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
@@ -45,6 +46,17 @@ def catalog():
     covisitation_fold(event_pks=bought)
 
 
+@pytest.fixture
+def buffered_log(settings, monkeypatch):
+    """The served-list log as in production, buffered off the request path. The buffer's thread sleeps
+    past the test; the teardown writes the rows from this thread, inside the test's transaction."""
+    settings.RECSYS_SERVED_LOG_BUFFERED = True
+    buffer = served_log.ServedLogBuffer(flush_seconds=3600)
+    monkeypatch.setattr(served_log, "_buffer", buffer)
+    yield buffer
+    assert buffer.stop() == buffer.added
+
+
 def _count(api, name: str, limit: int) -> int:
     method, url, data = REQUESTS[name]
     if method == "get":
@@ -61,12 +73,15 @@ def _count(api, name: str, limit: int) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
-def test_query_count_matches_baseline_and_does_not_grow_with_the_list(api, catalog, name, monkeypatch):
+def test_query_count_matches_baseline_and_does_not_grow_with_the_list(
+    api, catalog, name, monkeypatch, buffered_log
+):
     # the cached serving config must not expire between the warm-up and the measured request on a loaded
     # machine (it did: one more query, counted as N+1)
     monkeypatch.setattr(selectors, "CONFIG_TTL_SECONDS", 3600.0)
     selectors.serving_config_clear()
     small, large = _count(api, name, 5), _count(api, name, 50)
+    assert buffered_log.pending() == 4  # every answer logged, none of them on the request path
     assert small == large, f"{name}: {small} queries for 5 items but {large} for 50 (N+1?)"
     assert small == BASELINE[name], (
         f"{name}: {small} queries, baseline {BASELINE[name]}; update query_counts.json if this is intended"
