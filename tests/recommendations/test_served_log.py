@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from recommendations import served_log
 from recommendations.models import ServedList
-from tests.recommendations.factories import ItemFactory
+from tests.factories import ItemFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
