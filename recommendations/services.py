@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
@@ -64,6 +66,24 @@ def served_list_log(
                 "reasons": json.dumps([item["reason"] for item in answer.items]),
             },
         )
+
+
+def served_lists_backdate(*, served_at: dict[uuid.UUID, datetime]) -> int:
+    """Moves lists to the moment they were served in a replay (the demo's simulated shoppers serve past
+    days through the live path, which logs each list at `now()`). One UPDATE; returns the lists moved."""
+    if not served_at:
+        return 0
+    ids = list(served_at)
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE recommendations_servedlist s SET created_at = m.at, updated_at = m.at
+            FROM unnest(%s::uuid[], %s::timestamptz[]) AS m(id, at)
+            WHERE s.recommendation_id = m.id
+            """,
+            [ids, [served_at[i] for i in ids]],
+        )
+        return cur.rowcount
 
 
 def served_lists_erase(*, user_id: str, session_ids: Collection[str] = ()) -> dict[str, int]:
