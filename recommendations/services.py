@@ -33,11 +33,11 @@ _SERVED_LIST_SQL = """
 SET LOCAL synchronous_commit = off;
 INSERT INTO recommendations_servedlist (
     recommendation_id, user_id, session_id, surface, scenario, profile_surface, profile_version, model_version,
-    backend, item_pks, item_ids, scores, reasons, created_at, updated_at
+    backend, item_pks, item_ids, scores, reasons, seen_positions, created_at, updated_at
 ) VALUES (
     %(id)s, %(user_id)s, %(session_id)s, %(surface)s, %(scenario)s, %(profile_surface)s, %(profile_version)s,
     %(model_version)s, %(backend)s, %(item_pks)s::bigint[], %(item_ids)s::varchar[], %(scores)s::float8[],
-    %(reasons)s::jsonb, now(), now()
+    %(reasons)s::jsonb, '{}', now(), now()
 );
 SET LOCAL synchronous_commit TO DEFAULT
 """
@@ -82,6 +82,38 @@ def served_lists_backdate(*, served_at: dict[uuid.UUID, datetime]) -> int:
             WHERE s.recommendation_id = m.id
             """,
             [ids, [served_at[i] for i in ids]],
+        )
+        return cur.rowcount
+
+
+# Positions a client may report as seen: a list has at most 100 items (the API's `limit`).
+MAX_POSITION = 100
+
+
+def served_lists_seen_record(*, seen: dict[uuid.UUID, Collection[int]], user_id: str, session_id: str) -> int:
+    """Impressions: adds the positions a visitor's client saw to each list's `seen_positions` (a set, in
+    order; positions past the list's end are ignored), for lists served to this visitor only (their user
+    id or their session; an empty id names nobody). One UPDATE; returns the lists updated."""
+    if not seen or not (user_id or session_id):
+        return 0
+    ids = list(seen)
+    # one array per list, as text: unnest cannot take a ragged 2-D array
+    positions = [
+        "{" + ",".join(str(int(p)) for p in seen[i] if 1 <= int(p) <= MAX_POSITION) + "}" for i in ids
+    ]
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE recommendations_servedlist s
+            SET seen_positions = ARRAY(
+                SELECT DISTINCT p FROM unnest(s.seen_positions || m.positions::smallint[]) AS p
+                WHERE p BETWEEN 1 AND cardinality(s.item_pks) ORDER BY p
+            )
+            FROM unnest(%s::uuid[], %s::text[]) AS m(id, positions)
+            WHERE s.recommendation_id = m.id
+              AND ((%s <> '' AND s.user_id = %s) OR (%s <> '' AND s.session_id = %s))
+            """,
+            [ids, positions, user_id, user_id, session_id, session_id],
         )
         return cur.rowcount
 

@@ -4,8 +4,8 @@
 scenarios in-process, exactly as the storefront's endpoints do (home: "Recommended for you" and "Trending";
 item page: similar items and "bought together"; cart: cart recommendations), so every list is logged
 under its `recommendation_id`. The shopper then clicks, adds to cart and buys with probabilities that
-follow their taste (`DemoShop.tastes_build`) and the position in the list, and the events carry the
-list's `recommendation_id`, surface and position, through the same validation and ingestion as the
+follow their taste (`DemoShop.tastes_build`) and the position in the list; the positions they scrolled
+past are recorded as impressions (`seen_positions`), and the events carry the list's `recommendation_id`, surface and position, through the same validation and ingestion as the
 storefront's. Afterwards each served list is moved to the moment it was served, so attribution, the daily
 rollups and the reports see weeks of history.
 
@@ -64,6 +64,8 @@ class _Visit:
         self.user_id, self.session_id, self.clock = user_id, session_id, start
         self.taste, self.shop = taste, shop
         self.events: list[dict[str, Any]] = []
+        self.seen: dict[uuid.UUID, range] = {}  # impressions: positions seen, per served list
+        self.rng = random.Random(session_id)
 
     def tick(self, rng: random.Random, low: int = 5, high: int = 60) -> datetime:
         self.clock += timedelta(seconds=rng.randint(low, high))
@@ -116,12 +118,16 @@ def demo_traffic_simulate(
             start = day_start + timedelta(seconds=rng.uniform(0, 86_400 - 3_600))
             visit = _Visit(
                 user_id=shop.user_id(u),
-                session_id=f"demo-sim-{shop.seed}-{start:%Y%m%d}-{n:03d}",
+                # unique per replay and visit (a replay's day may straddle midnight: not the date)
+                session_id=f"demo-sim-{shop.seed}-{now:%Y%m%d%H}-{day:02d}-{n:03d}",
                 start=start,
                 taste=tastes[u],
                 shop=shop,
             )
             _visit_play(visit, rng=rng, result=result)
+            services.served_lists_seen_record(
+                seen=visit.seen, user_id=visit.user_id, session_id=visit.session_id
+            )
             batch.extend(visit.events)
             result.visits += 1
         _ingest(batch, result)
@@ -146,12 +152,17 @@ def _serve(visit: _Visit, result: TrafficResult, *, kind: str, surface: str, ite
     elif kind == "bought_together":
         assert item is not None
         answer = scenarios.recommendations_bought_together(
-            item_pk=item["pk"], external_id=item["id"], params=params
+            item_pk=item["pk"], external_id=item["id"], params=params, **who
         )
     else:
         assert item is not None
-        answer = scenarios.recommendations_for_cart(items={item["pk"]: item["id"]}, params=params)
+        answer = scenarios.recommendations_for_cart(items={item["pk"]: item["id"]}, params=params, **who)
     result.served_at[answer.recommendation_id] = visit.clock
+    if answer.items:
+        # what the shopper scrolled past: the first half of the list at least, often all of it
+        visit.seen[answer.recommendation_id] = range(
+            1, visit.rng.randint((len(answer.items) + 1) // 2, len(answer.items)) + 1
+        )
     result.surfaces[answer.recommendation_id] = surface
     result.lists_served += 1
     return answer

@@ -1,11 +1,15 @@
 """`python manage.py demo_warmup [--items N] [--users N] [--seed S] [--days 14]`: bring a freshly loaded
 demo shop to life before anyone opens it.
 
-In order: embed the catalog in-process (every core: nothing else runs yet), rebuild the shoppers' vectors
-and the co-visitation tables, compute trending, replay `--days` days of simulated shoppers through the
+In order: embed the catalog in-process (every core: nothing else runs yet), rebuild the co-visitation
+tables, compute trending, replay `--days` days of simulated shoppers through the
 real serving path (`storefront.demo_traffic`), compute trending again (with that traffic), roll up the
 daily metrics of those days (`rollup_metrics --since`) and save an offline evaluation run. `manage.py demo`
-runs it once after loading the shop."""
+runs it once after loading the shop.
+
+The shoppers' stored vectors are left to the worker (the events queued their updates; `items_embed` queues
+the ones that waited for item vectors): serving builds a vector from the history meanwhile, and rebuilding
+them here would cost 10-25 s of the time to a working demo."""
 
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ EVALUATION_METHODS = ["popularity", "cooccurrence", "content", "user_vector"]
 
 class Command(BaseCommand):
     help = (
-        "Warm up the demo shop: embed, user vectors, co-visitation, trending, 14 days of simulated shoppers "
+        "Warm up the demo shop: embed, co-visitation, trending, 14 days of simulated shoppers "
         "through the serving path, daily rollups and an evaluation run."
     )
 
@@ -51,7 +55,6 @@ class Command(BaseCommand):
         quiet = {"stdout": open(os.devnull, "w")}  # noqa: SIM115  (closed below)
         try:
             self._step("embedding the catalog", self._embed, quiet)
-            self._step("shoppers' vectors", lambda: call_command("rebuild_user_vectors", **quiet))
             self._step("co-visitation", lambda: call_command("covisitation_rebuild", **quiet))
             self._step("trending", item_popularity_refresh)
             now = timezone.now()
