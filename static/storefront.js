@@ -9,13 +9,15 @@ async function mountAll() {
   const slots = [...document.querySelectorAll("[data-recsys]")];
   const answers = new Map();
   // a slot with data-exclude-from waits for that list and leaves its items out (home: trending under
-  // "Recommended for you" never repeats it)
+  // "Recommended for you" does not repeat it, unless the catalog is too small for two lists)
   const independent = slots.filter((el) => !el.dataset.excludeFrom);
   await Promise.all(independent.map(async (el) => answers.set(el, await rs.mount(el))));
   await Promise.all(slots.filter((el) => el.dataset.excludeFrom).map(async (el) => {
     const other = document.querySelector(el.dataset.excludeFrom);
     const shown = other && answers.get(other);
-    await rs.mount(el, shown ? { exclude: shown.items.map((i) => i.id).join(",") } : {});
+    const answer = shown ? await rs.mount(el, { exclude: shown.items.map((i) => i.id).join(",") }) : null;
+    // a catalog too small for two different lists: repeat rather than show nothing
+    if (!answer || !answer.items.length) await rs.mount(el);
   }));
 }
 
