@@ -1,7 +1,7 @@
 """Generated item pictures: an SVG per category and colour, for items that have no `image_url`.
 
-Nothing is fetched: the picture is drawn from the item's category path (the department picks the
-pictogram, the leaf is written under it) and its colour (the `color` attribute, or a colour named in the
+Nothing is fetched: the picture is drawn from the item's category path (a known category, else the
+department, picks the pictogram; the leaf is written under it) and its colour (the `color` attribute, or a colour named in the
 title), so a catalog without photos, like the demo shop's, still shows distinct, recognisable cards.
 `item_image_url` is what pages and the storefront's JSON use; `image_svg` draws it (the `image` view).
 """
@@ -71,6 +71,35 @@ _PICTOGRAMS = {
     "grocery": '<path d="M26 20 L74 20 L68 66 L32 66 Z" fill="{fill}"/>'
     '<path d="M74 28 Q90 30 86 44 Q82 54 70 52" stroke="{fill}" stroke-width="6" fill="none"/>',
 }
+# A category anywhere in the path (lower case) -> a more specific pictogram than its department's.
+_BY_CATEGORY = {
+    "shoes": '<path d="M14 52 L14 34 Q26 36 34 28 L44 40 Q62 46 84 48 Q88 52 86 58 L14 58 Z" fill="{fill}"/>'
+    '<rect x="14" y="58" width="72" height="6" rx="2" fill="#000000" opacity=".25"/>',
+    "running": '<path d="M14 52 L14 34 Q26 36 34 28 L44 40 Q62 46 84 48 Q88 52 86 58 L14 58 Z" fill="{fill}"/>'
+    '<rect x="14" y="58" width="72" height="6" rx="2" fill="#000000" opacity=".25"/>',
+    "cycling": '<circle cx="28" cy="50" r="14" stroke="{fill}" stroke-width="5" fill="none"/><circle cx="72" '
+    'cy="50" r="14" stroke="{fill}" stroke-width="5" fill="none"/><path d="M28 50 L44 26 L64 26 L72 50 M44 '
+    '26 L52 50 L64 26" stroke="{fill}" stroke-width="4" fill="none"/>',
+    "camping & hiking": '<path d="M50 14 L86 66 L14 66 Z" fill="{fill}"/><path d="M50 34 L60 66 L40 66 Z" '
+    'fill="#ffffff" opacity=".45"/>',
+    "laptops": '<rect x="24" y="18" width="52" height="34" rx="3" fill="{fill}"/><rect x="28" y="22" width="44" '
+    'height="26" fill="#ffffff" opacity=".35"/><path d="M14 56 L86 56 L80 64 L20 64 Z" fill="{fill}"/>',
+    "headphones": '<path d="M22 52 L22 40 Q22 14 50 14 Q78 14 78 40 L78 52" stroke="{fill}" stroke-width="6" '
+    'fill="none"/><rect x="16" y="44" width="16" height="24" rx="5" fill="{fill}"/><rect x="68" y="44" '
+    'width="16" height="24" rx="5" fill="{fill}"/>',
+    "watches": '<rect x="40" y="8" width="20" height="64" rx="4" fill="{fill}" opacity=".7"/><circle cx="50" '
+    'cy="40" r="18" fill="{fill}"/><circle cx="50" cy="40" r="13" fill="#ffffff" opacity=".55"/>'
+    '<path d="M50 32 L50 40 L56 44" stroke="#1f2937" stroke-width="2" fill="none"/>',
+    "bags": '<path d="M36 28 Q36 12 50 12 Q64 12 64 28" stroke="{fill}" stroke-width="5" fill="none"/>'
+    '<rect x="22" y="26" width="56" height="42" rx="6" fill="{fill}"/>',
+    "furniture": '<rect x="16" y="34" width="68" height="22" rx="6" fill="{fill}"/><rect x="22" y="22" '
+    'width="56" height="16" rx="5" fill="{fill}" opacity=".8"/><rect x="20" y="56" width="6" height="10" '
+    'fill="{fill}"/><rect x="74" y="56" width="6" height="10" fill="{fill}"/>',
+    "knives": '<path d="M14 50 L66 36 Q80 34 86 44 L60 50 Z" fill="{fill}"/><rect x="10" y="48" width="26" '
+    'height="10" rx="4" fill="#44403c"/>',
+    "decor": '<path d="M34 14 L66 14 L76 40 L24 40 Z" fill="{fill}"/><rect x="47" y="40" width="6" height="20" '
+    'fill="#78716c"/><rect x="34" y="60" width="32" height="6" rx="3" fill="#78716c"/>',
+}
 # anything else: a tag
 _DEFAULT_PICTOGRAM = (
     '<path d="M20 20 L56 20 L82 46 L56 72 L20 36 Z" fill="{fill}"/><circle cx="32" cy="32" r="5" '
@@ -111,7 +140,8 @@ def image_svg(*, category: str, colour: str) -> str:
     tint = _TINTS[digest % len(_TINTS)]
     fill = COLOURS.get(colour.lower(), tint)
     root = (parts[0].split()[0].lower() if parts else "").strip("&")
-    pictogram = _PICTOGRAMS.get(root, _DEFAULT_PICTOGRAM).format(fill=fill)
+    specific = next((_BY_CATEGORY[p.lower()] for p in reversed(parts) if p.lower() in _BY_CATEGORY), None)
+    pictogram = (specific or _PICTOGRAMS.get(root, _DEFAULT_PICTOGRAM)).format(fill=fill)
     # white and pale items need an outline to stand out from the background
     outline = (
         '<g stroke="#94a3b8" stroke-width="1.2">' if colour.lower() in ("white", "silver", "beige") else "<g>"
