@@ -305,9 +305,17 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def rankings_compute(
-    data: EventData, split: Split, scorer: Scorer, *, k: int, desc: str = "", progress: bool = True
+    data: EventData,
+    split: Split,
+    scorer: Scorer,
+    *,
+    k: int,
+    desc: str = "",
+    progress: bool = True,
+    on_users: Callable[[int], None] | None = None,
 ) -> dict[str, list[int]]:
-    """The top k item indices per evaluated user: active items only, the user's training items removed."""
+    """The top k item indices per evaluated user: active items only, the user's training items removed.
+    `on_users` is called with the number of users ranked so far, after each block."""
     n_items = len(data.item_pks)
     chunk = max(1, SCORE_BLOCK_FLOATS // max(n_items, 1))
     out: dict[str, list[int]] = {}
@@ -323,6 +331,8 @@ def rankings_compute(
             valid = np.isfinite(scores[row, top[row]])
             out[user] = [int(i) for i in top[row][valid]]
         bar.update(len(users))
+        if on_users:
+            on_users(start + len(users))
     bar.close()
     return out
 
@@ -378,10 +388,12 @@ def evaluation_run(
     progress: bool = True,
     data: EventData | None = None,
     max_users: int | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
 ) -> EvaluationResult:
     """Split, build the training-only inputs, rank with every method, score, and save an EvaluationRun.
     `extra_scorers` maps a method name to a factory(data, split, stats, vectors, k=...) -> Scorer (how the
-    configured recommender is plugged in)."""
+    configured recommender is plugged in). `on_progress(fraction, what)` is told how far the ranking is
+    (0 to 1, by method and by block of users), e.g. for a run started from the report page."""
     started = time.perf_counter()
     ks = sorted(set(ks))
     data = data if data is not None else events_load()
@@ -404,11 +416,20 @@ def evaluation_run(
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(scorers)}")
     catalog_size = int(data.active.sum())
     results, rankings = {}, {}
-    for name in names:
+    for done, name in enumerate(names):
         if not split.users:
             results[name] = {}
             continue
-        rankings[name] = rankings_compute(data, split, scorers[name], k=max(ks), desc=name, progress=progress)
+        if on_progress:
+            on_progress(done / len(names), name)
+
+        def ranked(users: int, done: int = done, name: str = name) -> None:
+            if on_progress:
+                on_progress((done + users / len(split.users)) / len(names), name)
+
+        rankings[name] = rankings_compute(
+            data, split, scorers[name], k=max(ks), desc=name, progress=progress, on_users=ranked
+        )
         results[name] = metrics_summarize(
             rankings[name],
             split,

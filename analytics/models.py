@@ -188,3 +188,37 @@ class EvaluationRun(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.protocol} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class EvaluationJobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class EvaluationJob(models.Model):
+    """An evaluation started from the report page: queued for a worker (`evaluation_job_maintenance_task`, on the maintenance queue), its
+    progress while it runs, and the runs it saved. A job the worker lost (no progress for
+    `JOB_STALE_AFTER`) can be claimed again."""
+
+    status = models.CharField(
+        max_length=10, choices=EvaluationJobStatus.choices, default=EvaluationJobStatus.QUEUED
+    )
+    scope = models.CharField(
+        max_length=20, default="quick", help_text="quick: the baselines; full: and the served path"
+    )
+    progress = models.FloatField(default=0.0, help_text="0 to 1")
+    message = models.CharField(max_length=300, blank=True, default="")
+    run = models.ForeignKey(EvaluationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"evaluation job #{self.pk} {self.status}"

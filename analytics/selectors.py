@@ -8,7 +8,7 @@ from datetime import date
 
 from django.db.models import Count, Q, Sum
 
-from analytics.models import DailyItemMetric, DailyMetric, EvaluationRun
+from analytics.models import DailyItemMetric, DailyMetric, EvaluationJob, EvaluationJobStatus, EvaluationRun
 from analytics.rollups import ALL
 from catalog.models import Item
 
@@ -273,3 +273,26 @@ def attribution_counts(*, start: date, end: date) -> dict[str, int]:
     return Attribution.objects.filter(occurred_at__date__gte=start, occurred_at__date__lte=end).aggregate(
         known=Count("id", filter=Q(list_known=True)), flagged=Count("id", filter=Q(list_known=False))
     )
+
+
+def evaluation_job_current(*, job_id: str = "") -> EvaluationJob | None:
+    """The job the page follows: the one named (`?job=`), else the newest that is still queued or running."""
+    if job_id.isdigit():
+        return EvaluationJob.objects.filter(pk=int(job_id)).select_related("run").first()
+    active = EvaluationJob.objects.filter(
+        status__in=[EvaluationJobStatus.QUEUED, EvaluationJobStatus.RUNNING]
+    )
+    return active.select_related("run").first()
+
+
+def evaluation_job_state(job: EvaluationJob) -> dict:
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "scope": job.scope,
+        "progress": job.progress,
+        "message": job.message,
+        "run_id": job.run_id,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }

@@ -43,3 +43,15 @@ def events_retention_sweep_task() -> dict[str, int]:
 
     days = settings.RECSYS_EVENT_RETENTION_DAYS
     return asdict(retention_prune(days=days) if days else PruneResult())
+
+
+@shared_task(bind=True, max_retries=20, default_retry_delay=30)
+def evaluation_job_maintenance_task(self, job_id: int) -> str:
+    """An evaluation started from the report page (analytics.services.evaluation_job_execute). Safe to
+    repeat: the job is claimed with a conditional UPDATE; while another evaluation runs, retried later."""
+    from analytics.services import evaluation_job_execute
+
+    outcome = evaluation_job_execute(job_id=job_id)
+    if outcome == "busy":
+        raise self.retry()
+    return outcome

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from analytics import ablation, selectors
+from analytics import ablation, selectors, services
 from analytics.csv_export import csv_response
 from analytics.rollups import ALL
 from analytics.selectors import Table
@@ -215,5 +217,28 @@ def evaluations(request: HttpRequest) -> HttpResponse:
         "chart_data": chart_data,
         "run_ids": ",".join(str(r.pk) for r in runs),
         "ablated": ablated,
+        "job": selectors.evaluation_job_current(job_id=request.GET.get("job", "")),
+        "scopes": list(services.JOB_SCOPES),
     }
     return _csv_or_page(request, tables, "analytics/evaluations.html", context)
+
+
+@staff_member_required
+@require_POST
+def evaluation_start(request: HttpRequest) -> HttpResponse:
+    """Start an evaluation run (a Celery job) from the page; the page then follows its progress."""
+    scope = request.POST.get("scope", "quick")
+    if scope not in services.JOB_SCOPES:
+        return _bad(BadQuery(f"scope: one of {', '.join(services.JOB_SCOPES)} (got {scope[:30]!r})."))
+    job = services.evaluation_job_start(scope=scope, requested_by=request.user.get_username())
+    return redirect(f"{reverse('reports:evaluations')}?job={job.pk}")
+
+
+@staff_member_required
+@require_GET
+def evaluation_job(request: HttpRequest, job_id: int) -> JsonResponse:
+    """A job's state, for the page's progress bar."""
+    job = selectors.evaluation_job_current(job_id=str(job_id))
+    if job is None or job.pk != job_id:
+        return JsonResponse({"error": "not_found", "detail": f"No evaluation job {job_id}."}, status=404)
+    return JsonResponse(selectors.evaluation_job_state(job))

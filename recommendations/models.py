@@ -166,6 +166,9 @@ class ServedList(models.Model):
     item_ids = ArrayField(models.CharField(max_length=255), default=list)
     scores = ArrayField(models.FloatField(), default=list)
     reasons = models.JSONField(default=list)
+    # the 1-based positions the visitor's client reported as actually seen (impressions, e.g. through an
+    # IntersectionObserver); empty when no client reported any
+    seen_positions = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -177,28 +177,47 @@ def recommendations_trending(
     return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
-def recommendations_search(*, query: str, params: ListParams, preview=None) -> Answer:
-    """Semantic search: the query embedded with the catalog's model, nearest items first."""
+def recommendations_search(
+    *, query: str, params: ListParams, preview=None, user_id: str = "", session_id: str = ""
+) -> Answer:
+    """Semantic search: the query embedded with the catalog's model, nearest items first. `user_id` and
+    `session_id` only label the served list."""
     from catalog.embedding import get_embedder
 
     vector = get_embedder().encode([query])[0]
     signal = _Signal(scenario=Scenario.SEARCH, vector=vector, reason={"type": "matches_query"})
-    return _serve(signal=signal, params=params, preview=preview)
+    return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
 def recommendations_bought_together(
-    *, item_pk: int, external_id: str, params: ListParams, preview=None
+    *,
+    item_pk: int,
+    external_id: str,
+    params: ListParams,
+    preview=None,
+    user_id: str = "",
+    session_id: str = "",
 ) -> Answer:
     """Frequently bought together with this item: its "bought" co-visitation neighbours, then "viewed"
     ones, then items like it to fill the list. With no co-visitation at all the answer says so in its
     scenario (`bought_together_fallback_content`)."""
-    return _together(anchors={item_pk: external_id}, params=params, preview=preview, cart=False)
+    return _together(
+        anchors={item_pk: external_id},
+        params=params,
+        preview=preview,
+        cart=False,
+        served_to=(user_id, session_id),
+    )
 
 
-def recommendations_for_cart(*, items: dict[int, str], params: ListParams, preview=None) -> Answer:
+def recommendations_for_cart(
+    *, items: dict[int, str], params: ListParams, preview=None, user_id: str = "", session_id: str = ""
+) -> Answer:
     """Frequently bought with a cart (pk -> shop id): the sum of its items' co-visitation neighbours,
     the cart's own items excluded; the same fill and fallback as for one item."""
-    return _together(anchors=items, params=params, preview=preview, cart=True)
+    return _together(
+        anchors=items, params=params, preview=preview, cart=True, served_to=(user_id, session_id)
+    )
 
 
 # Score bands of the bought-together list: the re-ranking adjustments (freshness, popularity penalty,
@@ -206,7 +225,9 @@ def recommendations_for_cart(*, items: dict[int, str], params: ListParams, previ
 _BAND = {"bought": 2.0, "viewed": 1.0, "content": 0.0}
 
 
-def _together(*, anchors: dict[int, str], params: ListParams, preview, cart: bool) -> Answer:
+def _together(
+    *, anchors: dict[int, str], params: ListParams, preview, cart: bool, served_to: tuple[str, str] = ("", "")
+) -> Answer:
     """Both kinds are always read (two indexed queries), so the answer's cost does not depend on how far
     down the list "bought" reaches; content fills only when fewer than `limit` items were co-visited."""
     scenario, fallback = (
@@ -241,10 +262,13 @@ def _together(*, anchors: dict[int, str], params: ListParams, preview, cart: boo
                 if c.item_pk not in scores:
                     scores[c.item_pk] = _BAND["content"] + (1.0 - c.distance) / 2.0
                     reasons[c.item_pk] = like
+    user_id, session_id = served_to
     if not scores:
-        return _trending(params=params, preview=preview)
+        return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
     signal = _Signal(scenario=scenario, scores=scores, reasons=reasons, model_version="covisitation")
-    return _serve(signal=signal, params=params, preview=preview, profile=profile)
+    return _serve(
+        signal=signal, params=params, preview=preview, profile=profile, user_id=user_id, session_id=session_id
+    )
 
 
 def _sum_rows(found: dict[int, dict[int, float]]) -> tuple[dict[int, float], dict[int, int]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
@@ -53,11 +55,66 @@ def served_list_log(
         "item_ids": [item["id"] for item in answer.items],
         "scores": [item["score"] for item in answer.items],
         "reasons": Jsonb([item["reason"] for item in answer.items]),
+        "seen_positions": [],
         "created_at": now,  # when it was served, not when the log caught up
         "updated_at": now,
         **columns,
     }
     served_row_log(row=row)
+
+
+def served_lists_backdate(*, served_at: dict[uuid.UUID, datetime]) -> int:
+    """Moves lists to the moment they were served in a replay (the demo's simulated shoppers serve past
+    days through the live path, which logs each list at `now()`). One UPDATE; returns the lists moved."""
+    if not served_at:
+        return 0
+    served_log_flush_now()  # the replay's lists may still be in this process's buffer
+    ids = list(served_at)
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE recommendations_servedlist s SET created_at = m.at, updated_at = m.at
+            FROM unnest(%s::uuid[], %s::timestamptz[]) AS m(id, at)
+            WHERE s.recommendation_id = m.id
+            """,
+            [ids, [served_at[i] for i in ids]],
+        )
+        return cur.rowcount
+
+
+# Positions a client may report as seen: a list has at most 100 items (the API's `limit`).
+MAX_POSITION = 100
+
+
+def served_lists_seen_record(*, seen: dict[uuid.UUID, Collection[int]], user_id: str, session_id: str) -> int:
+    """Impressions: adds the positions a visitor's client saw to each list's `seen_positions` (a set, in
+    order; positions past the list's end are ignored), for lists served to this visitor only (their user
+    id or their session; an empty id names nobody). One UPDATE; returns the lists updated."""
+    if not seen or not (user_id or session_id):
+        return 0
+    # A list served by this process may still be buffered (lists served by another web process land
+    # within RECSYS_SERVED_LOG_FLUSH_SECONDS; impressions reported before that miss it).
+    served_log_flush_now()
+    ids = list(seen)
+    # one array per list, as text: unnest cannot take a ragged 2-D array
+    positions = [
+        "{" + ",".join(str(int(p)) for p in seen[i] if 1 <= int(p) <= MAX_POSITION) + "}" for i in ids
+    ]
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE recommendations_servedlist s
+            SET seen_positions = ARRAY(
+                SELECT DISTINCT p FROM unnest(s.seen_positions || m.positions::smallint[]) AS p
+                WHERE p BETWEEN 1 AND cardinality(s.item_pks) ORDER BY p
+            )
+            FROM unnest(%s::uuid[], %s::text[]) AS m(id, positions)
+            WHERE s.recommendation_id = m.id
+              AND ((%s <> '' AND s.user_id = %s) OR (%s <> '' AND s.session_id = %s))
+            """,
+            [ids, positions, user_id, user_id, session_id, session_id],
+        )
+        return cur.rowcount
 
 
 def served_lists_erase(*, user_id: str, session_ids: Collection[str] = ()) -> dict[str, int]:

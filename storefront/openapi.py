@@ -1,4 +1,4 @@
-"""OpenAPI description of the storefront's two same-origin endpoints (storefront/views.py), for the browser
+"""OpenAPI description of the storefront's same-origin endpoints (storefront/views.py), for the browser
 client and for fuzzing (tests/security/test_api_fuzz.py). They are plain Django views outside DRF, so
 drf-spectacular does not see them; this is written by hand from the views and kept beside them.
 
@@ -7,7 +7,13 @@ Authentication is the visitor's Django session (cookie), and the POST needs Djan
 from __future__ import annotations
 
 from recsys_project.openapi import NO_CONTROL, NOT_BLANK_NO_CONTROL
-from storefront.views import BROWSER_EVENT_TYPES, MAX_EVENTS_PER_POST, MAX_LIMIT
+from storefront.views import (
+    BROWSER_EVENT_TYPES,
+    KINDS,
+    MAX_EVENTS_PER_POST,
+    MAX_IMPRESSIONS_PER_POST,
+    MAX_LIMIT,
+)
 
 ERROR = {
     "type": "object",
@@ -49,13 +55,13 @@ STOREFRONT_SCHEMA = {
         "/storefront/recommendations/{kind}": {
             "get": {
                 "operationId": "storefront_recommendations",
-                "summary": "A list for this visitor: user, trending, or similar (?item=ID)",
+                "summary": "A list for this visitor: user, trending, similar or bought_together (?item=ID), cart",
                 "parameters": [
                     {
                         "name": "kind",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "enum": ["user", "trending", "similar"]},
+                        "schema": {"type": "string", "enum": list(KINDS)},
                     },
                     {
                         "name": "limit",
@@ -66,13 +72,77 @@ STOREFRONT_SCHEMA = {
                     {
                         "name": "item",
                         "in": "query",
-                        "description": "similar: a known item id (an unknown one is a 400).",
+                        "description": "similar, bought_together: a known item id (an unknown one is a 400).",
+                        "schema": {"type": "string", "pattern": NO_CONTROL},
+                    },
+                    {
+                        "name": "exclude",
+                        "in": "query",
+                        "description": "Comma-separated item ids to leave out.",
                         "schema": {"type": "string", "pattern": NO_CONTROL},
                     },
                 ],
                 "responses": {
                     "200": _json(LIST, "The list, logged under its recommendation_id."),
                     "400": _json(ERROR, "A parameter is invalid; fields names it."),
+                },
+            }
+        },
+        "/storefront/impressions": {
+            "post": {
+                "operationId": "storefront_impressions",
+                "summary": "Positions of served lists the visitor saw; recorded on this visitor's lists only",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "impressions": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": MAX_IMPRESSIONS_PER_POST,
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "recommendation_id": {"type": "string", "format": "uuid"},
+                                                "positions": {
+                                                    "type": "array",
+                                                    "minItems": 1,
+                                                    "maxItems": MAX_LIMIT * 4,
+                                                    "items": {
+                                                        "type": "integer",
+                                                        "minimum": 1,
+                                                        "maximum": 100,
+                                                    },
+                                                },
+                                            },
+                                            "required": ["recommendation_id", "positions"],
+                                        },
+                                    }
+                                },
+                                "required": ["impressions"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "recorded": {"type": "integer"},
+                                "rejected": {"type": "array", "items": {"type": "object"}},
+                            },
+                            "required": ["recorded", "rejected"],
+                        },
+                        "How many lists were updated.",
+                    ),
+                    "400": _json(
+                        {"anyOf": [ERROR, {"type": "object"}]}, "The body, or every entry, was rejected."
+                    ),
+                    "403": {"description": "No CSRF token (Django's page)."},
                 },
             }
         },

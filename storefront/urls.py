@@ -9,8 +9,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("catalog", views.catalog, name="catalog"),
     path("items/<path:item_id>", views.item, name="item"),
+    path("cart", views.cart, name="cart"),
+    path("storefront/image.svg", views.image, name="image"),
     path("storefront/recommendations/<str:kind>", views.recommendations, name="recommendations"),
     path("storefront/events", views.events, name="events"),
+    path("storefront/impressions", views.impressions, name="impressions"),
 ]
 
 # Every storefront route is public (no login, no key): each is rate-limited per client address

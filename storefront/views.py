@@ -23,8 +23,10 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog.models import Item
 from interactions.services import events_ingest
 from interactions.validation import check_event
-from recommendations import scenarios, selectors
+from recommendations import scenarios, selectors, services
+from storefront.images import MAX_CATEGORY_CHARS, image_svg, item_image_url
 from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
+from storefront.reasons import reason_item_ids, reason_text
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,10 @@ MAX_LIMIT = 24
 BROWSER_EVENT_TYPES = {"view", "click", "add_to_cart"}
 MAX_EVENTS_PER_POST = 20
 SURFACE_MAX = 100
+QUERY_MAX = 200
+SEARCH_RESULTS = 24
+CART_MAX = 50
+KINDS = ("user", "trending", "similar", "bought_together", "cart")
 
 
 def _visitor(request: HttpRequest, *, create: bool) -> tuple[str, str] | None:
@@ -55,23 +61,85 @@ def _visitor(request: HttpRequest, *, create: bool) -> tuple[str, str] | None:
 @ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
     _visitor(request, create=True)
-    return render(request, "storefront/home.html", {"page": "home"})
+    return render(request, "storefront/home.html", {"page": "home", "departments": _departments()})
+
+
+def _departments() -> list[str]:
+    """The top-level categories of the active catalog, for the category filter."""
+    return sorted(
+        {
+            path[0]
+            for path in Item.objects.filter(is_active=True).values_list("category_path", flat=True)
+            if path
+        }
+    )
+
+
+def _card(
+    *, external_id, title, price, image_url, category_path, attributes=None, reason="", href=""
+) -> dict:
+    return {
+        "id": external_id,
+        "title": title,
+        "price": price,
+        "image_url": item_image_url(
+            image_url=image_url, category_path=category_path, title=title, attributes=attributes
+        ),
+        "reason_text": reason,
+        "href": href,
+    }
 
 
 @require_GET
 @ensure_csrf_cookie
 def catalog(request: HttpRequest) -> HttpResponse:
-    _visitor(request, create=True)
+    """The catalog, by title, or with `q` the semantic search's answer (logged like any served list, and
+    its cards carry its recommendation_id), both narrowed to a department with `category`."""
+    visitor = _visitor(request, create=True)
+    category = request.GET.get("category", "").strip()[:MAX_CATEGORY_CHARS]
+    query = request.GET.get("q", "").strip()[:QUERY_MAX]
+    context = {"category": category, "q": query, "page": "catalog", "departments": _departments()}
+    if query:
+        user_id, session_id = visitor or ("", "")
+        params = scenarios.ListParams(
+            limit=SEARCH_RESULTS, surface="search", category=(category,) if category else ()
+        )
+        answer = scenarios.recommendations_search(
+            query=query, params=params, user_id=user_id, session_id=session_id
+        )
+        rec = str(answer.recommendation_id)
+        context["results"] = [
+            _card(
+                external_id=i["id"],
+                title=i["title"],
+                price=i["price"],
+                image_url=i["image_url"],
+                category_path=i["category_path"],
+                href=f"?rec={rec}&pos={n}&surface=search",
+            )
+            for n, i in enumerate(answer.items, start=1)
+        ]
+        context["recommendation_id"] = rec
+        return render(request, "storefront/catalog.html", context)
     items = Item.objects.filter(is_active=True).order_by("title", "pk")
-    category = request.GET.get("category", "").strip()
     if category:
         items = items.filter(category_path__0=category)
     page = Paginator(
-        items.only("external_id", "title", "price", "image_url", "category_path"), PAGE_SIZE
+        items.only("external_id", "title", "price", "image_url", "category_path", "attributes"), PAGE_SIZE
     ).get_page(request.GET.get("page"))
-    return render(
-        request, "storefront/catalog.html", {"page_obj": page, "category": category, "page": "catalog"}
-    )
+    context["page_obj"] = page
+    context["results"] = [
+        _card(
+            external_id=i.external_id,
+            title=i.title,
+            price=i.price,
+            image_url=i.image_url,
+            category_path=i.category_path,
+            attributes=i.attributes,
+        )
+        for i in page
+    ]
+    return render(request, "storefront/catalog.html", context)
 
 
 @require_GET
@@ -81,7 +149,50 @@ def item(request: HttpRequest, item_id: str) -> HttpResponse:
     obj = Item.objects.filter(external_id=item_id, is_active=True).first()
     if obj is None:
         raise Http404("No such item.")
-    return render(request, "storefront/item.html", {"item": obj, "page": "item"})
+    image = item_image_url(
+        image_url=obj.image_url, category_path=obj.category_path, title=obj.title, attributes=obj.attributes
+    )
+    return render(
+        request,
+        "storefront/item.html",
+        {"item": obj, "image_url": image, "page": "item", "departments": _departments()},
+    )
+
+
+@require_GET
+@ensure_csrf_cookie
+def cart(request: HttpRequest) -> HttpResponse:
+    """The visitor's cart (what they added, kept in their session) and what goes with it."""
+    _visitor(request, create=True)
+    ids = request.session.get("cart", [])
+    found = {i.external_id: i for i in Item.objects.filter(external_id__in=ids, is_active=True)}
+    cards = [
+        _card(
+            external_id=i.external_id,
+            title=i.title,
+            price=i.price,
+            image_url=i.image_url,
+            category_path=i.category_path,
+            attributes=i.attributes,
+        )
+        for i in (found[x] for x in ids if x in found)
+    ]
+    return render(
+        request, "storefront/cart.html", {"items": cards, "page": "cart", "departments": _departments()}
+    )
+
+
+@require_GET
+def image(request: HttpRequest) -> HttpResponse:
+    """A generated item picture (storefront/images.py): public like every storefront route, no database,
+    cached by the browser for a day. `c` is the category path ("/"-separated), `color` a colour name."""
+    category = request.GET.get("c", "")[:MAX_CATEGORY_CHARS]
+    colour = request.GET.get("color", "")[:30]
+    response = HttpResponse(image_svg(category=category, colour=colour), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    # opened directly, the SVG may draw and nothing else
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
 
 
 def _reject_constant(name: str):
@@ -96,9 +207,12 @@ def _bad(field: str, reason: str) -> JsonResponse:
 
 @require_GET
 def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
-    """A list for this visitor: `user` (recommended for you), `trending`, or `similar` (?item=ID). Same
-    answer shape as the API; the served list is logged under its recommendation_id, with the visitor's
-    ids, like any other (a browser without a session gets trending for `user`, unlogged)."""
+    """A list for this visitor: `user` (recommended for you), `trending`, `similar` or `bought_together`
+    (?item=ID), or `cart` (what goes with the visitor's cart); `exclude` (comma-separated ids) leaves
+    items out. Same answer shape as the API, plus `reason_text` (the reason said for a person) and a
+    generated `image_url` for items without one; the served list is logged under its recommendation_id,
+    with the visitor's ids, like any other (a browser without a session gets trending for `user`,
+    unlogged)."""
     visitor = _visitor(request, create=False)
     # Without a session the list is served but not logged: a cookieless client would write one per
     # request, and it can send no event pointing at it (events need the session). A default preview
@@ -112,30 +226,57 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
     if not 1 <= limit <= MAX_LIMIT:
         return _bad("limit", f"Must be between 1 and {MAX_LIMIT}.")
     surface = request.GET.get("surface", kind)[:SURFACE_MAX]
-    params = scenarios.ListParams(limit=limit, surface=surface)
+    excluded = [x for x in request.GET.get("exclude", "").split(",") if x.strip()][: MAX_LIMIT * 4]
+    exclude_pks = (
+        frozenset(selectors.items_pks_by_external_id(external_ids=excluded).values())
+        if excluded
+        else frozenset()
+    )
+    params = scenarios.ListParams(limit=limit, surface=surface, exclude_pks=exclude_pks)
     served_to = {"preview": preview, "user_id": user_id, "session_id": session_id}
     if kind == "user" and visitor:
         answer = scenarios.recommendations_for_user(params=params, **served_to)
     elif kind in ("user", "trending"):
         answer = scenarios.recommendations_trending(params=params, **served_to)
-    elif kind == "similar":
+    elif kind in ("similar", "bought_together"):
         obj = Item.objects.filter(external_id=request.GET.get("item", "")).only("pk", "external_id").first()
         if obj is None:
             return _bad("item", "Unknown item id.")
-        answer = scenarios.recommendations_similar(
-            item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
-        )
+        if kind == "similar":
+            answer = scenarios.recommendations_similar(
+                item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
+            )
+        else:
+            answer = scenarios.recommendations_bought_together(
+                item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
+            )
+    elif kind == "cart":
+        in_cart = request.session.get("cart", []) if visitor else []
+        pks = selectors.items_pks_by_external_id(external_ids=in_cart)
+        if not pks:
+            answer = scenarios.recommendations_trending(params=params, **served_to)
+        else:
+            answer = scenarios.recommendations_for_cart(
+                items={pk: external_id for external_id, pk in pks.items()}, params=params, **served_to
+            )
     else:
-        return _bad("kind", "Must be one of user, trending, similar.")
+        return _bad("kind", f"Must be one of {', '.join(KINDS)}.")
+    cited = reason_item_ids([i["reason"] for i in answer.items])
+    titles = (
+        dict(Item.objects.filter(external_id__in=cited).values_list("external_id", "title")) if cited else {}
+    )
     items = [
         {
             "id": i["id"],
             "title": i["title"],
             "price": None if i["price"] is None else str(i["price"]),
-            "image_url": i["image_url"],
+            "image_url": item_image_url(
+                image_url=i["image_url"], category_path=i["category_path"], title=i["title"]
+            ),
             "category_path": i["category_path"],
             "score": i["score"],
             "reason": i["reason"],
+            "reason_text": reason_text(i["reason"], titles=titles),
         }
         for i in answer.items
     ]
@@ -196,6 +337,11 @@ def events(request: HttpRequest) -> JsonResponse:
             valid.append(clean)
     dropped = _drop_foreign_recommendation_ids(valid, user_id=user_id, session_id=session_id)
     result = events_ingest(events=valid) if valid else None
+    added = [e["item_id"] for e in valid if e["event_type"] == "add_to_cart"]
+    if added:
+        # the cart the cart page and cart recommendations read: newest last, each item once
+        kept = [x for x in request.session.get("cart", []) if x not in added]
+        request.session["cart"] = (kept + list(dict.fromkeys(added)))[-CART_MAX:]
     body = {
         "accepted": result.accepted if result else 0,
         "duplicates": result.duplicates if result else 0,
@@ -203,6 +349,55 @@ def events(request: HttpRequest) -> JsonResponse:
         "recommendation_ids_dropped": dropped,
     }
     return JsonResponse(body, status=200 if valid else 400)
+
+
+MAX_IMPRESSIONS_PER_POST = 20
+
+
+@require_POST
+def impressions(request: HttpRequest) -> JsonResponse:
+    """Which items of served lists the visitor actually saw: `{"impressions": [{"recommendation_id",
+    "positions": [1, 2, ...]}]}` (1-based). Recorded on lists served to this visitor only; the answer
+    says how many lists were updated (`recorded`) and which entries were rejected."""
+    visitor = _visitor(request, create=False)
+    if visitor is None:
+        return _bad("session", "No visitor session: open a storefront page first, with cookies enabled.")
+    try:
+        body = json.loads(request.body or b"null", parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return _bad("impressions", "The body must be JSON.")
+    batch = body.get("impressions") if isinstance(body, dict) else None
+    if not isinstance(batch, list) or not batch:
+        return _bad("impressions", "Must be a non-empty list.")
+    if len(batch) > MAX_IMPRESSIONS_PER_POST:
+        return _bad("impressions", f"At most {MAX_IMPRESSIONS_PER_POST} per request.")
+    seen: dict[uuid.UUID, set[int]] = {}
+    rejected = []
+    for index, entry in enumerate(batch):
+        errors = {}
+        rec = entry.get("recommendation_id") if isinstance(entry, dict) else None
+        positions = entry.get("positions") if isinstance(entry, dict) else None
+        try:
+            rec_id = uuid.UUID(rec) if isinstance(rec, str) else None
+        except ValueError:
+            rec_id = None
+        if rec_id is None:
+            errors["recommendation_id"] = ["Must be the recommendation_id of a served list."]
+        if (
+            not isinstance(positions, list)
+            or not positions
+            or len(positions) > MAX_LIMIT * 4
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 100 for p in positions)
+        ):
+            errors["positions"] = ["Must be a non-empty list of 1-based positions (1 to 100)."]
+        if errors:
+            rejected.append({"index": index, "errors": errors})
+        else:
+            assert rec_id is not None
+            seen.setdefault(rec_id, set()).update(positions)
+    user_id, session_id = visitor
+    recorded = services.served_lists_seen_record(seen=seen, user_id=user_id, session_id=session_id)
+    return JsonResponse({"recorded": recorded, "rejected": rejected}, status=200 if seen else 400)
 
 
 def _drop_foreign_recommendation_ids(events: list[dict], *, user_id: str, session_id: str) -> int:

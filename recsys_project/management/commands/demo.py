@@ -37,6 +37,7 @@ from recsys_project.supervisor import Supervisor
 ADMIN_USERNAME = "admin"
 DEMO_KEY_NAME = "demo"
 DEMO_KEY_FILE = "demo_api_key"
+WARMUP_MARKER = "demo_warmed_up"
 READY_TIMEOUT_SECONDS = 120
 QUEUES = "default,embeddings,maintenance"
 
@@ -95,6 +96,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2, help="worker processes (2)")
 
     def handle(self, *args, host, port, items, users, seed, concurrency, **options):
+        self.started = time.monotonic()
         if not 1 <= port <= 65535:
             raise CommandError("--port must be between 1 and 65535.")
         if concurrency < 1:
@@ -153,7 +155,22 @@ class Command(BaseCommand):
             started = time.monotonic()
             seed_shop(shop, stdout=self.stdout)
             self.stdout.write(f"   in {time.monotonic() - started:.0f} s")
+        self.warm_up(items=items, users=users, seed=shop.seed)
         return admin_password_reset(), demo_api_key_ensure(data_dir=settings.RECSYS_DATA_DIR)
+
+    def warm_up(self, *, items: int, users: int, seed: int) -> None:
+        """Once per loaded shop (a marker in the data dir): embed, trending, simulated traffic through the
+        serving path, rollups and an evaluation run (`demo_warmup`), so that the lists and reports are
+        populated when the URLs are printed. Later runs only refresh trending (by name: no import of the
+        layers above)."""
+        marker = settings.RECSYS_DATA_DIR / WARMUP_MARKER
+        key = f"{items}:{users}:{seed}"
+        if marker.exists() and marker.read_text().strip() == key:
+            return
+        started = time.monotonic()
+        call_command("demo_warmup", items=items, users=users, seed=seed, stdout=self.stdout)
+        marker.write_text(key + "\n")
+        self.stdout.write(f"== the demo shop is warmed up, in {time.monotonic() - started:.0f} s")
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -189,7 +206,8 @@ class Command(BaseCommand):
         lines = [
             "",
             "=" * 78,
-            f"recsys demo is running, on a SYNTHETIC demo shop ({items} items, {users} shoppers).",
+            f"recsys demo is running, on a SYNTHETIC demo shop ({items} items, {users} shoppers), "
+            f"{time.monotonic() - self.started:.0f} s after this command started.",
             f"  Storefront   {base}/",
             f"  Reports      {base}/reports/   (staff: the admin login)",
             f"  Admin        {base}/admin/     user: {ADMIN_USERNAME}   password: {password}",
