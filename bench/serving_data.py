@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BENCH_DB = "recsys_bench_serve"
-REDIS_DB = 14
+REDIS_DB = int(os.environ.get("RECSYS_BENCH_REDIS_DB", "14"))
 DIM = 384
 SEED = 20261122
 DEPARTMENTS, FAMILIES, LEAVES = 10, 4, 5

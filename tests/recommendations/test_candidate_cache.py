@@ -225,3 +225,14 @@ def test_serving_from_the_list_needs_no_redis(ranked, api, settings):
     assert response.status_code == 200, response.content
     assert response["X-Recsys-Cache"] == "hit"
     assert [(i["id"], i["reason"]["type"]) for i in response.json()["items"]] == expected
+
+
+def test_a_cache_hit_costs_four_queries_whatever_the_limit(ranked, api, django_assert_num_queries):
+    """API key, the user's state (history, newest event, list: one query), the candidates' features, the
+    served-list INSERT; the models' versions and the profiles are cached per process."""
+    candidate_lists_refresh(user_ids=["probe-10"])
+    api.get(URL.format("probe-10"))  # warm: the API key's last_used_at touch, the serving config
+    for limit in (5, 50):
+        with django_assert_num_queries(4):
+            response = api.get(URL.format("probe-10"), {"limit": limit})
+        assert response["X-Recsys-Cache"] == "hit"
