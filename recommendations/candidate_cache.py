@@ -4,8 +4,9 @@ worker BEFORE the request's hard filters and the live business rules.
 
 - Computed when the user's events are applied to their vector (interactions.signals.user_vectors_changed),
   and by a sweep every minute for the users active within RECSYS_CANDIDATE_CACHE_ACTIVE_DAYS whose list is
-  missing, was computed with other models or profile settings, predates their newest events, or is older
-  than RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS (new items, co-visitation and popularity drift).
+  missing, was computed with other models or profile settings, predates their newest events, predates the
+  newest item vector (a catalog change; at most every CATALOG_MIN_AGE), or is older than
+  RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS (co-visitation and popularity drift).
 - Served (recommendations.scenarios) only when it is still right: it saw the user's newest event, it was
   computed with the models and the profile's candidate settings serving now (`key_current`), and it is
   younger than RECSYS_CANDIDATE_CACHE_MAX_AGE_SECONDS. Otherwise, or when the request's filters leave fewer
@@ -31,6 +32,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
+from catalog.selectors import item_vectors_changed_at
 from interactions.selectors import users_active
 from recommendations.models import CandidateList, RerankProfile, Scenario
 from recommendations.ranker import serving as ranker_serving
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 # entry runs every minute and expires after 55 s).
 SWEEP_BATCH = 50
 SWEEP_TIME_BUDGET_SECONDS = 50
+# A list computed before an item got its vector is recomputed by the sweep once it is this old.
+CATALOG_MIN_AGE = timedelta(minutes=2)
 
 
 @dataclass
@@ -166,12 +170,16 @@ def candidate_lists_due(*, profile: RerankProfile) -> list[str]:
         ).values_list("user_id", "key", "computed_at")
     }
     refresh_before = now - timedelta(seconds=settings.RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS)
+    # new items reach the lists computed before them, but a list is not recomputed more often than this
+    # for the catalog's sake (a shop that adds items every minute would keep the sweep busy otherwise)
+    vectors_at = item_vectors_changed_at()
+    catalog_before = min(vectors_at, now - CATALOG_MIN_AGE) if vectors_at is not None else None
     urgent, aged = [], []
     for user, changed_at in active:
         row = rows.get(user)
         if row is None or row[0] != key or row[1] < changed_at:
             urgent.append(user)
-        elif row[1] < refresh_before:
+        elif row[1] < refresh_before or (catalog_before is not None and row[1] < catalog_before):
             aged.append((row[1], user))
     return urgent + [user for _, user in sorted(aged)]
 

@@ -12,10 +12,14 @@ from django.utils import timezone
 
 from analytics import evaluation, metrics
 from catalog.models import Item, Promotion
-from interactions.models import Event
+from interactions.models import Event, UserProfile
 from interactions.tasks import user_vectors_apply_task
 from recommendations import scenarios, sources
-from recommendations.candidate_cache import candidate_lists_due, candidate_lists_refresh, candidate_lists_sweep
+from recommendations.candidate_cache import (
+    candidate_lists_due,
+    candidate_lists_refresh,
+    candidate_lists_sweep,
+)
 from recommendations.models import CandidateList, RerankProfile
 from recommendations.ranker.model import ranker_train
 from recommendations.ranker.serving import active_ranker_clear, ranker_override
@@ -214,6 +218,16 @@ def test_a_user_without_a_list_gets_the_live_path_and_the_sweep_fills_it(ranked,
     assert candidate_lists_sweep(budget_seconds=30) >= 1
     assert _serve("newcomer").cache == "hit"
     assert "newcomer" not in candidate_lists_due(profile=profile_for_surface(surface=""))
+    # an item gets its vector after the list was computed: the sweep recomputes the list once it is old
+    # enough (CATALOG_MIN_AGE), without making it a miss meanwhile
+    UserProfile.objects.filter(external_id="newcomer").update(
+        updated_at=timezone.now() - timedelta(minutes=4)
+    )
+    CandidateList.objects.filter(user_id="newcomer").update(computed_at=timezone.now() - timedelta(minutes=3))
+    assert "newcomer" not in candidate_lists_due(profile=profile_for_surface(surface=""))
+    Item.objects.filter(pk=shop.noise[0].pk).update(embedded_at=timezone.now())
+    assert "newcomer" in candidate_lists_due(profile=profile_for_surface(surface=""))
+    assert _serve("newcomer").cache == "hit"
 
 
 def test_serving_from_the_list_needs_no_redis(ranked, api, settings):
