@@ -95,20 +95,30 @@ def max_age() -> timedelta:
 
 _UPSERT_SQL = """
 INSERT INTO recommendations_candidatelist AS c
-    (user_id, key, last_event_id, scenario, model_version, item_pks, scores, reasons, computed_at,
-     created_at, updated_at)
+    (user_id, key, last_event_id, scenario, model_version, item_pks, scores, reasons, reason_index,
+     computed_at, created_at, updated_at)
 VALUES (%(user)s, %(key)s, %(event)s, %(scenario)s, %(model)s, %(pks)s::bigint[], %(scores)s::float8[],
-        %(reasons)s::jsonb, %(at)s, now(), now())
+        %(reasons)s::jsonb, %(index)s::smallint[], %(at)s, now(), now())
 ON CONFLICT (user_id) DO UPDATE SET
     key = EXCLUDED.key, last_event_id = EXCLUDED.last_event_id, scenario = EXCLUDED.scenario,
     model_version = EXCLUDED.model_version, item_pks = EXCLUDED.item_pks, scores = EXCLUDED.scores,
-    reasons = EXCLUDED.reasons, computed_at = EXCLUDED.computed_at, updated_at = EXCLUDED.updated_at
+    reasons = EXCLUDED.reasons, reason_index = EXCLUDED.reason_index, computed_at = EXCLUDED.computed_at, updated_at = EXCLUDED.updated_at
 -- two workers computing the same user: the one that saw fewer events does not overwrite the other
 WHERE c.last_event_id <= EXCLUDED.last_event_id
 """
 
 
 def candidate_list_save(*, user_id: str, computed: Computed) -> None:
+    # each distinct reason once: 500 candidates share a few anchors (~2 bytes a candidate, not ~50)
+    distinct: dict[str, int] = {}
+    index = []
+    for reason in computed.reasons:
+        if reason is None:
+            index.append(-1)
+            continue
+        index.append(distinct.setdefault(json.dumps(reason), len(distinct)))
+    if not distinct:
+        index = []  # no source reasons at all (the single-retrieval path): nothing to point at
     with connection.cursor() as cur:
         cur.execute(
             _UPSERT_SQL,
@@ -120,7 +130,8 @@ def candidate_list_save(*, user_id: str, computed: Computed) -> None:
                 "model": computed.model_version,
                 "pks": "{" + ",".join(str(int(pk)) for pk in computed.item_pks) + "}",
                 "scores": "{" + ",".join(repr(float(s)) for s in computed.scores) + "}",
-                "reasons": json.dumps(computed.reasons),
+                "reasons": "[" + ",".join(distinct) + "]",
+                "index": "{" + ",".join(map(str, index)) + "}",
                 "at": computed.computed_at,
             },
         )

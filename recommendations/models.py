@@ -341,8 +341,9 @@ class CandidateList(models.Model):
     """A user's ranked candidates, computed by the worker before the request's hard filters and the live
     re-ranking (recommendations/candidate_cache.py). A cache: the table is UNLOGGED (a crash empties it,
     and serving falls back to the live path until the worker refills it), and every row can be rebuilt.
-    `item_pks`, `scores` and `reasons` are aligned, best first; `reasons` holds the source reason of each
-    candidate or null (explained at serving time, as the live path does)."""
+    `item_pks`, `scores` and `reason_index` are aligned, best first; `reason_index` points into `reasons`
+    (the list's distinct source reasons: a few anchors for 500 candidates), -1 for a candidate explained at
+    serving time, as the live path does."""
 
     user_id = models.CharField(max_length=128, unique=True)
     # what the list was computed with: the models' and the profile's stage settings (candidate_cache.key);
@@ -355,6 +356,7 @@ class CandidateList(models.Model):
     item_pks = ArrayField(models.BigIntegerField(), default=list)
     scores = ArrayField(models.FloatField(), default=list)
     reasons = models.JSONField(default=list)
+    reason_index = ArrayField(models.SmallIntegerField(), default=list)
     computed_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -549,7 +549,7 @@ def _from_cache(
         scenario=cached.scenario,
         scores=dict(zip(cached.item_pks, cached.scores, strict=True)),
         history=history,
-        reasons={pk: r for pk, r in zip(cached.item_pks, cached.reasons, strict=True) if r},
+        reasons=cached.reasons,
         model_version=cached.model_version,
         cached=True,
     )

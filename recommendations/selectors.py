@@ -214,7 +214,7 @@ class CachedCandidates:
     model_version: str
     item_pks: list[int]
     scores: list[float]
-    reasons: list[dict[str, Any] | None]
+    reasons: dict[int, dict[str, Any]]  # pk -> its source reason (the others are explained when served)
     computed_at: datetime
 
 
@@ -238,7 +238,8 @@ class UserState:
 _USER_STATE_SQL = """
 SELECT CASE WHEN p.embedding_model = '' OR p.embedding_model = %(model)s THEN p.embedding::text END,
        h.item_ids, h.event_types, h.times, h.newest,
-       c.key, c.last_event_id, c.scenario, c.model_version, c.item_pks, c.scores, c.reasons, c.computed_at
+       c.key, c.last_event_id, c.scenario, c.model_version, c.item_pks, c.scores, c.reasons, c.reason_index,
+       c.computed_at
 FROM (SELECT 1) AS one
 LEFT JOIN interactions_userprofile p ON p.external_id = %(user)s AND p.embedding IS NOT NULL
 LEFT JOIN LATERAL (
@@ -263,8 +264,9 @@ def user_state(*, user_id: str) -> UserState:
         text, item_ids, event_types, times, newest, *row = cur.fetchone()
     cached = None
     if row[0] is not None:
-        key, last_event_id, scenario, model_version, pks, scores, reasons, computed_at = row
-        reasons = json.loads(reasons) if isinstance(reasons, str) else reasons  # Django leaves jsonb as text
+        key, last_event_id, scenario, model_version, pks, scores, distinct, index, computed_at = row
+        distinct = json.loads(distinct) if isinstance(distinct, str) else distinct  # Django: jsonb as text
+        reasons = {pk: distinct[i] for pk, i in zip(pks, index, strict=True) if i >= 0} if index else {}
         cached = CachedCandidates(
             key, last_event_id, scenario, model_version, pks, scores, reasons, computed_at
         )

@@ -23,6 +23,7 @@ class Migration(migrations.Migration):
                 ('item_pks', django.contrib.postgres.fields.ArrayField(base_field=models.BigIntegerField(), default=list, size=None)),
                 ('scores', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), default=list, size=None)),
                 ('reasons', models.JSONField(default=list)),
+                ('reason_index', django.contrib.postgres.fields.ArrayField(base_field=models.SmallIntegerField(), default=list, size=None)),
                 ('computed_at', models.DateTimeField()),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
