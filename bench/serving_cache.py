@@ -6,6 +6,8 @@ gunicorn.
         [--lists 2000] [--requests 300] [--seconds 10] [--workers 3]
 
 1. The bench database (bench/serving_data.py): `--items` items, `--users` users with ~20 events each.
+   With `--ranker-users N`, a ranker trained on N users' events is active (the hybrid path: the candidate
+   sources, ordered by the ranker); without, the single-retrieval path serves.
 2. Lists for the first `--lists` users, computed in this process by the worker's own code
    (candidate_cache.candidate_lists_refresh): CPU-seconds of this process and of its Postgres backend (read
    from /proc) per list. The worker recomputes one list per user per user-vector task, so 1,000 events
@@ -98,6 +100,37 @@ def run(clients: list[Client], endpoint: str, *, n: int, seconds: float) -> tupl
     return latencies, errors[0], time.perf_counter() - started
 
 
+def ranker_use(users: int) -> None:
+    """Activate a ranker trained on `users` users' events (leave-one-out rows, no gate), or none."""
+    from recommendations.models import ModelVersion
+    from recommendations.ranker.registry import ranker_activate
+    from recommendations.ranker.serving import active_ranker_clear
+
+    ModelVersion.objects.filter(kind=ModelVersion.Kind.RANKER, is_active=True).update(is_active=False)
+    active_ranker_clear()
+    if not users:
+        return
+    import numpy as np
+
+    from analytics import evaluation
+    from recommendations.ranker.model import ranker_save, ranker_train
+    from recommendations.ranker.training import DEFAULT_SOURCES, training_rows_build
+
+    started = time.perf_counter()
+    data = evaluation.events_load()
+    vectors = evaluation.item_vectors_load(data)
+    rows = training_rows_build(
+        data, np.arange(len(data.ts)), vectors, protocol="leave-one-out", max_users=users
+    )
+    ranker = ranker_train(rows.features, rows.labels, rows.groups, sources=DEFAULT_SOURCES)
+    version = ModelVersion.objects.create(kind=ModelVersion.Kind.RANKER, events=len(data.ts))
+    version.artifact_path = str(ranker_save(ranker, name=f"bench-v{version.pk}"))
+    ranker_activate(version=version, reason="bench/serving_cache.py")
+    print(
+        f"ranker v{version.pk}: trained on {users} users in {time.perf_counter() - started:.0f} s", flush=True
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,6 +141,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per row at concurrency 1")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration per row at concurrency 8")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    parser.add_argument(
+        "--ranker-users",
+        type=int,
+        default=0,
+        help="train a ranker on this many users' events and activate it (the hybrid path); 0: none, the "
+        "single-retrieval path",
+    )
     args = parser.parse_args()
     assert args.lists < args.users, "some users must be left without a list (the misses)"
 
@@ -117,10 +157,11 @@ def main() -> None:
     from django.db import connection
 
     from recommendations.candidate_cache import candidate_lists_refresh
-    from recommendations.models import CandidateList
     from recsys_project.models import ApiKey
 
-    CandidateList.objects.all().delete()
+    ranker_use(args.ranker_users)
+    with connection.cursor() as cur:  # not DELETE: its dead rows would count in the size below
+        cur.execute("TRUNCATE recommendations_candidatelist")
     users = [f"user-{i}" for i in range(args.lists)]
     print(f"load average {os.getloadavg()[0]:.1f}; computing {len(users)} lists ...", flush=True)
     candidate_lists_refresh(user_ids=users[:20])  # warm: the model version lookups, the first queries
