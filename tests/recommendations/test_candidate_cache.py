@@ -250,3 +250,29 @@ def test_a_cache_hit_costs_four_queries_whatever_the_limit(ranked, api, django_a
         with django_assert_num_queries(4):
             response = api.get(URL.format("probe-10"), {"limit": limit})
         assert response["X-Recsys-Cache"] == "hit"
+
+
+def test_a_ranker_promoted_through_the_registry_makes_the_next_answer_live(ranked, monkeypatch):
+    from recommendations.models import ModelVersion
+    from recommendations.ranker import serving as ranker_serving
+    from recommendations.ranker.model import ranker_save
+    from recommendations.ranker.registry import ranker_activate
+
+    _, ranker = ranked
+    monkeypatch.setitem(ranker_serving._state, "override", None)  # the registry decides, as in production
+
+    def promote(name: str) -> ModelVersion:
+        version = ModelVersion.objects.create(kind=ModelVersion.Kind.RANKER)
+        version.artifact_path = str(ranker_save(ranker, name=name))
+        ranker_activate(version=version)
+        return version
+
+    first = promote("first")
+    candidate_lists_refresh(user_ids=["probe-11"])
+    assert _serve("probe-11").cache == "hit"
+    second = promote("second")
+    assert _serve("probe-11").cache == "miss:key"
+    candidate_lists_refresh(user_ids=["probe-11"])
+    assert _serve("probe-11").cache == "hit"
+    assert first.pk != second.pk
+    assert CandidateList.objects.get(user_id="probe-11").model_version == f"ranker:v{second.pk}"
