@@ -1,7 +1,9 @@
 """Freshness with a real worker: from `POST /api/v1/items` until the item comes back from a nearest-neighbour
-query on its own vector, from `POST /api/v1/events` until the user's vector includes the event, and from
+query on its own vector, from `POST /api/v1/events` until the user's vector includes the event, from
 `POST /api/v1/events` (an add_to_cart after one of another item) until `GET .../bought-together` of the
-first item answers with the second one first.
+first item answers with the second one first, and (`users`) from a purchase of the first item of a user's
+answer served from their pre-computed candidates until `GET .../users/{id}` no longer shows it, and until
+it is served from the recomputed list again (X-Recsys-Cache: hit).
 
     .venv/bin/python bench/freshness.py [--trials 20] [--catalog 1000] [--only bought-together]
 
@@ -101,7 +103,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--catalog", type=int, default=1000, help="items embedded before the trials")
     parser.add_argument("--poll", type=float, default=0.01, help="seconds between checks")
-    parser.add_argument("--only", choices=["all", "items", "events", "bought-together"], default="all")
+    parser.add_argument(
+        "--only", choices=["all", "items", "events", "bought-together", "users"], default="all"
+    )
     args = parser.parse_args()
     setup_env()
     import django
@@ -135,7 +139,7 @@ def main() -> None:
 
     for start in range(0, len(seed), 500):
         item_upsert(items=[check_item(raw)[0] for raw in seed[start : start + 500]])
-    while args.only in ("all", "items") and items_embed(limit=256).claimed:
+    while args.only in ("all", "items", "users") and items_embed(limit=256).claimed:
         pass  # bought together needs no vectors
     _key, raw_key = ApiKey.generate(name="freshness bench")
     client = APIClient()
@@ -145,6 +149,8 @@ def main() -> None:
     print(f"starting a worker (log: {log_path}) ...", flush=True)
     worker = start_worker(log_path)
     item_times, event_times, post_times, together_times = [], [], [], []
+    answer_times: list[float] = []
+    hit_times: list[float] = []
     try:
         nn_sql = """
             SELECT external_id FROM catalog_item
@@ -224,6 +230,48 @@ def main() -> None:
             together_times.append(time.perf_counter() - started)
             print(f"bought-together trial {n + 1}: {together_times[-1]:.3f} s", flush=True)
             time.sleep(0.3)
+
+        # Users: a shopper views three items (not timed) and is served from their pre-computed list; then
+        # buys the first item of that answer. Timed from the purchase POST until the answer no longer shows
+        # it (the live path answers at once: the list is older than the event) and until it is served from
+        # the list again (the worker applied the event to the vector and recomputed the list).
+        for n in range(args.trials if args.only in ("all", "users") else 0):
+            user = f"cache-user-{os.getpid()}-{n}"
+            url = f"/api/v1/recommendations/users/{user}"
+            views = [
+                {"event_id": f"{user}-v{k}", "user_id": user, "item_id": seed[200 + 3 * n + k]["id"],
+                 "event_type": "view", "timestamp": "2026-03-02T12:00:00Z"}
+                for k in range(3)
+            ]  # fmt: skip
+            assert client.post("/api/v1/events", {"events": views}, format="json").status_code == 200
+            deadline = time.perf_counter() + 60
+            while (response := client.get(url))["X-Recsys-Cache"] != "hit":
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"no list for {user} after 60 s; see {log_path}")
+                time.sleep(args.poll)
+            bought = response.json()["items"][0]["id"]
+            purchase = {"event_id": f"{user}-p", "user_id": user, "item_id": bought, "event_type": "purchase",
+                        "timestamp": "2026-03-02T12:05:00Z"}  # fmt: skip
+            started = time.perf_counter()
+            response = client.post("/api/v1/events", {"events": [purchase]}, format="json")
+            assert response.status_code == 200 and response.json()["accepted"] == 1, response.content
+            changed = None
+            while True:
+                response = client.get(url)
+                shown = [item["id"] for item in response.json()["items"]]
+                if bought not in shown and changed is None:
+                    changed = time.perf_counter() - started
+                if bought not in shown and response["X-Recsys-Cache"] == "hit":
+                    break
+                if time.perf_counter() - started > 60:
+                    raise SystemExit(f"list of {user} not recomputed after 60 s; see {log_path}")
+                time.sleep(args.poll)
+            answer_times.append(changed or 0.0)
+            hit_times.append(time.perf_counter() - started)
+            print(
+                f"users trial {n + 1}: answer {answer_times[-1]:.3f} s, hit {hit_times[-1]:.3f} s", flush=True
+            )
+            time.sleep(0.3)
     finally:
         stop_worker(worker)
     print()
@@ -237,6 +285,9 @@ def main() -> None:
         print(summary("event POST -> in the user vector", event_times, 1.0))
     if together_times:
         print(summary("event POST -> bought-together answer", together_times, 1.0))
+    if answer_times:
+        print(summary("purchase POST -> users answer without it", answer_times, 1.0))
+        print(summary("purchase POST -> served from the list", hit_times, 1.0))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -54,3 +55,13 @@ def event_weight(event_type: str) -> float:
 def event_weights() -> dict[str, float]:
     """The whole table, {event_type: weight} (for SQL that joins on it)."""
     return {event_type: float(weight) for event_type, weight in settings.RECSYS_EVENT_WEIGHTS.items()}
+
+
+def users_active(*, since: datetime) -> list[tuple[str, datetime]]:
+    """(user id, when their vector last changed) of the users whose events were applied since then, the
+    most recent first. One query over the profiles (recommendations refreshes these users' lists)."""
+    return list(
+        UserProfile.objects.filter(updated_at__gte=since)
+        .order_by("-updated_at")
+        .values_list("external_id", "updated_at")
+    )

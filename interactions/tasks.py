@@ -11,6 +11,7 @@ import time
 from celery import shared_task
 from django.db import OperationalError, transaction
 
+from interactions.signals import user_vectors_changed
 from interactions.user_vectors import user_vectors_apply, user_vectors_apply_all
 
 logger = logging.getLogger(__name__)
@@ -22,13 +23,17 @@ SWEEP_TIME_BUDGET_SECONDS = 50
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=30, max_retries=8)
 def user_vectors_apply_task(event_pks: list[int]) -> int:
     """Fold newly stored events into their users' vectors."""
-    return user_vectors_apply_all(event_pks=event_pks).events
+    result = user_vectors_apply_all(event_pks=event_pks)
+    _changed(result.user_ids)
+    return result.events
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=30, max_retries=8)
 def user_vectors_apply_for_items_task(item_pks: list[int]) -> int:
     """Items got vectors: apply the events that were waiting for them."""
-    return user_vectors_apply_all(item_pks=item_pks).events
+    result = user_vectors_apply_all(item_pks=item_pks)
+    _changed(result.user_ids)
+    return result.events
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
@@ -40,6 +45,7 @@ def pending_user_events_sweep_task() -> int:
     while time.monotonic() - started < SWEEP_TIME_BUDGET_SECONDS:
         result = user_vectors_apply()
         total += result.events
+        _changed(result.user_ids)
         if result.events == 0:
             break
     if total:
@@ -56,6 +62,12 @@ def unlinked_events_sweep_task() -> int:
     if linked:
         logger.info("sweep linked %d events to items created after them", linked)
     return linked
+
+
+def _changed(user_ids: set[str]) -> None:
+    """Tell the listeners (candidate lists) whose vectors changed; the apply has committed by now."""
+    if user_ids:
+        user_vectors_changed.send(sender=None, user_ids=sorted(user_ids))
 
 
 def _publish(task, args: list, what: str) -> None:

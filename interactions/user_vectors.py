@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -175,6 +175,8 @@ RETURNING e.user_id, e.event_type, e.timestamp, i.embedding::text, {RANK_IN_MINU
 class ApplyResult:
     events: int = 0
     users: int = 0
+    # whose vectors changed (recommendations recomputes their candidate lists)
+    user_ids: set[str] = field(default_factory=set)
 
 
 def user_vectors_apply(
@@ -210,7 +212,9 @@ def user_vectors_apply(
             sums[user_id] = s
         _profiles_write([profiles[u] for u in sorted(by_user)], sums, model_name)
         _profiles_drop_empty(created, by_user)
-    return ApplyResult(events=sum(len(v) for v in by_user.values()), users=len(by_user))
+    return ApplyResult(
+        events=sum(len(v) for v in by_user.values()), users=len(by_user), user_ids=set(by_user)
+    )
 
 
 def user_vectors_apply_all(
@@ -222,6 +226,7 @@ def user_vectors_apply_all(
         result = user_vectors_apply(event_pks=event_pks, item_pks=item_pks)
         total.events += result.events
         total.users += result.users
+        total.user_ids |= result.user_ids
         if result.events == 0:
             break
     return total

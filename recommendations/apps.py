@@ -23,6 +23,10 @@ class RecommendationsConfig(AppConfig):
         from recommendations.tasks import covisitation_enqueue
 
         events_stored.connect(covisitation_enqueue, dispatch_uid="recommendations.covisitation_fold")
+        from interactions.signals import user_vectors_changed
+        from recommendations.tasks import candidate_lists_enqueue
+
+        user_vectors_changed.connect(candidate_lists_enqueue, dispatch_uid="recommendations.candidate_lists")
         # An edit applies at once in this process; other processes pick it up within CONFIG_TTL_SECONDS.
         for model in (RerankProfile, Promotion):
             for signal in (post_save, post_delete):

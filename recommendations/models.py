@@ -340,3 +340,35 @@ class ModelItemVector(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version_id} item {self.item_id}"
+
+
+class CandidateList(models.Model):
+    """A user's ranked candidates, computed by the worker before the request's hard filters and the live
+    re-ranking (recommendations/candidate_cache.py). A cache: the table is UNLOGGED (a crash empties it,
+    and serving falls back to the live path until the worker refills it), and every row can be rebuilt.
+    `item_pks`, `scores` and `reason_index` are aligned, best first; `reason_index` points into `reasons`
+    (the list's distinct source reasons: a few anchors for 500 candidates), -1 for a candidate explained at
+    serving time, as the live path does."""
+
+    user_id = models.CharField(max_length=128, unique=True)
+    # what the list was computed with: the models' and the profile's stage settings (candidate_cache.key);
+    # another key at request time makes the row a miss
+    key = models.CharField(max_length=400)
+    # the newest of the user's events the list saw (a newer one makes the row a miss)
+    last_event_id = models.BigIntegerField(default=0)
+    scenario = models.CharField(max_length=SCENARIO_MAX_LENGTH, default=Scenario.USER)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    item_pks = ArrayField(models.BigIntegerField(), default=list)
+    scores = ArrayField(models.FloatField(), default=list)
+    reasons = models.JSONField(default=list)
+    reason_index = ArrayField(models.SmallIntegerField(), default=list)
+    computed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+        indexes = [models.Index(fields=["computed_at"], name="candidatelist_computed")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ({len(self.item_pks)} candidates)"

@@ -19,11 +19,11 @@ import numpy as np
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
-from recommendations import selectors, services, sources
+from recommendations import candidate_cache, selectors, services, sources
 from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
-from recommendations.rerank.candidates import Scored, cosine
+from recommendations.rerank.candidates import Scored, cosine, scored_new
 from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
 from recommendations.retrieval import get_backend
 from recommendations.retrieval.base import HardFilters
@@ -64,6 +64,9 @@ class Answer:
     items: list[dict[str, Any]] = field(default_factory=list)
     profile: str = ""
     profile_version: int = 0
+    # a personalised answer: "hit" (served from the user's pre-computed candidates) or "miss:<why>" (the
+    # live path: none, events, key, stale, filtered, off); "" for the other scenarios
+    cache: str = ""
 
 
 @dataclass
@@ -86,6 +89,8 @@ class _Signal:
     sources: sources.SourceContext | None = None
     # per-item reasons, when the source that placed each item differs (bought together)
     reasons: dict[int, dict[str, Any]] | None = None
+    # the scores come from the user's pre-computed candidate list (candidate_cache)
+    cached: bool = False
 
 
 def recommendations_for_user(
@@ -99,12 +104,50 @@ def recommendations_for_user(
 ) -> Answer:
     """Personalised: the user's vector; without one, their history's items; without history, the session
     (if a session id is given); without that, trending. `history` and `vector` replace the stored ones
-    when given (offline evaluation serves from training events only)."""
+    when given (offline evaluation serves from training events only).
+
+    A served request first tries the user's pre-computed candidates (candidate_cache): when they are
+    still right, only the request's filters and the live re-ranking run. `Answer.cache` tells which."""
     overridden = vector is not None
-    if history is None or vector is None:
+    cache = ""
+    if history is None and vector is None and preview is None:
+        if not candidate_cache.enabled():
+            vector, history = selectors.user_context(user_id=user_id)
+            cache = "miss:off"
+        else:
+            state = selectors.user_state(user_id=user_id)
+            answer, cache = _from_cache(state, user_id=user_id, session_id=session_id, params=params)
+            if answer is not None:
+                return answer
+            history, vector = state.history, state.vector()
+    elif history is None or vector is None:
         stored_vector, stored_history = selectors.user_context(user_id=user_id)
         history = history if history is not None else stored_history
         vector = vector if vector is not None else stored_vector
+    assert history is not None
+    signal = _user_signal(
+        user_id=user_id, params=params, history=history, vector=vector, overridden=overridden
+    )
+    if signal is not None:
+        answer = _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
+    else:
+        answer = _user_fallback(
+            user_id=user_id, session_id=session_id, params=params, preview=preview, history=history
+        )
+    answer.cache = cache
+    return answer
+
+
+def _user_signal(
+    *,
+    user_id: str,
+    params: ListParams,
+    history: selectors.History,
+    vector: np.ndarray | None,
+    overridden: bool,
+) -> _Signal | None:
+    """The personalised signal (sources for the ranker, or one retrieval), or None when the user has
+    neither a vector nor history (the session or trending answer instead)."""
     recent = [pk for pk, _ in history.recent]
     signal = _Signal(scenario=Scenario.USER, vector=vector, history=history)
     if vector is None and recent:
@@ -120,7 +163,18 @@ def recommendations_for_user(
     if recent:
         _with_sources(signal, params=params, recent=recent, vector=signal.vector, learned=learned)
     if signal.vector is not None or signal.search is not None or signal.sources is not None:
-        return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
+        return signal
+    return None
+
+
+def _user_fallback(
+    *,
+    user_id: str,
+    session_id: str,
+    params: ListParams,
+    preview: PreviewOptions | None,
+    history: selectors.History,
+) -> Answer:
     if session_id:
         session = selectors.history_for(session_id=session_id)
         if not session.empty:
@@ -350,18 +404,58 @@ def _serve(
     profile = profile or selectors.profile_for_surface(surface=params.surface)
     config = RerankConfig.from_profile(profile)
     filters = _filters(params, in_stock_only=config.in_stock_only)
-    backend = get_backend()
-    ranked_by = None
-    if signal.sources is not None:
-        scores, ranked_by = _ranked(signal, config=config, filters=filters, now=now, preview=preview)
-    elif signal.scores is not None:
-        scores = dict(signal.scores)
-    elif signal.search is not None:
-        scores = signal.search(k=profile.candidate_k, filters=filters)
-    else:
-        candidates = backend.search(vector=signal.vector, k=profile.candidate_k, filters=filters)
-        scores = {c.item_pk: 1.0 - c.distance for c in candidates}
+    scores, ranked_by = _scores(
+        signal, profile=profile, config=config, filters=filters, now=now, preview=preview
+    )
+    answer = _serve_scored(
+        signal=signal,
+        scores=scores,
+        ranked_by=ranked_by,
+        params=params,
+        preview=preview,
+        user_id=user_id,
+        session_id=session_id,
+        profile=profile,
+        now=now,
+    )
+    assert answer is not None  # min_items=0: never short
+    return answer
 
+
+def _scores(
+    signal: _Signal, *, profile, config: RerankConfig, filters: HardFilters, now: datetime, preview
+) -> tuple[dict[int, float], _RankedBy | None]:
+    """The candidates and their scores, before the re-ranking: the ranker's order over its sources, a
+    fixed list, the two-tower search, or one vector search."""
+    if signal.sources is not None:
+        return _ranked(signal, config=config, filters=filters, now=now, preview=preview)
+    if signal.scores is not None:
+        return dict(signal.scores), None
+    if signal.search is not None:
+        return signal.search(k=profile.candidate_k, filters=filters), None
+    candidates = get_backend().search(vector=signal.vector, k=profile.candidate_k, filters=filters)
+    return {c.item_pk: 1.0 - c.distance for c in candidates}, None
+
+
+def _serve_scored(
+    *,
+    signal: _Signal,
+    scores: dict[int, float],
+    ranked_by: _RankedBy | None,
+    params: ListParams,
+    preview: PreviewOptions | None,
+    user_id: str,
+    session_id: str,
+    profile,
+    now: datetime,
+    min_items: int = 0,
+) -> Answer | None:
+    """Promotions, features (the hard filters checked on fresh rows), re-ranking, explanations, hydration
+    and the log. None, with nothing logged, when fewer than `min_items` candidates pass the filters and the
+    history exclusions (a pre-computed list the request's filters cut too short)."""
+    config = RerankConfig.from_profile(profile)
+    filters = _filters(params, in_stock_only=config.in_stock_only)
+    backend = get_backend()
     promotions = []
     if config.promotions_enabled and (preview is None or preview.promotions):
         promotions = selectors.promotions_live(
@@ -385,6 +479,8 @@ def _serve(
         scores=scores, filters=filters, with_vector=[*best, *pinned], extra_pks=signal.explain_pks
     )
     candidates, cards = features.candidates, features.cards
+    if min_items and _servable(candidates, signal=signal, config=config) < min_items:
+        return None
     if signal.explain_pks:
         signal.explainers = _explainers(signal.explain_pks, features.extra, bought=signal.history.bought_pks)
 
@@ -436,10 +532,112 @@ def _serve(
             or signal.model_version
             or (current_model_name() if signal.vector is not None else "popularity"),
             backend=backend.name
-            if signal.vector is not None or signal.search is not None or signal.sources is not None
+            if signal.vector is not None
+            or signal.search is not None
+            or signal.sources is not None
+            or signal.cached
             else "",
         )
     return answer
+
+
+def _servable(candidates: list[Scored], *, signal: _Signal, config: RerankConfig) -> int:
+    """How many candidates the re-ranking could show: available, and not hidden by the history."""
+    hidden: set[int] = set()
+    if signal.scenario in config.exclude_bought_in:
+        hidden |= signal.history.bought_pks
+    if signal.scenario in config.exclude_seen_in:
+        hidden |= signal.history.seen_pks
+    return sum(1 for c in candidates if c.pk not in hidden and (c.available or not config.in_stock_only))
+
+
+def _from_cache(
+    state: selectors.UserState, *, user_id: str, session_id: str, params: ListParams
+) -> tuple[Answer | None, str]:
+    """The answer from the user's pre-computed candidates, or (None, "miss:<why>") when they cannot give
+    the answer the live path would: none, older than the user's newest event, computed with other models
+    or profile settings, older than the bound, or cut below `limit` by the request's filters."""
+    cached = state.cached
+    if cached is None:
+        return None, "miss:none"
+    if cached.last_event_id != state.newest_event_id:
+        return None, "miss:events"
+    profile = selectors.profile_for_surface(surface=params.surface)
+    if cached.key != candidate_cache.key_current(profile=profile):
+        return None, "miss:key"
+    now = timezone.now()
+    if now - cached.computed_at > candidate_cache.max_age():
+        return None, "miss:stale"
+    history = state.history
+    signal = _Signal(
+        scenario=cached.scenario,
+        scores=dict(zip(cached.item_pks, cached.scores, strict=True)),
+        history=history,
+        reasons=cached.reasons,
+        model_version=cached.model_version,
+        cached=True,
+    )
+    signal.explain_pks = [pk for pk, _ in history.recent][: selectors.EXPLAIN_ITEMS]
+    answer = _serve_scored(
+        signal=signal,
+        scores=dict(signal.scores or {}),
+        ranked_by=None,
+        params=params,
+        preview=None,
+        user_id=user_id,
+        session_id=session_id,
+        profile=profile,
+        now=now,
+        min_items=params.limit,
+    )
+    if answer is None:
+        return None, "miss:filtered"
+    answer.cache = "hit"
+    return answer, "hit"
+
+
+def user_candidates_compute(*, user_id: str) -> candidate_cache.Computed | None:
+    """The user's ranked candidates as the live path computes them for the default profile and no request
+    filters (the worker's side of candidate_cache), with each candidate's source reason; None when the
+    personalised path has nothing for them (no vector and no history: session or trending instead)."""
+    started = timezone.now()
+    state = selectors.user_state(user_id=user_id)
+    params = ListParams()
+    profile = selectors.profile_for_surface(surface=params.surface)
+    # the key first: a model promoted during the computation leaves a row that is a miss, never a wrong hit
+    key = candidate_cache.key_current(profile=profile)
+    signal = _user_signal(
+        user_id=user_id, params=params, history=state.history, vector=state.vector(), overridden=False
+    )
+    if signal is None:
+        return None
+    config = RerankConfig.from_profile(profile)
+    filters = _filters(params, in_stock_only=config.in_stock_only)
+    scores, ranked_by = _scores(
+        signal, profile=profile, config=config, filters=filters, now=started, preview=None
+    )
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
+    reasons: list[dict[str, Any] | None] = [None] * len(order)
+    if ranked_by is not None:
+        vectors = selectors.item_vectors(item_pks=order)
+        for i, pk in enumerate(order):
+            c = scored_new(pk=pk, external_id="", score=scores[pk], vector=vectors.get(pk))
+            reasons[i] = _source_reason(c, signal, ranked_by)
+    model_version = (
+        (f"ranker:{ranked_by.name}" if ranked_by is not None else "")
+        or signal.model_version
+        or (current_model_name() if signal.vector is not None else "popularity")
+    )
+    return candidate_cache.Computed(
+        key=key,
+        last_event_id=state.newest_event_id,
+        scenario=signal.scenario,
+        model_version=model_version,
+        item_pks=order,
+        scores=[scores[pk] for pk in order],
+        reasons=reasons,
+        computed_at=started,
+    )
 
 
 def _with_sources(
@@ -554,7 +752,13 @@ def _source_reason(c: Scored, signal: _Signal, ranked_by: _RankedBy) -> dict[str
             anchor = anchors[0]
     if anchor is None:
         return None
-    external_id = context.recent_vectors().get(anchor, (None,))[0] or _external_id(anchor)
+    external_id = context.recent_vectors().get(anchor, (None,))[0]
+    if external_id is None:
+        # visit items beyond the recent ones: read once per anchor (the worker explains every candidate)
+        names = context.memo.setdefault("external_ids", {})
+        if anchor not in names:
+            names[anchor] = _external_id(anchor)
+        external_id = names[anchor]
     return {"type": kind, "item_id": external_id}
 
 

@@ -3,6 +3,7 @@ vectors, trending. Each is one query."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -201,6 +202,76 @@ def user_context(*, user_id: str) -> tuple[np.ndarray | None, History]:
     if text is not None and (not model or model == current_model_name()):
         vector = np.array(text[1:-1].split(","), dtype=np.float32)
     return vector, _history(list(zip(item_ids or [], event_types or [], strict=True)), times or [])
+
+
+@dataclass
+class CachedCandidates:
+    """A user's pre-computed candidate list (recommendations.models.CandidateList), as read for serving."""
+
+    key: str
+    last_event_id: int
+    scenario: str
+    model_version: str
+    item_pks: list[int]
+    scores: list[float]
+    reasons: dict[int, dict[str, Any]]  # pk -> its source reason (the others are explained when served)
+    computed_at: datetime
+
+
+@dataclass
+class UserState:
+    """What serving a user reads first: their history, the newest of their events (to tell whether a
+    pre-computed list saw it) and that list, if any. The stored vector is parsed only when asked for (a
+    cache hit never needs it)."""
+
+    history: History
+    newest_event_id: int
+    cached: CachedCandidates | None
+    vector_text: str | None = None
+
+    def vector(self) -> np.ndarray | None:
+        if self.vector_text is None:
+            return None
+        return np.array(self.vector_text[1:-1].split(","), dtype=np.float32)
+
+
+_USER_STATE_SQL = """
+SELECT CASE WHEN p.embedding_model = '' OR p.embedding_model = %(model)s THEN p.embedding::text END,
+       h.item_ids, h.event_types, h.times, h.newest,
+       c.key, c.last_event_id, c.scenario, c.model_version, c.item_pks, c.scores, c.reasons, c.reason_index,
+       c.computed_at
+FROM (SELECT 1) AS one
+LEFT JOIN interactions_userprofile p ON p.external_id = %(user)s AND p.embedding IS NOT NULL
+LEFT JOIN LATERAL (
+    SELECT array_agg(e.item_id ORDER BY e.timestamp DESC, e.id DESC) AS item_ids,
+           array_agg(e.event_type ORDER BY e.timestamp DESC, e.id DESC) AS event_types,
+           array_agg(extract(epoch FROM e.timestamp)::float8 ORDER BY e.timestamp DESC, e.id DESC) AS times,
+           max(e.id) AS newest
+    FROM (
+        SELECT id, item_id, event_type, timestamp FROM interactions_event
+        WHERE user_id = %(user)s AND item_id IS NOT NULL ORDER BY timestamp DESC, id DESC LIMIT %(n)s
+    ) e
+) h ON true
+LEFT JOIN recommendations_candidatelist c ON c.user_id = %(user)s
+"""
+
+
+def user_state(*, user_id: str) -> UserState:
+    """`user_context` and the user's pre-computed candidate list, in one query. The newest event is the
+    highest id among the HISTORY_EVENTS read: an event stored late (an older timestamp) still counts."""
+    with connection.cursor() as cur:
+        cur.execute(_USER_STATE_SQL, {"user": user_id, "n": HISTORY_EVENTS, "model": current_model_name()})
+        text, item_ids, event_types, times, newest, *row = cur.fetchone()
+    cached = None
+    if row[0] is not None:
+        key, last_event_id, scenario, model_version, pks, scores, distinct, index, computed_at = row
+        distinct = json.loads(distinct) if isinstance(distinct, str) else distinct  # Django: jsonb as text
+        reasons = {pk: distinct[i] for pk, i in zip(pks, index, strict=True) if i >= 0} if index else {}
+        cached = CachedCandidates(
+            key, last_event_id, scenario, model_version, pks, scores, reasons, computed_at
+        )
+    history = _history(list(zip(item_ids or [], event_types or [], strict=True)), times or [])
+    return UserState(history=history, newest_event_id=newest or 0, cached=cached, vector_text=text)
 
 
 def _binary_rows(sql: str, params: dict[str, Any]) -> list[tuple]:

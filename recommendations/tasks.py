@@ -94,6 +94,38 @@ def covisitation_enqueue(sender, *, event_pks: list[int], **kwargs) -> None:
         transaction.on_commit(lambda: _publish(covisitation_fold_task, [pks]))
 
 
+# --- pre-computed candidates (recommendations/candidate_cache.py)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=30, max_retries=8)
+def candidate_lists_refresh_task(user_ids: list[str]) -> int:
+    """Recompute these users' candidate lists (their events were just applied). Safe to repeat or lose: a
+    list that missed an event is never served (the live path answers), and the sweep recomputes it."""
+    from recommendations.candidate_cache import candidate_lists_refresh
+
+    return candidate_lists_refresh(user_ids=user_ids)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
+def candidate_lists_sweep_task() -> int:
+    """Catch up: the lists of active users that are missing, outdated by a model or profile change or by
+    events no task reported, or due for their periodic refresh. Stops itself after 50 s."""
+    from recommendations.candidate_cache import candidate_lists_sweep
+
+    done = candidate_lists_sweep()
+    if done:
+        logger.info("sweep recomputed %d candidate lists", done)
+    return done
+
+
+def candidate_lists_enqueue(sender, *, user_ids: list[str], **kwargs) -> None:
+    """interactions.signals.user_vectors_changed receiver (sent after commit): recompute their lists. A
+    broker outage never fails the caller: the sweep recomputes them."""
+    ids = list(user_ids)
+    if ids:
+        transaction.on_commit(lambda: _publish(candidate_lists_refresh_task, [ids]))
+
+
 def _publish(task, args: list) -> None:
     try:
         task.apply_async(args=args, retry=False)

@@ -70,6 +70,14 @@ BEAT_SCHEDULE["recommendations-covisitation-compact"] = {
     "options": {"expires": 4 * 60},
 }
 
+# pre-computed candidates: recompute the lists of active users that are missing, outdated (a model or profile
+# change, events no task reported) or due for their periodic refresh; drop those too old to serve.
+BEAT_SCHEDULE["recommendations-candidate-lists-sweep"] = {
+    "task": "recommendations.tasks.candidate_lists_sweep_task",
+    "schedule": crontab(minute="*"),
+    "options": {"expires": 55},
+}
+
 # accelerator: rebuild the FAISS index when due (none yet, model changed, overlay of changes past 2%, or a
 # day old). No-op unless RECSYS_VECTOR_BACKEND=faiss; the build's advisory lock keeps it to one at a time.
 BEAT_SCHEDULE["accelerator-faiss-index-refresh"] = {

@@ -300,6 +300,18 @@ RECSYS_RANKER_MIN_GAIN = float(os.environ.get("RECSYS_RANKER_MIN_GAIN", "0"))
 RECSYS_RANKER_GATE_USERS = int(os.environ.get("RECSYS_RANKER_GATE_USERS", "2000"))
 RECSYS_RANKER_HORIZON_DAYS = float(os.environ.get("RECSYS_RANKER_HORIZON_DAYS", "14"))
 RECSYS_RANKER_DIR = RECSYS_DATA_DIR / "models" / "ranker"
+# Pre-computed candidates (recommendations/candidate_cache.py): each active user's ranked candidate list,
+# recomputed by the worker on their events and on a schedule. A list older than MAX_AGE is not served (the
+# live path answers); the sweep recomputes lists older than REFRESH, for users whose vectors changed within
+# ACTIVE_DAYS. RECSYS_CANDIDATE_CACHE=0 serves every request live.
+RECSYS_CANDIDATE_CACHE = env_bool("RECSYS_CANDIDATE_CACHE", True)
+RECSYS_CANDIDATE_CACHE_MAX_AGE_SECONDS = float(
+    os.environ.get("RECSYS_CANDIDATE_CACHE_MAX_AGE_SECONDS", "900")
+)
+RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS = float(
+    os.environ.get("RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS", "600")
+)
+RECSYS_CANDIDATE_CACHE_ACTIVE_DAYS = float(os.environ.get("RECSYS_CANDIDATE_CACHE_ACTIVE_DAYS", "30"))
 RECSYS_TWO_TOWER = json.loads(os.environ.get("RECSYS_TWO_TOWER", "{}"))
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.

@@ -50,7 +50,10 @@ class UserRecommendationsView(APIView):
         answer = scenarios.recommendations_for_user(
             user_id=user_id, session_id=query.validated_data["session_id"], params=params
         )
-        return _render(answer)
+        response = _render(answer)
+        # hit, or miss:<why> (docs/serving-cache.md): telemetry, not part of the answer
+        response["X-Recsys-Cache"] = answer.cache
+        return response
 
 
 class SimilarItemsView(APIView):

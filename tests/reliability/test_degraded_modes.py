@@ -135,3 +135,38 @@ def test_with_postgres_down_healthz_answers_503_and_recovers(cluster):
     finally:
         cluster.start_postgres()
     assert wait_for(lambda: healthz(cluster)[0] == 200, 30)
+
+
+def test_with_redis_down_a_user_is_served_from_their_precomputed_candidates(cluster):
+    """The worker computes the list after the user's events (Redis up); with Redis killed, the answer
+    still comes from it (X-Recsys-Cache: hit), and it is the same list."""
+    import http.client
+
+    def get_users() -> tuple[int, str, list[str]]:
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.web_port, timeout=30)
+        try:
+            conn.request("GET", "/api/v1/recommendations/users/cached-shopper",
+                         headers={"Authorization": f"Api-Key {cluster.key}"})  # fmt: skip
+            response = conn.getresponse()
+            body = response.read()
+            items = [item["id"] for item in json.loads(body)["items"]] if response.status == 200 else []
+            return response.status, response.getheader("X-Recsys-Cache") or "", items
+        finally:
+            conn.close()
+
+    batch = events("cached")
+    for event in batch["events"]:
+        event["user_id"] = "cached-shopper"
+    status, body = cluster.request("POST", "/api/v1/events", batch)
+    assert status == 200, body
+    assert wait_for(lambda: get_users()[1] == "hit", 60), "the worker never computed the list"
+    before = get_users()
+    os.kill(cluster.redis.pid, signal.SIGKILL)
+    cluster.redis.wait()
+    try:
+        status, cache, items = get_users()
+        assert (status, cache) == (200, "hit")
+        assert items == before[2] and items
+    finally:
+        cluster.start_redis()
+    assert wait_for(lambda: healthz(cluster)[1]["redis"]["ok"], 30)

@@ -1,0 +1,257 @@
+"""The pre-computed candidates (docs/serving-cache.md): what a list costs the worker, what the table costs
+in memory, and the `users` latency on a cache hit and a miss beside a floor, in the same run, through
+gunicorn.
+
+    RECSYS_BENCH_REDIS_DB=12 .venv/bin/python bench/serving_cache.py [--items 100000] [--users 10000] \
+        [--lists 2000] [--requests 300] [--seconds 10] [--workers 3]
+
+1. The bench database (bench/serving_data.py): `--items` items, `--users` users with ~20 events each.
+   With `--ranker-users N`, a ranker trained on N users' events is active (the hybrid path: the candidate
+   sources, ordered by the ranker); without, the single-retrieval path serves.
+2. Lists for the first `--lists` users, computed in this process by the worker's own code
+   (candidate_cache.candidate_lists_refresh): CPU-seconds of this process and of its Postgres backend (read
+   from /proc) per list. The worker recomputes one list per user per user-vector task, so 1,000 events
+   cost at most 1,000 lists (fewer when a task carries several events of one user).
+3. The table's size (heap, TOAST, indexes) per list, scaled to 10,000 users.
+4. gunicorn (`--workers` sync workers) serving: `floor` (a minimal DRF endpoint with the same Api-Key
+   authentication and throttles, 10 small items from memory), `users` for users with a list (hits) and for
+   users without one (misses: the live path), at concurrency 1 and 8. Each answer's X-Recsys-Cache header
+   is counted, so a hit is a hit.
+
+The machine is shared (2 cores): compare the rows of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+class Client:
+    def __init__(self, port: int, key: str, users: range, seed: int):
+        self.port, self.key, self.users = port, key, users
+        self.rng = random.Random(seed)
+        self.cache: Counter[str] = Counter()
+
+    def request(self, endpoint: str) -> tuple[float, int]:
+        if endpoint == "floor":
+            path = "/bench/floor"
+        else:
+            path = f"/api/v1/recommendations/users/user-{self.rng.choice(self.users)}"
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Api-Key {self.key}"})
+            response = conn.getresponse()
+            response.read()
+            status = response.status
+            self.cache[(response.getheader("X-Recsys-Cache") or "-").split(":")[0]] += 1
+        finally:
+            conn.close()
+        return (time.perf_counter() - started) * 1000.0, status
+
+
+def run(clients: list[Client], endpoint: str, *, n: int, seconds: float) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def loop(client: Client, count: int | None) -> None:
+        done = 0
+        while (count is not None and done < count) or (count is None and time.perf_counter() < deadline):
+            ms, status = client.request(endpoint)
+            done += 1
+            with lock:
+                latencies.append(ms)
+                errors[0] += status != 200
+
+    single = len(clients) == 1
+    threads = [threading.Thread(target=loop, args=(c, n if single else None)) for c in clients]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors[0], time.perf_counter() - started
+
+
+def ranker_use(users: int) -> None:
+    """Activate a ranker trained on `users` users' events (leave-one-out rows, no gate), or none."""
+    from recommendations.models import ModelVersion
+    from recommendations.ranker.registry import ranker_activate
+    from recommendations.ranker.serving import active_ranker_clear
+
+    ModelVersion.objects.filter(kind=ModelVersion.Kind.RANKER, is_active=True).update(is_active=False)
+    active_ranker_clear()
+    if not users:
+        return
+    import numpy as np
+
+    from analytics import evaluation
+    from recommendations.ranker.model import ranker_save, ranker_train
+    from recommendations.ranker.training import DEFAULT_SOURCES, training_rows_build
+
+    started = time.perf_counter()
+    data = evaluation.events_load()
+    vectors = evaluation.item_vectors_load(data)
+    rows = training_rows_build(
+        data, np.arange(len(data.ts)), vectors, protocol="leave-one-out", max_users=users
+    )
+    ranker = ranker_train(rows.features, rows.labels, rows.groups, sources=DEFAULT_SOURCES)
+    version = ModelVersion.objects.create(kind=ModelVersion.Kind.RANKER, events=len(data.ts))
+    version.artifact_path = str(ranker_save(ranker, name=f"bench-v{version.pk}"))
+    ranker_activate(version=version, reason="bench/serving_cache.py")
+    print(
+        f"ranker v{version.pk}: trained on {users} users in {time.perf_counter() - started:.0f} s", flush=True
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--lists", type=int, default=2000, help="users whose list is computed (the hits)")
+    parser.add_argument("--requests", type=int, default=300, help="requests per row at concurrency 1")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration per row at concurrency 8")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    parser.add_argument(
+        "--ranker-users",
+        type=int,
+        default=0,
+        help="train a ranker on this many users' events and activate it (the hybrid path); 0: none, the "
+        "single-retrieval path",
+    )
+    args = parser.parse_args()
+    assert args.lists < args.users, "some users must be left without a list (the misses)"
+
+    import serving_data
+
+    serving_data.ensure(n_items=args.items, n_users=args.users)
+    from django.db import connection
+
+    from recommendations.candidate_cache import candidate_lists_refresh
+    from recsys_project.models import ApiKey
+
+    ranker_use(args.ranker_users)
+    with connection.cursor() as cur:  # not DELETE: its dead rows would count in the size below
+        cur.execute("TRUNCATE recommendations_candidatelist")
+    users = [f"user-{i}" for i in range(args.lists)]
+    print(f"load average {os.getloadavg()[0]:.1f}; computing {len(users)} lists ...", flush=True)
+    candidate_lists_refresh(user_ids=users[:20])  # warm: the model version lookups, the first queries
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    app0, db0, wall0 = time.process_time(), cpu_seconds(backend), time.perf_counter()
+    done = candidate_lists_refresh(user_ids=users)
+    app, db, wall = time.process_time() - app0, cpu_seconds(backend) - db0, time.perf_counter() - wall0
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), pg_total_relation_size('recommendations_candidatelist'), "
+            "avg(cardinality(item_pks)) FROM recommendations_candidatelist"
+        )
+        rows, size, avg_len = cur.fetchone()
+    print(
+        f"lists: {done} computed in {wall:.1f} s wall; CPU per list {app / done * 1000:.1f} ms (app) + "
+        f"{db / done * 1000:.1f} ms (Postgres backend) -> {(app + db) / done * 1000:.1f} CPU-seconds per "
+        f"1,000 events at most (one list per event)",
+        flush=True,
+    )
+    print(
+        f"table: {rows} lists, {float(avg_len):.0f} candidates each, {size / 1e6:.1f} MB -> "
+        f"{size / rows * 10_000 / 1e6:.1f} MB per 10,000 users",
+        flush=True,
+    )
+
+    _key, raw = ApiKey.generate(name=f"bench cache {os.getpid()}")
+    connection.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (REPO / "var" / "bench_serving_cache_gunicorn.log").open("w")
+    env = dict(os.environ, DEBUG="0", DJANGO_SETTINGS_MODULE="cache_floor_settings")
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(args.workers), "--timeout", "120", "--log-level", "warning", "--pythonpath", "bench"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or gunicorn.poll() is not None:
+                    raise SystemExit(
+                        "gunicorn did not start; see var/bench_serving_cache_gunicorn.log"
+                    ) from None
+                time.sleep(0.3)
+        hits, misses = range(0, args.lists), range(args.lists, args.users)
+        plan = [("floor", hits), ("users (cache hit)", hits), ("users (cache miss)", misses)]
+        warm = Client(port, raw, hits, 1)
+        for endpoint, _ in plan:
+            for _ in range(10 * args.workers):
+                warm.request(endpoint)
+        print(f"gunicorn: {args.workers} sync workers; load average {os.getloadavg()[0]:.1f}", flush=True)
+        rows_out = []
+        for endpoint, pool in plan:
+            for concurrency in (1, 8):
+                clients = [Client(port, raw, pool, 100 * concurrency + i) for i in range(concurrency)]
+                lat, errors, wall = run(clients, endpoint, n=args.requests, seconds=args.seconds)
+                cache = sum((c.cache for c in clients), Counter())
+                row = (endpoint, concurrency, len(lat), percentile(lat, 50), percentile(lat, 95),
+                       percentile(lat, 99), len(lat) / wall, errors, dict(cache))  # fmt: skip
+                rows_out.append(row)
+                print(
+                    f"{endpoint:20s} c={concurrency} n={len(lat):5d} p50={row[3]:6.1f} p95={row[4]:6.1f} "
+                    f"p99={row[5]:6.1f} ms {row[6]:6.1f} req/s errors={errors} cache={dict(cache)}",
+                    flush=True,
+                )
+        floor = {c: r for r in rows_out if r[0] == "floor" for c in [r[1]]}
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
+        print("| endpoint | c | requests | p50 ms | p95 ms | p99 ms | req/s | p50 / floor | req/s / floor |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows_out:
+            f = floor[r[1]]
+            print(
+                f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.0f} | "
+                f"{r[3] / f[3]:.1f}x | {r[6] / f[6]:.2f} |"
+            )
+    finally:
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        try:
+            gunicorn.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(gunicorn.pid, signal.SIGKILL)
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
