@@ -22,6 +22,7 @@ test suite, whose tests run inside a transaction) the row is written at once, by
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import signal
@@ -54,16 +55,35 @@ def _insert_sql(columns: Sequence[str]) -> str:
     return f"INSERT INTO {TABLE} ({quoted}) VALUES ({values}) ON CONFLICT (recommendation_id) DO NOTHING"
 
 
+@functools.cache
+def _column_defaults() -> dict[str, Any]:
+    """ServedList's columns with a model default (callables called at each use, below): a row that
+    leaves one out still gets a value, as Model.save() would give it (the columns have no database
+    default, and NOT NULL would drop the row)."""
+    from recommendations.models import ServedList
+
+    return {f.column: f for f in ServedList._meta.concrete_fields if f.has_default()}
+
+
+def _complete(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **{column: field.get_default() for column, field in _column_defaults().items() if column not in row},
+        **row,
+    }
+
+
 def served_row_write_now(*, row: Mapping[str, Any]) -> None:
     """One row in one round trip of the caller's connection (the unbuffered path), not waiting for the
     WAL flush either."""
+    row = _complete(row)
     sql = f"SET LOCAL synchronous_commit = off; {_insert_sql(tuple(row))}; SET LOCAL synchronous_commit TO DEFAULT"
     with connection.cursor() as cur:
         cur.execute(sql, row)
 
 
 def served_rows_write(*, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Writes rows (dicts of column -> value, any set of the table's columns) with one pipelined INSERT
+    """Writes rows (dicts of column -> value, any set of the table's columns; the others get their model
+    default) with one pipelined INSERT
     per set of columns, in the current connection, without waiting for the WAL flush (a crash of Postgres
     may lose its last few hundred milliseconds of log, never corrupt it). Returns the rows inserted.
 
@@ -72,7 +92,7 @@ def served_rows_write(*, rows: Sequence[Mapping[str, Any]]) -> int:
     if not rows:
         return 0
     by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
+    for row in map(_complete, rows):
         by_columns.setdefault(tuple(row), []).append(row)
     written = 0
     for columns, group in by_columns.items():
@@ -248,7 +268,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def served_row_log(*, row: dict[str, Any]) -> None:
     """Hands one served-list row to the log: buffered (written within a flush interval) or, with
-    RECSYS_SERVED_LOG_BUFFERED off, written now."""
+    RECSYS_SERVED_LOG_BUFFERED off, written now. Columns left out get their model default when written."""
     if settings.RECSYS_SERVED_LOG_BUFFERED:
         served_log_buffer().add(row)
     else:

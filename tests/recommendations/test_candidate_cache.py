@@ -128,14 +128,15 @@ def test_a_new_event_makes_the_next_answer_live_until_the_worker_recomputes(
     assert top.external_id not in [i["id"] for i in recomputed.items]
 
 
-def test_an_item_out_of_stock_leaves_the_next_cached_answer(ranked):
+def test_an_item_out_of_stock_leaves_the_next_cached_answer(ranked, settings):
     candidate_lists_refresh(user_ids=["probe-1"])
     first = _serve("probe-1")
     Item.objects.filter(external_id=first.items[0]["id"]).update(in_stock=False)
     after = _serve("probe-1")
     assert after.cache == "hit"
     assert first.items[0]["id"] not in [i["id"] for i in after.items]
-    assert [i["id"] for i in after.items][:3] == [i["id"] for i in first.items][1:4]
+    # the rest is what the live path serves now (diversity may reorder once the first item is gone)
+    assert _items(after) == _items(_live("probe-1", settings))
 
 
 def test_a_model_promotion_makes_every_list_a_miss_until_recomputed(ranked, settings):
@@ -241,13 +242,14 @@ def test_serving_from_the_list_needs_no_redis(ranked, api, settings):
     assert [(i["id"], i["reason"]["type"]) for i in response.json()["items"]] == expected
 
 
-def test_a_cache_hit_costs_four_queries_whatever_the_limit(ranked, api, django_assert_num_queries):
-    """API key, the user's state (history, newest event, list: one query), the candidates' features, the
-    served-list INSERT; the models' versions and the profiles are cached per process."""
+def test_a_cache_hit_costs_three_queries_whatever_the_limit(ranked, api, django_assert_num_queries):
+    """The user's state (history, newest event, list: one query), the candidates' features, the
+    served-list INSERT (on the request path: the tests run the log unbuffered); the API key, the models'
+    versions and the profiles are cached per process."""
     candidate_lists_refresh(user_ids=["probe-10"])
     api.get(URL.format("probe-10"))  # warm: the API key's last_used_at touch, the serving config
     for limit in (5, 50):
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(3):
             response = api.get(URL.format("probe-10"), {"limit": limit})
         assert response["X-Recsys-Cache"] == "hit"
 

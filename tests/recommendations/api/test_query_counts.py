@@ -80,6 +80,14 @@ def test_query_count_matches_baseline_and_does_not_grow_with_the_list(
     # machine (it did: one more query, counted as N+1)
     monkeypatch.setattr(selectors, "CONFIG_TTL_SECONDS", 3600.0)
     selectors.serving_config_clear()
+    # so must the active ranker and two-tower versions (2 s each: `similar` counted 7 instead of 6)
+    from recommendations.ranker import serving as ranker_serving
+    from recommendations.two_tower import serving as two_tower_serving
+
+    monkeypatch.setattr(ranker_serving, "ACTIVE_TTL_SECONDS", 3600.0)
+    monkeypatch.setattr(two_tower_serving, "ACTIVE_TTL_SECONDS", 3600.0)
+    ranker_serving.active_ranker_clear()
+    two_tower_serving.active_version_clear()
     small, large = _count(api, name, 5), _count(api, name, 50)
     assert buffered_log.pending() == 4  # every answer logged, none of them on the request path
     assert small == large, f"{name}: {small} queries for 5 items but {large} for 50 (N+1?)"
