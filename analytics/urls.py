@@ -9,4 +9,5 @@ urlpatterns = [
     path("long-tail", views.long_tail, name="long_tail"),
     path("top", views.top, name="top"),
     path("evaluations", views.evaluations, name="evaluations"),
+    path("experiments", views.experiments, name="experiments"),
 ]

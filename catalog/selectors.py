@@ -61,3 +61,8 @@ def items_list(*, filters: ItemFilters, limit: int, after: str = "") -> tuple[li
         rows = rows.filter(in_stock=filters.in_stock)
     page: list[Item] = list(rows[: limit + 1])  # each with `has_vector` annotated
     return page[:limit], len(page) > limit
+
+
+def items_active_count() -> int:
+    """How many items can be recommended (the denominator of coverage)."""
+    return Item.objects.filter(is_active=True).count()

@@ -9,17 +9,18 @@ filters are sane. Unknown users are not an error: they get the cold-start path.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
-from recommendations import selectors, services, sources
+from recommendations import experiments, selectors, services, sources
 from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
@@ -64,6 +65,9 @@ class Answer:
     items: list[dict[str, Any]] = field(default_factory=list)
     profile: str = ""
     profile_version: int = 0
+    # the A/B experiment's name and the arm served (None outside any experiment)
+    experiment: str | None = None
+    variant: str | None = None
 
 
 @dataclass
@@ -88,6 +92,33 @@ class _Signal:
     reasons: dict[int, dict[str, Any]] | None = None
 
 
+_P = ParamSpec("_P")
+
+
+def _in_experiment(serve: Callable[_P, Answer]) -> Callable[_P, Answer]:
+    """Serve the answer with the visitor's arm when an experiment covers its surface
+    (`recommendations.experiments`); `_serve` applies and logs it. A preview (admin, offline evaluation) is
+    in no experiment unless the arm is forced (`experiments.arm_override`)."""
+
+    @functools.wraps(serve)
+    def served(*args: _P.args, **kwargs: _P.kwargs) -> Answer:
+        arm = experiments.arm_overridden()
+        params = kwargs.get("params")
+        if arm is None and kwargs.get("preview") is None and isinstance(params, ListParams):
+            arm = experiments.arm_for(
+                surface=params.surface,
+                user_id=str(kwargs.get("user_id") or ""),
+                session_id=str(kwargs.get("session_id") or ""),
+            )
+        if arm is None:
+            return serve(*args, **kwargs)
+        with experiments.arm_serving(arm):
+            return serve(*args, **kwargs)
+
+    return served
+
+
+@_in_experiment
 def recommendations_for_user(
     *,
     user_id: str,
@@ -115,7 +146,11 @@ def recommendations_for_user(
         signal.explainers = _explainers(recent[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks)
     else:
         signal.explain_pks = recent[: selectors.EXPLAIN_ITEMS]
-    learned = two_tower_serving.query_for_user(user_id=user_id) if not overridden and recent else None
+    learned = (
+        two_tower_serving.query_for_user(user_id=user_id, version=_arm_two_tower())
+        if not overridden and recent
+        else None
+    )
     _two_tower(signal, learned)
     if recent:
         _with_sources(signal, params=params, recent=recent, vector=signal.vector, learned=learned)
@@ -135,6 +170,7 @@ def recommendations_for_user(
     return _trending(params=params, user_id=user_id, session_id=session_id, preview=preview, history=history)
 
 
+@_in_experiment
 def recommendations_similar(
     *,
     item_pk: int,
@@ -163,6 +199,7 @@ def recommendations_similar(
     return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
+@_in_experiment
 def recommendations_for_session(
     *, item_pks: list[int], session_id: str = "", params: ListParams, preview=None
 ) -> Answer:
@@ -170,6 +207,7 @@ def recommendations_for_session(
     return _from_session(item_pks=item_pks, session_id=session_id, params=params, preview=preview)
 
 
+@_in_experiment
 def recommendations_trending(
     *, params: ListParams, preview=None, user_id: str = "", session_id: str = ""
 ) -> Answer:
@@ -177,6 +215,7 @@ def recommendations_trending(
     return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
+@_in_experiment
 def recommendations_search(*, query: str, params: ListParams, preview=None) -> Answer:
     """Semantic search: the query embedded with the catalog's model, nearest items first."""
     from catalog.embedding import get_embedder
@@ -186,6 +225,7 @@ def recommendations_search(*, query: str, params: ListParams, preview=None) -> A
     return _serve(signal=signal, params=params, preview=preview)
 
 
+@_in_experiment
 def recommendations_bought_together(
     *, item_pk: int, external_id: str, params: ListParams, preview=None
 ) -> Answer:
@@ -195,6 +235,7 @@ def recommendations_bought_together(
     return _together(anchors={item_pk: external_id}, params=params, preview=preview, cart=False)
 
 
+@_in_experiment
 def recommendations_for_cart(*, items: dict[int, str], params: ListParams, preview=None) -> Answer:
     """Frequently bought with a cart (pk -> shop id): the sum of its items' co-visitation neighbours,
     the cart's own items excluded; the same fill and fallback as for one item."""
@@ -275,7 +316,7 @@ def _from_session(
     ]
     vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
     params = _excluding(params, item_pks)
-    learned = two_tower_serving.query_for_items(item_pks=item_pks)
+    learned = two_tower_serving.query_for_items(item_pks=item_pks, version=_arm_two_tower())
     if vector is None and learned is None:
         return _trending(
             params=params, user_id=user_id, session_id=session_id, preview=preview, history=history
@@ -323,7 +364,8 @@ def _serve(
     profile=None,
 ) -> Answer:
     now = (preview.now if preview and preview.now else None) or timezone.now()
-    profile = profile or selectors.profile_for_surface(surface=params.surface)
+    arm = experiments.arm_current()
+    profile = _arm_profile(arm) or profile or selectors.profile_for_surface(surface=params.surface)
     config = RerankConfig.from_profile(profile)
     filters = _filters(params, in_stock_only=config.in_stock_only)
     backend = get_backend()
@@ -402,6 +444,9 @@ def _serve(
         profile=profile.surface,
         profile_version=profile.version,
     )
+    labelled = arm is not None and arm.labelled
+    if labelled:
+        answer.experiment, answer.variant = arm.experiment, arm.variant
     if preview is None:
         services.served_list_log(
             answer=answer,
@@ -414,6 +459,8 @@ def _serve(
             backend=backend.name
             if signal.vector is not None or signal.search is not None or signal.sources is not None
             else "",
+            experiment_id=arm.experiment_id if labelled else None,
+            variant=arm.variant if labelled else "",
         )
     return answer
 
@@ -429,9 +476,10 @@ def _with_sources(
 ) -> None:
     """With an active ranker, the candidates come from the sources around these recent items (newest
     first) and the ranker orders them. Without one, the signal stays as it was (one retrieval)."""
-    if ranker_serving.ranker_active() is None:
+    if _ranker() is None:
         return
-    config = RerankConfig.from_profile(selectors.profile_for_surface(surface=params.surface))
+    profile = _arm_profile(experiments.arm_current()) or selectors.profile_for_surface(surface=params.surface)
+    config = RerankConfig.from_profile(profile)
     signal.sources = sources.SourceContext(
         recent=tuple(recent),
         # the user's newest visit; a session (or an item page) is its own visit: the anchors stand for it
@@ -458,7 +506,7 @@ def _ranked(
     and subtract on the scale of a cosine similarity)."""
     from recommendations.ranker.features import context_features
 
-    loaded = ranker_serving.ranker_active()
+    loaded = _ranker()
     context = signal.sources
     context.now = now
     # what the re-ranking will hide anyway is not worth a candidate slot
@@ -470,6 +518,9 @@ def _ranked(
     source_filters = replace(filters, exclude_item_pks=filters.exclude_item_pks | frozenset(hidden))
     context.memo["filters"] = source_filters
     gathered = sources.candidates_gather(context, names=loaded.ranker.sources, filters=source_filters)
+    arm = experiments.arm_current()
+    if arm is not None and arm.disabled_sources:
+        gathered = _without_sources(gathered, arm.disabled_sources)
     features = context_features(context, gathered, now_ts=now.timestamp(), dim=selectors_dim())
     raw = loaded.ranker.predict(features)
     if preview is not None and preview.trace is not None:
@@ -480,6 +531,44 @@ def _ranked(
     scaled = np.exp(raw - float(raw.max()))
     return {int(pk): float(v) for pk, v in zip(gathered.pks, scaled, strict=True)}, _RankedBy(
         loaded.name, gathered
+    )
+
+
+def _ranker() -> ranker_serving.Loaded | None:
+    """The experiment arm's ranker version when it pins one, else the active ranker."""
+    arm = experiments.arm_current()
+    if arm is not None and arm.ranker_version is not None:
+        return experiments.arm_ranker(arm.ranker_version)
+    return ranker_serving.ranker_active()
+
+
+def _arm_two_tower():
+    arm = experiments.arm_current()
+    return arm.two_tower_version if arm is not None else None
+
+
+def _arm_profile(arm: experiments.ArmConfig | None):
+    return arm.profile if arm is not None else None
+
+
+def _without_sources(gathered: sources.Gathered, disabled: frozenset[str]) -> sources.Gathered:
+    """The candidates as if the disabled sources had offered nothing: their columns empty, and the
+    candidates only they offered gone."""
+    off = [j for j, name in enumerate(gathered.names) if name in disabled]
+    if not off:
+        return gathered
+    on = [j for j in range(len(gathered.names)) if j not in off]
+    keep = ~np.all(np.isnan(gathered.ranks[:, on]), axis=1) if on else np.zeros(len(gathered.pks), bool)
+    scores, ranks = gathered.scores[keep].copy(), gathered.ranks[keep].copy()
+    scores[:, off] = np.nan
+    ranks[:, off] = np.nan
+    kept = set(gathered.pks[keep].tolist())
+    by_source = {
+        name: ({} if name in disabled else {pk: v for pk, v in out.items() if pk in kept})
+        for name, out in gathered.by_source.items()
+    }
+    return sources.Gathered(
+        pks=gathered.pks[keep], names=gathered.names, scores=scores, ranks=ranks, by_source=by_source
     )
 
 

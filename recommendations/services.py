@@ -31,20 +31,29 @@ _SERVED_LIST_SQL = """
 SET LOCAL synchronous_commit = off;
 INSERT INTO recommendations_servedlist (
     recommendation_id, user_id, session_id, surface, scenario, profile_surface, profile_version, model_version,
-    backend, item_pks, item_ids, scores, reasons, created_at, updated_at
+    backend, experiment, variant, item_pks, item_ids, scores, reasons, created_at, updated_at
 ) VALUES (
     %(id)s, %(user_id)s, %(session_id)s, %(surface)s, %(scenario)s, %(profile_surface)s, %(profile_version)s,
-    %(model_version)s, %(backend)s, %(item_pks)s::bigint[], %(item_ids)s::varchar[], %(scores)s::float8[],
-    %(reasons)s::jsonb, now(), now()
+    %(model_version)s, %(backend)s, %(experiment)s, %(variant)s, %(item_pks)s::bigint[], %(item_ids)s::varchar[],
+    %(scores)s::float8[], %(reasons)s::jsonb, now(), now()
 );
 SET LOCAL synchronous_commit TO DEFAULT
 """
 
 
 def served_list_log(
-    *, answer: Answer, user_id: str, session_id: str, surface: str, model_version: str, backend: str
+    *,
+    answer: Answer,
+    user_id: str,
+    session_id: str,
+    surface: str,
+    model_version: str,
+    backend: str,
+    experiment_id: int | None = None,
+    variant: str = "",
 ) -> None:
-    """One round trip: the list exactly as served, under its recommendation_id."""
+    """One round trip: the list exactly as served, under its recommendation_id, with the A/B experiment
+    (its id) and arm it was served in, if any."""
     with connection.cursor() as cur:
         cur.execute(
             _SERVED_LIST_SQL,
@@ -58,6 +67,8 @@ def served_list_log(
                 "profile_version": answer.profile_version,
                 "model_version": model_version,
                 "backend": backend,
+                "experiment": experiment_id,
+                "variant": variant,
                 "item_pks": [item["pk"] for item in answer.items],
                 "item_ids": [item["id"] for item in answer.items],
                 "scores": [item["score"] for item in answer.items],

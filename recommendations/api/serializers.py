@@ -191,6 +191,10 @@ class AnswerSerializer(serializers.Serializer):
     recommendation_id = serializers.UUIDField()
     scenario = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
+    experiment = serializers.CharField(
+        allow_null=True, help_text="The A/B experiment this answer was served in (null: none)."
+    )
+    variant = serializers.CharField(allow_null=True, help_text="The experiment's arm served (null: none).")
 
 
 _PRICE = RecommendedItemSerializer().fields["price"]
@@ -229,4 +233,6 @@ def answer_data(answer: Any) -> dict[str, Any]:
         "recommendation_id": str(answer.recommendation_id),
         "scenario": str(answer.scenario),
         "items": items,
+        "experiment": getattr(answer, "experiment", None),
+        "variant": getattr(answer, "variant", None),
     }
