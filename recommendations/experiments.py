@@ -31,8 +31,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from recommendations import selectors
 from recommendations.models import Experiment, ExperimentArm, ExperimentState, ModelVersion, RerankProfile
-from recommendations.selectors import CONFIG_TTL_SECONDS
 
 # Assignment resolution: shares are whole percents, so 10,000 buckets split them exactly.
 BUCKETS = 10_000
@@ -123,7 +123,7 @@ def _experiments() -> list[_Cached]:
     )
     cached = [_Cached(e, tuple(sorted(e.arms.all(), key=lambda a: a.pk))) for e in rows]
     with _cache_lock:
-        _cache.update(experiments=cached, expires=time.monotonic() + CONFIG_TTL_SECONDS)
+        _cache.update(experiments=cached, expires=time.monotonic() + selectors.CONFIG_TTL_SECONDS)
     return cached
 
 

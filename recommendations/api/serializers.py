@@ -192,9 +192,18 @@ class AnswerSerializer(serializers.Serializer):
     scenario = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
     experiment = serializers.CharField(
-        allow_null=True, help_text="The A/B experiment this answer was served in (null: none)."
+        required=False, help_text="The A/B experiment this answer was served in (absent outside one)."
     )
-    variant = serializers.CharField(allow_null=True, help_text="The experiment's arm served (null: none).")
+    variant = serializers.CharField(
+        required=False, help_text="The experiment's arm served (absent outside an experiment)."
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data.get("experiment") is None:  # outside any experiment: the answer has no such keys
+            data.pop("experiment", None)
+            data.pop("variant", None)
+        return data
 
 
 _PRICE = RecommendedItemSerializer().fields["price"]
@@ -229,10 +238,11 @@ def answer_data(answer: Any) -> dict[str, Any]:
                 },
             }
         )
-    return {
+    data = {
         "recommendation_id": str(answer.recommendation_id),
         "scenario": str(answer.scenario),
         "items": items,
-        "experiment": getattr(answer, "experiment", None),
-        "variant": getattr(answer, "variant", None),
     }
+    if getattr(answer, "experiment", None) is not None:
+        data.update(experiment=str(answer.experiment), variant=str(answer.variant))
+    return data
