@@ -93,6 +93,23 @@ class ExperimentForm(forms.ModelForm):
         return data
 
 
+def _arms_audit(experiment: Experiment) -> list[dict]:
+    """The arms as the audit records them."""
+    return [
+        {
+            "name": a.name,
+            "control": a.is_control,
+            "traffic_percent": a.traffic_percent,
+            "profile": a.profile.surface if a.profile else None,
+            "model_version": a.model_version.name if a.model_version else None,
+            "disabled_sources": list(a.disabled_sources or ()),
+        }
+        for a in ExperimentArm.objects.filter(experiment=experiment)
+        .select_related("profile", "model_version")
+        .order_by("pk")
+    ]
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(AuditedAdmin):
     form = ExperimentForm
@@ -118,6 +135,19 @@ class ExperimentAdmin(AuditedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("arms")
+
+    def save_model(self, request, obj, form, change):
+        # the arms are saved after the experiment (save_related): their audit compares these
+        request._experiment_arms_before = _arms_audit(obj) if change else []
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        before, after = getattr(request, "_experiment_arms_before", []), _arms_audit(form.instance)
+        if before != after:
+            services.audit_record(
+                user=request.user, action="change", obj=form.instance, changes={"arms": [before, after]}
+            )
 
     @admin.action(description="Stop the selected experiments (their control arm serves)")
     def stop_experiments(self, request, queryset):
