@@ -195,3 +195,27 @@ def test_an_edit_to_an_arm_applies_to_the_next_answer(api, catalog):
     arm.save()
     body = api.get(f"/api/v1/recommendations/users/{user}", {"surface": "home"}).json()
     assert ServedList.objects.get(recommendation_id=body["recommendation_id"]).profile_surface == "home"
+
+
+def test_a_disabled_source_offers_nothing_to_the_ranker():
+    """Candidates only the disabled source offered are gone; the others keep their other sources' columns
+    and lose the disabled one's."""
+    import numpy as np
+
+    from recommendations.scenarios import _without_sources
+    from recommendations.sources import Gathered
+
+    nan = np.nan
+    gathered = Gathered(
+        pks=np.array([10, 11, 12], dtype=np.int64),
+        names=("content_recent", "trending"),
+        scores=np.array([[0.9, nan], [0.5, 3.0], [nan, 2.0]], dtype=np.float32),
+        ranks=np.array([[1, nan], [2, 1], [nan, 2]], dtype=np.float32),
+        by_source={"content_recent": {10: 0.9, 11: 0.5}, "trending": {11: 3.0, 12: 2.0}},
+    )
+    out = _without_sources(gathered, frozenset({"trending"}))
+    assert out.pks.tolist() == [10, 11]
+    assert np.isnan(out.scores[:, 1]).all() and np.isnan(out.ranks[:, 1]).all()
+    assert out.scores[:, 0].tolist() == pytest.approx([0.9, 0.5])
+    assert out.by_source == {"content_recent": {10: 0.9, 11: 0.5}, "trending": {}}
+    assert _without_sources(gathered, frozenset({"repeat"})) is gathered  # not a source of this ranker
