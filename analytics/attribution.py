@@ -10,6 +10,8 @@
 - A purchase of the same item by the same user, or in the same session, within the attribution window
   after an attributed click or add-to-cart is a conversion of that list; revenue = value x quantity
   (quantity 1 when absent).
+- Each row carries the served list's A/B experiment and arm (`experiment`, `variant`; a conversion those of
+  its click), so clicks, conversions and revenue are credited to the arm (analytics/experiments.py).
 
 Everything here is idempotent (one row per event and kind), so the periodic sweep, a retried task and the
 rollup can all run it over the same events. An event that cannot be attributed (its revenue overflows, say:
@@ -88,6 +90,8 @@ def clicks_attribute(*, events: list[Event], now: datetime | None = None) -> int
                 list_known=served is not None,
                 surface=served.surface if served else event.surface,
                 scenario=served.scenario if served else "",
+                experiment=served.experiment if served else None,
+                variant=served.variant if served else "",
                 position=position,
                 item_id=event.item_id,
                 occurred_at=event.timestamp,
@@ -102,12 +106,14 @@ def clicks_attribute(*, events: list[Event], now: datetime | None = None) -> int
 # purchase. One statement for a whole range; the partial index attribution_click_item serves the lateral.
 _CONVERSIONS_SQL = """
 INSERT INTO analytics_attribution (event_id, kind, recommendation_id, list_known, surface, scenario, position,
-                                   item_id, source_event_id, revenue, occurred_at, created_at, updated_at)
-SELECT p.id, 'conversion', c.recommendation_id, TRUE, c.surface, c.scenario, c.position, p.item_id,
-       c.event_id, COALESCE(p.value, 0) * COALESCE(p.quantity, 1), p.timestamp, now(), now()
+                                   experiment, variant, item_id, source_event_id, revenue, occurred_at,
+                                   created_at, updated_at)
+SELECT p.id, 'conversion', c.recommendation_id, TRUE, c.surface, c.scenario, c.position, c.experiment,
+       c.variant, p.item_id, c.event_id, COALESCE(p.value, 0) * COALESCE(p.quantity, 1), p.timestamp, now(),
+       now()
 FROM interactions_event p
 CROSS JOIN LATERAL (
-    SELECT a.recommendation_id, a.surface, a.scenario, a.position, a.event_id
+    SELECT a.recommendation_id, a.surface, a.scenario, a.position, a.experiment, a.variant, a.event_id
     FROM analytics_attribution a
     JOIN interactions_event ce ON ce.id = a.event_id
     WHERE a.item_id = p.item_id

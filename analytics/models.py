@@ -25,6 +25,9 @@ class Attribution(models.Model):
     surface = models.CharField(max_length=100, blank=True, default="")
     scenario = models.CharField(max_length=100, blank=True, default="")
     position = models.PositiveIntegerField(null=True, blank=True)
+    # the served list's A/B experiment (its id) and arm, copied from the list (a conversion: from its click)
+    experiment = models.PositiveIntegerField(null=True, blank=True)
+    variant = models.CharField(max_length=50, blank=True, default="")
     item = models.ForeignKey(
         "catalog.Item", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -48,6 +51,11 @@ class Attribution(models.Model):
         indexes = [
             models.Index(fields=["occurred_at"], name="attribution_time"),
             models.Index(fields=["recommendation_id"], name="attribution_list"),
+            models.Index(
+                fields=["experiment", "variant"],
+                name="attribution_experiment",
+                condition=models.Q(experiment__isnull=False),
+            ),
             # the conversion lookup: attributed clicks of this item, shortly before a purchase
             models.Index(
                 fields=["item", "occurred_at"],

@@ -24,6 +24,8 @@ class ServedListView:
     scenario: str
     item_pks: tuple[int, ...]
     created_at: datetime
+    experiment: int | None = None
+    variant: str = ""
 
 
 def _model():
@@ -33,12 +35,14 @@ def _model():
         return None
 
 
-_FIELDS = ("recommendation_id", "surface", "scenario", "item_pks", "created_at")
+_FIELDS = ("recommendation_id", "surface", "scenario", "item_pks", "created_at", "experiment", "variant")
 
 
 def _view(row: tuple) -> ServedListView:
-    rec_id, surface, scenario, item_pks, created_at = row
-    return ServedListView(rec_id, surface or "", scenario or "", tuple(item_pks or ()), created_at)
+    rec_id, surface, scenario, item_pks, created_at, experiment, variant = row
+    return ServedListView(
+        rec_id, surface or "", scenario or "", tuple(item_pks or ()), created_at, experiment, variant or ""
+    )
 
 
 def served_lists_by_id(*, recommendation_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ServedListView]:
@@ -76,3 +80,19 @@ def served_lists_unreferenced(*, created_before: datetime, events: QuerySet, att
         ~Exists(events.filter(recommendation_id=OuterRef("recommendation_id"))),
         ~Exists(attributions.filter(recommendation_id=OuterRef("recommendation_id"))),
     )
+
+
+def served_lists_of_experiment(*, experiment_id: int) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """(variant, item pks) of every list served in this A/B experiment, newest first, streamed in pages
+    (the partial index servedlist_experiment)."""
+    model = _model()
+    if model is None:
+        return
+    rows = (
+        model.objects.filter(experiment=experiment_id)
+        .order_by("-created_at")
+        .values_list("variant", "item_pks")
+        .iterator(chunk_size=SERVED_PAGE_SIZE)
+    )
+    for variant, item_pks in rows:
+        yield variant or "", tuple(item_pks or ())

@@ -11,4 +11,5 @@ urlpatterns = [
     path("evaluations", views.evaluations, name="evaluations"),
     path("evaluations/start", views.evaluation_start, name="evaluation_start"),
     path("evaluations/jobs/<int:job_id>", views.evaluation_job, name="evaluation_job"),
+    path("experiments", views.experiments, name="experiments"),
 ]

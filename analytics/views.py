@@ -1,10 +1,12 @@
 """The analyst report pages (staff login): overview, long tail, top items and categories, evaluation
-runs. Every table on a page can be downloaded as CSV with `?format=csv&table=<name>`."""
+runs, A/B experiments. Every table on a page can be downloaded as CSV with `?format=csv&table=<name>`."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -13,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import ablation, selectors, services
+from analytics import experiments as experiment_report
 from analytics.csv_export import csv_response
 from analytics.rollups import ALL
 from analytics.selectors import Table
@@ -242,3 +245,73 @@ def evaluation_job(request: HttpRequest, job_id: int) -> JsonResponse:
     if job is None or job.pk != job_id:
         return JsonResponse({"error": "not_found", "detail": f"No evaluation job {job_id}."}, status=404)
     return JsonResponse(selectors.evaluation_job_state(job))
+
+
+class ExperimentForm(forms.Form):
+    """The experiment report's question: which experiment, which metric decides, and the smallest
+    relative change worth detecting."""
+
+    experiment = forms.CharField(required=False, max_length=100)
+    metric = forms.ChoiceField(
+        choices=list(experiment_report.METRICS.items()),
+        required=False,
+        initial=experiment_report.DEFAULT_METRIC,
+    )
+    mde = forms.FloatField(
+        required=False,
+        min_value=0.1,
+        max_value=1000,
+        initial=experiment_report.DEFAULT_MDE_PERCENT,
+        label="Minimum detectable effect (%)",
+    )
+
+
+@staff_member_required
+def experiments(request: HttpRequest) -> HttpResponse:
+    form = ExperimentForm(request.GET)
+    if not form.is_valid():
+        reasons = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return _bad(BadQuery(reasons))
+    picker = experiment_report.experiments_for_picker()
+    wanted = form.cleaned_data["experiment"]
+    if wanted:
+        chosen = experiment_report.experiment_find(wanted)
+        if chosen is None:
+            return _bad(BadQuery(f"experiment: no experiment with id or name {wanted!r}."))
+    else:
+        chosen = picker[0] if picker else None
+    metric = form.cleaned_data["metric"] or experiment_report.DEFAULT_METRIC
+    mde_percent = form.cleaned_data["mde"] or experiment_report.DEFAULT_MDE_PERCENT
+    context: dict = {
+        "page": "experiments",
+        "picker": picker,
+        "chosen": chosen,
+        "metric": metric,
+        "metrics": experiment_report.METRICS,
+        "metric_title": experiment_report.METRICS[metric],
+        "mde": f"{mde_percent:g}",
+    }
+    if chosen is None:
+        return _csv_or_page(request, [], "analytics/experiments.html", context)
+    report = experiment_report.experiment_report(experiment=chosen, metric=metric, mde=mde_percent / 100)
+    labels = [a.name for a in report.arms]
+    context.update(
+        report=report,
+        query=urlencode({"experiment": chosen.pk, "metric": metric, "mde": f"{mde_percent:g}"}),
+        chart_data={
+            "experiment-rates-chart": {
+                "type": "bar",
+                "labels": labels,
+                "series": {
+                    "CTR": [a.ctr.value for a in report.arms],
+                    "conversion rate": [a.conversion.value for a in report.arms],
+                },
+            },
+            "experiment-revenue-chart": {
+                "type": "bar",
+                "labels": labels,
+                "series": {"revenue per list": [a.revenue_per_list.value for a in report.arms]},
+            },
+        },
+    )
+    return _csv_or_page(request, report.tables, "analytics/experiments.html", context)

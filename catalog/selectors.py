@@ -68,3 +68,8 @@ def item_vectors_changed_at() -> datetime | None:
     """When an item last got a new vector (a new item became retrievable, or one was re-embedded). One
     aggregate over the catalog (no index: ~10 ms at 100,000 items), read once a minute by a sweep."""
     return Item.objects.aggregate(at=Max("embedded_at"))["at"]
+
+
+def items_active_count() -> int:
+    """How many items can be recommended (the denominator of coverage)."""
+    return Item.objects.filter(is_active=True).count()

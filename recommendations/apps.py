@@ -33,6 +33,15 @@ class RecommendationsConfig(AppConfig):
                 signal.connect(
                     serving_config_clear, sender=model, dispatch_uid=f"serving_config_{model.__name__}"
                 )
+        from recommendations.experiments import experiments_cache_clear
+        from recommendations.models import Experiment, ExperimentArm
+
+        # the cached experiments hold their arms' profiles and model versions
+        for model in (Experiment, ExperimentArm, RerankProfile):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    experiments_cache_clear, sender=model, dispatch_uid=f"experiments_{model.__name__}"
+                )
 
 
 def _served_list_sessions(sender, *, user_id: str, **kwargs) -> set[str]:

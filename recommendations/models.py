@@ -9,6 +9,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
+from django.utils import timezone
 from pgvector.django import VectorField
 
 DEFAULT_PROFILE = "default"
@@ -161,6 +162,9 @@ class ServedList(models.Model):
     profile_version = models.PositiveIntegerField(default=0)
     model_version = models.CharField(max_length=200, blank=True, default="")
     backend = models.CharField(max_length=50, blank=True, default="")
+    # the A/B experiment (Experiment id; not a foreign key: a deleted experiment keeps its log) and arm
+    experiment = models.PositiveIntegerField(null=True, blank=True)
+    variant = models.CharField(max_length=50, blank=True, default="")
     # the list, in served order
     item_pks = ArrayField(models.BigIntegerField(), default=list)
     item_ids = ArrayField(models.CharField(max_length=255), default=list)
@@ -177,6 +181,11 @@ class ServedList(models.Model):
         indexes = [
             models.Index(fields=["created_at"], name="servedlist_created"),
             models.Index(fields=["user_id"], name="servedlist_user", condition=~models.Q(user_id="")),
+            models.Index(
+                fields=["experiment", "variant"],
+                name="servedlist_experiment",
+                condition=models.Q(experiment__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -372,3 +381,95 @@ class CandidateList(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} ({len(self.item_pks)} candidates)"
+
+
+# --- A/B experiments (recommendations/experiments.py assigns and applies; analytics/experiments.py reports)
+
+
+class ExperimentState(models.TextChoices):
+    DRAFT = "draft"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Experiment(models.Model):
+    """An A/B test on some surfaces: while running (and inside its window), each visitor is assigned one
+    arm by a hash of the experiment and their user id (session id when anonymous), and every answer on
+    those surfaces is served with that arm's configuration and labelled with it. A stopped (or ended)
+    experiment serves its control arm to everyone, unlabelled."""
+
+    name = models.SlugField(max_length=100, unique=True, help_text="Carried by every answer as `experiment`.")
+    description = models.TextField(blank=True, default="", help_text="The hypothesis, in a sentence.")
+    state = models.CharField(max_length=10, choices=ExperimentState.choices, default=ExperimentState.DRAFT)
+    surfaces = ArrayField(
+        models.CharField(max_length=100),
+        default=list,
+        blank=True,
+        help_text="Surfaces it covers (comma-separated, e.g. home,pdp); empty: every surface.",
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Optional: control serves after it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+    def covers(self, surface: str) -> bool:
+        return not self.surfaces or surface in self.surfaces
+
+    def live_at(self, now) -> bool:
+        """Running, started, and not past its end."""
+        return (
+            self.state == ExperimentState.RUNNING
+            and self.starts_at <= now
+            and (self.ends_at is None or now < self.ends_at)
+        )
+
+
+class ExperimentArm(models.Model):
+    """One variant of an experiment: a share of its traffic, served with a re-ranking profile, a model
+    version and/or candidate sources left out (blank: as served outside the experiment)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.SlugField(max_length=50, help_text="Carried by every answer as `variant` (e.g. A, B).")
+    is_control = models.BooleanField(default=False, help_text="Exactly one arm is the control.")
+    traffic_percent = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(100)], help_text="The arms' shares sum to 100."
+    )
+    profile = models.ForeignKey(
+        RerankProfile,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Re-ranking profile to serve with (blank: the surface's own).",
+    )
+    model_version = models.ForeignKey(
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="A ranker or two-tower version to serve with (blank: the active one).",
+    )
+    disabled_sources = ArrayField(
+        models.CharField(max_length=50),
+        default=list,
+        blank=True,
+        help_text="Candidate sources left out of the ranker's candidates (comma-separated, e.g. trending).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["experiment", "-is_control", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="experiment_arm_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}/{self.name}{' (control)' if self.is_control else ''}"

@@ -9,17 +9,18 @@ filters are sane. Unknown users are not an error: they get the cold-start path.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
-from recommendations import candidate_cache, selectors, services, sources
+from recommendations import candidate_cache, experiments, selectors, services, sources
 from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
@@ -67,6 +68,9 @@ class Answer:
     # a personalised answer: "hit" (served from the user's pre-computed candidates) or "miss:<why>" (the
     # live path: none, events, key, stale, filtered, off); "" for the other scenarios
     cache: str = ""
+    # the A/B experiment's name and the arm served (None outside any experiment)
+    experiment: str | None = None
+    variant: str | None = None
 
 
 @dataclass
@@ -93,6 +97,33 @@ class _Signal:
     cached: bool = False
 
 
+_P = ParamSpec("_P")
+
+
+def _in_experiment(serve: Callable[_P, Answer]) -> Callable[_P, Answer]:
+    """Serve the answer with the visitor's arm when an experiment covers its surface
+    (`recommendations.experiments`); `_serve` applies and logs it. A preview (admin, offline evaluation) is
+    in no experiment unless the arm is forced (`experiments.arm_override`)."""
+
+    @functools.wraps(serve)
+    def served(*args: _P.args, **kwargs: _P.kwargs) -> Answer:
+        arm = experiments.arm_overridden()
+        params = kwargs.get("params")
+        if arm is None and kwargs.get("preview") is None and isinstance(params, ListParams):
+            arm = experiments.arm_for(
+                surface=params.surface,
+                user_id=str(kwargs.get("user_id") or ""),
+                session_id=str(kwargs.get("session_id") or ""),
+            )
+        if arm is None:
+            return serve(*args, **kwargs)
+        with experiments.arm_serving(arm):
+            return serve(*args, **kwargs)
+
+    return served
+
+
+@_in_experiment
 def recommendations_for_user(
     *,
     user_id: str,
@@ -158,7 +189,11 @@ def _user_signal(
         signal.explainers = _explainers(recent[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks)
     else:
         signal.explain_pks = recent[: selectors.EXPLAIN_ITEMS]
-    learned = two_tower_serving.query_for_user(user_id=user_id) if not overridden and recent else None
+    learned = (
+        two_tower_serving.query_for_user(user_id=user_id, version=_arm_two_tower())
+        if not overridden and recent
+        else None
+    )
     _two_tower(signal, learned)
     if recent:
         _with_sources(signal, params=params, recent=recent, vector=signal.vector, learned=learned)
@@ -189,6 +224,7 @@ def _user_fallback(
     return _trending(params=params, user_id=user_id, session_id=session_id, preview=preview, history=history)
 
 
+@_in_experiment
 def recommendations_similar(
     *,
     item_pk: int,
@@ -217,6 +253,7 @@ def recommendations_similar(
     return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
+@_in_experiment
 def recommendations_for_session(
     *, item_pks: list[int], session_id: str = "", params: ListParams, preview=None
 ) -> Answer:
@@ -224,6 +261,7 @@ def recommendations_for_session(
     return _from_session(item_pks=item_pks, session_id=session_id, params=params, preview=preview)
 
 
+@_in_experiment
 def recommendations_trending(
     *, params: ListParams, preview=None, user_id: str = "", session_id: str = ""
 ) -> Answer:
@@ -231,11 +269,12 @@ def recommendations_trending(
     return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
+@_in_experiment
 def recommendations_search(
     *, query: str, params: ListParams, preview=None, user_id: str = "", session_id: str = ""
 ) -> Answer:
     """Semantic search: the query embedded with the catalog's model, nearest items first. `user_id` and
-    `session_id` only label the served list."""
+    `session_id` label the served list (and place the visitor in an experiment)."""
     from catalog.embedding import get_embedder
 
     vector = get_embedder().encode([query])[0]
@@ -243,6 +282,7 @@ def recommendations_search(
     return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
 
 
+@_in_experiment
 def recommendations_bought_together(
     *,
     item_pk: int,
@@ -264,6 +304,7 @@ def recommendations_bought_together(
     )
 
 
+@_in_experiment
 def recommendations_for_cart(
     *, items: dict[int, str], params: ListParams, preview=None, user_id: str = "", session_id: str = ""
 ) -> Answer:
@@ -353,7 +394,7 @@ def _from_session(
     ]
     vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
     params = _excluding(params, item_pks)
-    learned = two_tower_serving.query_for_items(item_pks=item_pks)
+    learned = two_tower_serving.query_for_items(item_pks=item_pks, version=_arm_two_tower())
     if vector is None and learned is None:
         return _trending(
             params=params, user_id=user_id, session_id=session_id, preview=preview, history=history
@@ -401,7 +442,8 @@ def _serve(
     profile=None,
 ) -> Answer:
     now = (preview.now if preview and preview.now else None) or timezone.now()
-    profile = profile or selectors.profile_for_surface(surface=params.surface)
+    arm = experiments.arm_current()
+    profile = _arm_profile(arm) or profile or selectors.profile_for_surface(surface=params.surface)
     config = RerankConfig.from_profile(profile)
     filters = _filters(params, in_stock_only=config.in_stock_only)
     scores, ranked_by = _scores(
@@ -522,6 +564,10 @@ def _serve_scored(
         profile=profile.surface,
         profile_version=profile.version,
     )
+    arm = experiments.arm_current()
+    labelled = arm is not None and arm.labelled
+    if labelled:
+        answer.experiment, answer.variant = arm.experiment, arm.variant
     if preview is None:
         services.served_list_log(
             answer=answer,
@@ -537,6 +583,8 @@ def _serve_scored(
             or signal.sources is not None
             or signal.cached
             else "",
+            experiment=arm.experiment_id if labelled else None,
+            variant=arm.variant if labelled else "",
         )
     return answer
 
@@ -556,13 +604,17 @@ def _from_cache(
 ) -> tuple[Answer | None, str]:
     """The answer from the user's pre-computed candidates, or (None, "miss:<why>") when they cannot give
     the answer the live path would: none, older than the user's newest event, computed with other models
-    or profile settings, older than the bound, or cut below `limit` by the request's filters."""
+    or profile settings (an experiment's arm that pins a model or leaves sources out included), older than
+    the bound, or cut below `limit` by the request's filters."""
     cached = state.cached
     if cached is None:
         return None, "miss:none"
     if cached.last_event_id != state.newest_event_id:
         return None, "miss:events"
-    profile = selectors.profile_for_surface(surface=params.surface)
+    arm = experiments.arm_current()
+    if arm is not None and (arm.model_version is not None or arm.disabled_sources):
+        return None, "miss:experiment"  # the list was computed with the default models and sources
+    profile = _arm_profile(arm) or selectors.profile_for_surface(surface=params.surface)
     if cached.key != candidate_cache.key_current(profile=profile):
         return None, "miss:key"
     now = timezone.now()
@@ -651,9 +703,10 @@ def _with_sources(
 ) -> None:
     """With an active ranker, the candidates come from the sources around these recent items (newest
     first) and the ranker orders them. Without one, the signal stays as it was (one retrieval)."""
-    if ranker_serving.ranker_active() is None:
+    if _ranker() is None:
         return
-    config = RerankConfig.from_profile(selectors.profile_for_surface(surface=params.surface))
+    profile = _arm_profile(experiments.arm_current()) or selectors.profile_for_surface(surface=params.surface)
+    config = RerankConfig.from_profile(profile)
     signal.sources = sources.SourceContext(
         recent=tuple(recent),
         # the user's newest visit; a session (or an item page) is its own visit: the anchors stand for it
@@ -680,7 +733,7 @@ def _ranked(
     and subtract on the scale of a cosine similarity)."""
     from recommendations.ranker.features import context_features
 
-    loaded = ranker_serving.ranker_active()
+    loaded = _ranker()
     context = signal.sources
     context.now = now
     # what the re-ranking will hide anyway is not worth a candidate slot
@@ -692,6 +745,9 @@ def _ranked(
     source_filters = replace(filters, exclude_item_pks=filters.exclude_item_pks | frozenset(hidden))
     context.memo["filters"] = source_filters
     gathered = sources.candidates_gather(context, names=loaded.ranker.sources, filters=source_filters)
+    arm = experiments.arm_current()
+    if arm is not None and arm.disabled_sources:
+        gathered = _without_sources(gathered, arm.disabled_sources)
     features = context_features(context, gathered, now_ts=now.timestamp(), dim=selectors_dim())
     raw = loaded.ranker.predict(features)
     if preview is not None and preview.trace is not None:
@@ -702,6 +758,44 @@ def _ranked(
     scaled = np.exp(raw - float(raw.max()))
     return {int(pk): float(v) for pk, v in zip(gathered.pks, scaled, strict=True)}, _RankedBy(
         loaded.name, gathered
+    )
+
+
+def _ranker() -> ranker_serving.Loaded | None:
+    """The experiment arm's ranker version when it pins one, else the active ranker."""
+    arm = experiments.arm_current()
+    if arm is not None and arm.ranker_version is not None:
+        return experiments.arm_ranker(arm.ranker_version)
+    return ranker_serving.ranker_active()
+
+
+def _arm_two_tower():
+    arm = experiments.arm_current()
+    return arm.two_tower_version if arm is not None else None
+
+
+def _arm_profile(arm: experiments.ArmConfig | None):
+    return arm.profile if arm is not None else None
+
+
+def _without_sources(gathered: sources.Gathered, disabled: frozenset[str]) -> sources.Gathered:
+    """The candidates as if the disabled sources had offered nothing: their columns empty, and the
+    candidates only they offered gone."""
+    off = [j for j, name in enumerate(gathered.names) if name in disabled]
+    if not off:
+        return gathered
+    on = [j for j in range(len(gathered.names)) if j not in off]
+    keep = ~np.all(np.isnan(gathered.ranks[:, on]), axis=1) if on else np.zeros(len(gathered.pks), bool)
+    scores, ranks = gathered.scores[keep].copy(), gathered.ranks[keep].copy()
+    scores[:, off] = np.nan
+    ranks[:, off] = np.nan
+    kept = set(gathered.pks[keep].tolist())
+    by_source = {
+        name: ({} if name in disabled else {pk: v for pk, v in out.items() if pk in kept})
+        for name, out in gathered.by_source.items()
+    }
+    return sources.Gathered(
+        pks=gathered.pks[keep], names=gathered.names, scores=scores, ranks=ranks, by_source=by_source
     )
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion, surface_covered
 from interactions.selectors import event_weight
-from recommendations.models import DEFAULT_PROFILE, RerankProfile, ServedList
+from recommendations.models import DEFAULT_PROFILE, Experiment, RerankProfile, ServedList
 from recommendations.rerank.candidates import Scored, scored_new
 from recommendations.rerank.promotions import PromotionRule
 from recommendations.retrieval.base import HardFilters
@@ -476,3 +476,15 @@ def served_list_sessions_of_user(*, user_id: str) -> set[str]:
     """The session ids under which lists were served to this user (for erasure)."""
     lists = ServedList.objects.filter(user_id=user_id).exclude(session_id="")
     return set(lists.values_list("session_id", flat=True).distinct())
+
+
+def experiments_all() -> list[Experiment]:
+    """Every A/B experiment, newest first, with its arms (the report's picker)."""
+    return list(Experiment.objects.prefetch_related("arms").order_by("-starts_at", "-pk"))
+
+
+def experiment_get(*, pk: int | None = None, name: str = "") -> Experiment | None:
+    """One experiment by id or name, with its arms (control first), or None."""
+    query = Experiment.objects.prefetch_related("arms__profile", "arms__model_version")
+    found = query.filter(pk=pk).first() if pk is not None else query.filter(name=name).first()
+    return found

@@ -191,6 +191,19 @@ class AnswerSerializer(serializers.Serializer):
     recommendation_id = serializers.UUIDField()
     scenario = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
+    experiment = serializers.CharField(
+        required=False, help_text="The A/B experiment this answer was served in (absent outside one)."
+    )
+    variant = serializers.CharField(
+        required=False, help_text="The experiment's arm served (absent outside an experiment)."
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data.get("experiment") is None:  # outside any experiment: the answer has no such keys
+            data.pop("experiment", None)
+            data.pop("variant", None)
+        return data
 
 
 _PRICE = RecommendedItemSerializer().fields["price"]
@@ -225,8 +238,11 @@ def answer_data(answer: Any) -> dict[str, Any]:
                 },
             }
         )
-    return {
+    data = {
         "recommendation_id": str(answer.recommendation_id),
         "scenario": str(answer.scenario),
         "items": items,
     }
+    if getattr(answer, "experiment", None) is not None:
+        data.update(experiment=str(answer.experiment), variant=str(answer.variant))
+    return data

@@ -137,11 +137,14 @@ def _query(version: ModelVersion, items: list[int], types: list[str], ts: list[f
     )
 
 
-def query_for_user(*, user_id: str = "", session_id: str = "") -> Query | None:
-    """The user tower over the user's (else the session's) recent events, or None (content fallback)."""
+def query_for_user(
+    *, user_id: str = "", session_id: str = "", version: ModelVersion | None = None
+) -> Query | None:
+    """The user tower over the user's (else the session's) recent events, or None (content fallback).
+    `version` replaces the active one (an experiment's arm)."""
     if not user_id and not session_id:
         return None
-    version = active_version()
+    version = version or active_version()
     if version is None:
         return None
     events = _recent_events(user_id=user_id, session_id=session_id)
@@ -150,10 +153,10 @@ def query_for_user(*, user_id: str = "", session_id: str = "") -> Query | None:
     return _query(version, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events])
 
 
-def query_for_items(*, item_pks: list[int]) -> Query | None:
+def query_for_items(*, item_pks: list[int], version: ModelVersion | None = None) -> Query | None:
     """The user tower over a session's recent items (oldest first, as the session API takes them): all
-    count as views of this moment."""
-    version = active_version()
+    count as views of this moment. `version` replaces the active one (an experiment's arm)."""
+    version = version or active_version()
     if version is None or not item_pks:
         return None
     now = datetime.now(UTC).timestamp()

@@ -210,3 +210,33 @@ def test_configured_recommender_is_evaluated_through_the_serving_code_path(shop)
     # preview mode logs nothing, and the training-only popularity swap was rolled back
     assert not ServedList.objects.exists()
     assert list(ItemPopularity.objects.values_list("item_id", "score")) == [(shop["e"].pk, 99.0)]
+
+
+def test_evaluate_arms_scores_each_arm_with_its_own_configuration(shop):
+    """The control's profile serves in-stock items only and c (every evaluated user's test item) is out of
+    stock; arm B's profile serves it anyway: B finds c, the control cannot."""
+    from recommendations.experiments import experiments_cache_clear
+    from recommendations.models import Experiment, ExperimentArm, RerankProfile
+
+    shop["c"].in_stock = False
+    shop["c"].save()
+    strict = RerankProfile.objects.create(surface="exp-strict", in_stock_only=True)
+    lenient = RerankProfile.objects.create(surface="exp-lenient", in_stock_only=False)
+    experiment = Experiment.objects.create(name="stock-rule")
+    ExperimentArm.objects.create(experiment=experiment, name="control", is_control=True, traffic_percent=50,
+                                 profile=strict)  # fmt: skip
+    ExperimentArm.objects.create(experiment=experiment, name="B", traffic_percent=50, profile=lenient)
+    experiments_cache_clear()
+    out = StringIO()
+    call_command(
+        "evaluate", "--no-progress", "--protocol", "leave-one-out", "--arms", "stock-rule", stdout=out
+    )
+    run = EvaluationRun.objects.get()
+    assert set(run.metrics) == {"popularity", "arm_control", "arm_B"}
+    assert run.metrics["arm_control"]["hit_rate@10"] == 0.0
+    assert run.metrics["arm_B"]["hit_rate@10"] == 1.0
+    assert run.summary["arms"]["arm_B"]["profile"] == "exp-lenient"
+    assert run.label == "arms:stock-rule"
+    assert "arm_B" in out.getvalue()
+    with pytest.raises(CommandError, match="--arms: no experiment"):
+        call_command("evaluate", "--no-progress", "--arms", "nope", stdout=StringIO())

@@ -16,7 +16,7 @@ from tests.factories import EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/reports/", "/reports/long-tail", "/reports/top", "/reports/evaluations"]
+PAGES = ["/reports/", "/reports/long-tail", "/reports/top", "/reports/evaluations", "/reports/experiments"]
 
 
 @pytest.fixture

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from recommendations.experiments import experiments_cache_clear
 from recommendations.selectors import serving_config_clear
 
 
 @pytest.fixture(autouse=True)
 def _fresh_serving_config():
     serving_config_clear()
+    experiments_cache_clear()
     yield
     serving_config_clear()
+    experiments_cache_clear()

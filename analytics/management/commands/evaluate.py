@@ -1,7 +1,8 @@
 """`python manage.py evaluate`: offline evaluation of the recommender and the baselines over the events
 in the database; saves an EvaluationRun per protocol and prints a table. `--compare ID ID ...` prints
 saved runs side by side instead. `--ablation` adds the re-ranking ablation (`analytics.ablation`): the
-served path with each re-ranking step turned off in turn, stored in the run's summary and printed."""
+served path with each re-ranking step turned off in turn, stored in the run's summary and printed.
+`--arms EXPERIMENT` scores each arm of an A/B experiment (`analytics.arm_evaluation`) against popularity."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="", help="A name saved with the run.")
         parser.add_argument("--no-progress", action="store_true")
         parser.add_argument("--compare", type=int, nargs="+", metavar="RUN_ID", help="Show saved runs.")
+        parser.add_argument(
+            "--arms",
+            metavar="EXPERIMENT",
+            help="Score each arm of this A/B experiment (its id or name) on the offline split, with "
+            "popularity as the floor.",
+        )
         parser.add_argument(
             "--ablation",
             action="store_true",
@@ -67,6 +74,19 @@ class Command(BaseCommand):
             raise CommandError("--ablation-set needs --ablation.")
         variants = ablation.variants_build(settings) if options["ablation"] else []
         methods = options["methods"]
+        arm_scorers: dict = {}
+        experiment = None
+        if options["arms"]:
+            from analytics import arm_evaluation
+            from analytics.experiments import experiment_find
+
+            experiment = experiment_find(options["arms"])
+            if experiment is None:
+                raise CommandError(f"--arms: no experiment with id or name {options['arms']!r}.")
+            if experiment.arms.count() < 2:
+                raise CommandError(f"--arms: experiment {experiment.name!r} has fewer than two arms.")
+            arm_scorers = arm_evaluation.arm_methods(experiment)
+            methods = [*(methods or ["popularity"]), *arm_scorers]
         if variants and methods:
             methods = [*methods, *(v.method for v in variants if v.method not in methods)]
         protocols = evaluation.PROTOCOLS if options["protocol"] == "both" else (options["protocol"],)
@@ -96,13 +116,19 @@ class Command(BaseCommand):
                         **served,
                         "served_single_retrieval": served_scorer_factory,
                         "two_tower": two_tower_scorer_factory,
+                        **arm_scorers,
                     },
-                    label=options["label"],
+                    label=options["label"] or (f"arms:{experiment.name}" if experiment is not None else ""),
                     progress=progress,
                     data=data,
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
+            if experiment is not None:
+                from analytics.arm_evaluation import arm_summary
+
+                result.run.summary = {**result.run.summary, "arms": arm_summary(experiment)}
+                result.run.save(update_fields=["summary", "updated_at"])
             if variants and result.run.summary["users_evaluated"]:
                 table = ablation.ablation_table(
                     result.run.metrics, variants, k=ablation.table_k(result.run.configuration["ks"])

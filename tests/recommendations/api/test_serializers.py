@@ -41,3 +41,12 @@ def test_answer_data_renders_exactly_what_the_answer_serializer_renders(items):
     answer = Answer(recommendation_id=uuid.uuid4(), scenario="user", items=items, profile="default")
 
     assert answer_data(answer) == AnswerSerializer(answer).data
+
+
+def test_answer_in_an_experiment_renders_experiment_and_variant_in_both():
+    answer = Answer(
+        recommendation_id=uuid.uuid4(), scenario="user", items=[_item()], experiment="home-mmr", variant="B"
+    )
+    data = answer_data(answer)
+    assert (data["experiment"], data["variant"]) == ("home-mmr", "B")
+    assert data == AnswerSerializer(answer).data
