@@ -10,7 +10,7 @@ from pathlib import Path
 
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
-from recsys_project import embedded, instance
+from recsys_project import embedded, instance, replicas
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -107,6 +107,17 @@ DATABASES["default"].setdefault("TEST", {})
 # Lets several test runs share one embedded server without clobbering each other's test database.
 DATABASES["default"]["TEST"]["NAME"] = "test_recsys" + os.environ.get("RECSYS_TEST_DB_SUFFIX", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Read replicas (recsys_project/replicas.py, docs/deploy.md): serving reads go to one of them, everything
+# else to the primary. Unset: no replica, everything on `default` as before.
+DATABASES.update(
+    replicas.replica_settings(env_list("DATABASE_REPLICA_URLS", ""), primary=DATABASES["default"])
+)
+RECSYS_REPLICA_ALIASES = [alias for alias in DATABASES if alias.startswith(replicas.REPLICA_ALIAS_PREFIX)]
+DATABASE_ROUTERS = ["recsys_project.replicas.ReplicaRouter"]
+# A replica further behind than this is skipped (serving reads go to another replica, or the primary).
+RECSYS_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("RECSYS_REPLICA_MAX_LAG_SECONDS", "5"))
+# How often each web process measures a replica's lag (and retries one that was down).
+RECSYS_REPLICA_CHECK_SECONDS = float(os.environ.get("RECSYS_REPLICA_CHECK_SECONDS", "2"))
 
 REDIS_URL = embedded.redis_url()
 # Copies of the project sharing one Redis never share a key: every key (queues, cache, heartbeats) starts

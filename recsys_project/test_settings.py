@@ -3,6 +3,8 @@
 - No HTTPS redirects: the test client speaks plain http.
 - Rate limits per client address far above what a test sends: every test client comes from 127.0.0.1, and
   the counters outlive a test for their window (tests/project/test_ratelimit.py sets its own).
+- A second connection to the test database, `stand_in_replica`, that tests/project/test_replicas.py names
+  as a read replica (RECSYS_REPLICA_ALIASES stays empty otherwise: no other test reads from it).
 - Its own Redis database (RECSYS_TEST_REDIS_DB, default 15), so a running demo's worker never consumes a
   test's tasks and a test never sees the demo's cache. Concurrent test runs on one machine set different
   RECSYS_TEST_REDIS_DB and RECSYS_TEST_DB_SUFFIX values.
@@ -16,7 +18,7 @@ import os
 from urllib.parse import urlparse, urlunparse
 
 from recsys_project.settings import *  # noqa: F403
-from recsys_project.settings import CACHES, RECSYS_INSTANCE, REDIS_URL, REST_FRAMEWORK
+from recsys_project.settings import CACHES, DATABASES, RECSYS_INSTANCE, REDIS_URL, REST_FRAMEWORK
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
@@ -33,3 +35,8 @@ REDIS_URL = urlunparse(_parsed._replace(path="/" + os.environ.get("RECSYS_TEST_R
 CELERY_BROKER_URL = REDIS_URL
 CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
 os.environ.setdefault("RECSYS_INSTANCE", RECSYS_INSTANCE)
+DATABASES["stand_in_replica"] = {
+    **DATABASES["default"],
+    "OPTIONS": {**DATABASES["default"].get("OPTIONS", {}), "connect_timeout": 1},
+    "TEST": {"MIRROR": "default"},
+}
