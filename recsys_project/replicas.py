@@ -66,7 +66,9 @@ def replica_settings(urls: list[str], *, primary: dict[str, Any]) -> dict[str, d
 
     entries = {}
     for index, url in enumerate(urls):
-        config = dj_database_url.parse(url, conn_max_age=primary.get("CONN_MAX_AGE", 60), conn_health_checks=True)
+        config = dj_database_url.parse(
+            url, conn_max_age=primary.get("CONN_MAX_AGE", 60), conn_health_checks=True
+        )
         options = config.setdefault("OPTIONS", {})
         # Fail over fast: a replica that is down must cost a request ~1 s at most, once per check period.
         options.setdefault("connect_timeout", 1)
@@ -150,7 +152,12 @@ def replica_mark_down(alias: str, error: BaseException) -> None:
 def replicas_status() -> list[dict[str, Any]]:
     """For /healthz: every configured replica, measured now."""
     return [
-        {"alias": s.alias, "ok": s.ok, "lag_seconds": s.lag_seconds, **({"error": s.error} if s.error else {})}
+        {
+            "alias": s.alias,
+            "ok": s.ok,
+            "lag_seconds": s.lag_seconds,
+            **({"error": s.error} if s.error else {}),
+        }
         for s in (replica_check(alias) for alias in replica_aliases())
     ]
 

@@ -28,6 +28,12 @@ def env_list(name: str, default: str) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 RECSYS_DATA_DIR = embedded.data_dir()
+# Model artifacts (two-tower, ranker) and FAISS indexes: written by the training and maintenance workers,
+# read by every web node, each of which loads a new version by itself (they follow the registry and the
+# index's CURRENT.json). On more than one machine, point this at a directory that every node mounts at the
+# same path (NFS, EFS, a CSI volume): docs/deploy.md. Default: the data dir.
+RECSYS_SHARED_DIR = Path(os.environ.get("RECSYS_SHARED_DIR") or RECSYS_DATA_DIR)
+RECSYS_FAISS_DIR = RECSYS_SHARED_DIR / "faiss"
 
 
 def _secret_key() -> str:
@@ -304,13 +310,13 @@ RECSYS_TWO_TOWER_GATE_PROTOCOL = os.environ.get("RECSYS_TWO_TOWER_GATE_PROTOCOL"
 RECSYS_TWO_TOWER_GATE_METRIC = os.environ.get("RECSYS_TWO_TOWER_GATE_METRIC", "ndcg@10")
 RECSYS_TWO_TOWER_MIN_GAIN = float(os.environ.get("RECSYS_TWO_TOWER_MIN_GAIN", "0"))
 RECSYS_TWO_TOWER_SEED = int(os.environ.get("RECSYS_TWO_TOWER_SEED", "0"))
-RECSYS_TWO_TOWER_DIR = RECSYS_DATA_DIR / "models" / "two_tower"
+RECSYS_TWO_TOWER_DIR = RECSYS_SHARED_DIR / "models" / "two_tower"
 # The ranker (recommendations/ranker/): retrained with the towers, gated the same way (same protocol and
 # metric); its own required gain, users evaluated by the gate, and the label window after its inner cut.
 RECSYS_RANKER_MIN_GAIN = float(os.environ.get("RECSYS_RANKER_MIN_GAIN", "0"))
 RECSYS_RANKER_GATE_USERS = int(os.environ.get("RECSYS_RANKER_GATE_USERS", "2000"))
 RECSYS_RANKER_HORIZON_DAYS = float(os.environ.get("RECSYS_RANKER_HORIZON_DAYS", "14"))
-RECSYS_RANKER_DIR = RECSYS_DATA_DIR / "models" / "ranker"
+RECSYS_RANKER_DIR = RECSYS_SHARED_DIR / "models" / "ranker"
 RECSYS_TWO_TOWER = json.loads(os.environ.get("RECSYS_TWO_TOWER", "{}"))
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.

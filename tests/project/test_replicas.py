@@ -76,7 +76,10 @@ class _Statements:
 def _served(api, user_id: str = "u1") -> tuple[list[str], str, str]:
     """The answer's item ids, and the SQL each connection ran for it."""
     primary, replica = _Statements(), _Statements()
-    with connections[DEFAULT_DB_ALIAS].execute_wrapper(primary), connections[STAND_IN].execute_wrapper(replica):
+    with (
+        connections[DEFAULT_DB_ALIAS].execute_wrapper(primary),
+        connections[STAND_IN].execute_wrapper(replica),
+    ):
         response = api.get(URL.format(user_id), {"limit": 10})
     assert response.status_code == 200, response.content
     return [i["id"] for i in response.json()["items"]], "\n".join(primary.sql), "\n".join(replica.sql)
@@ -179,7 +182,8 @@ def test_replica_lost_in_the_middle_of_serving_falls_back_to_the_primary(api, sh
 
 def test_replica_settings_from_urls():
     entries = replicas.replica_settings(
-        ["postgres://u:p@10.0.0.2:5432/recsys", "postgres://u:p@10.0.0.3/recsys"], primary={"CONN_MAX_AGE": 60}
+        ["postgres://u:p@10.0.0.2:5432/recsys", "postgres://u:p@10.0.0.3/recsys"],
+        primary={"CONN_MAX_AGE": 60},
     )
     assert list(entries) == ["replica_0", "replica_1"]
     assert entries["replica_0"]["HOST"] == "10.0.0.2" and entries["replica_1"]["NAME"] == "recsys"
