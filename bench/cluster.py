@@ -145,6 +145,7 @@ class PhaseStats:
     web_cpu: float = 0.0
     primary_xacts: int = 0
     lag_samples: list[float] = field(default_factory=list)
+    per_node: dict[str, dict] = field(default_factory=dict)
 
 
 class Cluster:
@@ -162,6 +163,7 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.key = ""
         self.nodes_up = {"web1": True, "web2": True}
+        self.served_by: dict[str, int] = {}  # answers per web node (spread)
         self.env = dict(os.environ)
         for name in (
             "DJANGO_SETTINGS_MODULE",
@@ -218,7 +220,9 @@ class Cluster:
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
     # --- processes
-    def spawn(self, name: str, host: str, argv: list[str], *, as_pg: bool = False) -> subprocess.Popen:
+    def spawn(
+        self, name: str, host: str, argv: list[str], *, as_pg: bool = False, env: dict | None = None
+    ) -> subprocess.Popen:
         prefix = ["ip", "netns", "exec", self.ns(host)]
         if as_pg:
             prefix += ["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--init-groups"]
@@ -226,7 +230,7 @@ class Cluster:
         proc = subprocess.Popen(
             [*prefix, *argv],
             cwd=REPO,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -346,6 +350,37 @@ class Cluster:
              "--concurrency", "1", "--loglevel", "WARNING", "-n", "worker@cluster"],
         )  # fmt: skip
 
+    def start_beat(self, host: str) -> None:
+        """A beat on `host`; only the one holding the beat lock schedules (recsys_project/celery.py)."""
+        self.node_env(host)
+        self.spawn(
+            f"beat-{host}", host,
+            [sys.executable, "-m", "celery", "-A", "recsys_project", "beat", "--loglevel", "WARNING",
+             "-s", str(self.base / host / "beat-schedule")],
+            env={"LOG_LEVEL": "WARNING"},
+        )  # fmt: skip
+
+    def beat_holder(self) -> list[str]:
+        """The addresses of the sessions holding the beat lock (one, or none)."""
+        from recsys_project.celery import BEAT_LOCK_KEY
+
+        rows = self.sql(
+            "pg",
+            "SELECT host(a.client_addr) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",
+            (BEAT_LOCK_KEY >> 32, BEAT_LOCK_KEY & 0xFFFFFFFF),
+        )
+        return [r[0] for r in rows]
+
+    def wait_for(self, what: str, check, seconds: float = 120) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.5)
+        self.log(f"  not within {seconds:g} s: {what}")
+        return False
+
     def manage(self, *args: str, timeout: float = 300) -> str:
         self.node_env("admin")
         done = subprocess.run(
@@ -366,8 +401,14 @@ class Cluster:
         self.start_web("web1")
         self.start_web("web2")
         self.start_worker()
+        self.start_beat("worker")
         self.wait_web("web1")
         self.wait_web("web2")
+        # a second beat on another host: it must stand by while the worker host's beat holds the lock
+        self.wait_for(
+            "the worker host's beat holds the lock", lambda: self.beat_holder() == [self.ip["worker"]]
+        )
+        self.start_beat("web2")
         self.log("web nodes answer; loading the catalog ...")
         items = [
             {"id": f"sku-{i}", "title": f"Cluster product {i} {'lamp' if i % 2 else 'shoe'}",
@@ -390,7 +431,7 @@ class Cluster:
             proc.wait()
 
     def stop(self) -> None:
-        for name in ("web1", "web2", "worker", "redis"):
+        for name in ("web1", "web2", "worker", "beat-worker", "beat-web2", "redis"):
             self.stop_process(name)
         for name in ("replica", "pg"):
             self.stop_process(name, signal.SIGINT)  # PostgreSQL's fast shutdown
@@ -434,17 +475,22 @@ class Cluster:
             node = nodes[(start + offset) % len(nodes)]
             status, body_out = self.request(node, method, path, body)
             if status != 0:
+                with self._turn_lock:
+                    self.served_by[node] = self.served_by.get(node, 0) + 1
                 return status, body_out, failed
             failed += 1
         return 0, b"", failed
 
-    def web_pids(self) -> list[int]:
+    def web_pids(self, nodes: tuple[str, ...] = ("web1", "web2")) -> list[int]:
         pids = []
-        for node in ("web1", "web2"):
+        for node in nodes:
             proc = self.procs.get(node)
             if proc is not None and proc.poll() is None:
                 pids.extend(tree(proc.pid))
         return pids
+
+    def web_cpu(self) -> dict[str, float]:
+        return {node: cpu_seconds(self.web_pids((node,))) for node in ("web1", "web2")}
 
     def primary_xacts(self) -> int:
         (n,) = self.sql(
@@ -464,12 +510,19 @@ class Cluster:
         return 0.0 if caught_up or lag is None else float(lag)
 
 
+# Share of requests that post events, per kind of phase (the rest: 35/50 personalised, 10/50 similar, 5/50
+# trending), and events per batch.
+MIXES = {"mixed": (0.4, 5), "reads": (0.0, 5), "ingest": (1.0, 100)}
+
+
 def traffic(cluster: Cluster, stats: PhaseStats, *, phase: str, seconds: float, clients: int,
-            new_items: int = 0) -> None:  # fmt: skip
-    """Clients mix event batches and answers for `seconds`; the lag is sampled meanwhile."""
+            new_items: int = 0, mix: str = "mixed") -> None:  # fmt: skip
+    """Clients send `mix` for `seconds`; the replica's lag is sampled meanwhile."""
+    event_share, batch = MIXES[mix]
     stop_at = time.monotonic() + seconds
     lock = threading.Lock()
-    xacts_before, cpu_before = cluster.primary_xacts(), cpu_seconds(cluster.web_pids())
+    xacts_before, cpu_before = cluster.primary_xacts(), cluster.web_cpu()
+    served_before = dict(cluster.served_by)
     started = time.monotonic()
 
     def count(kind: str, status: int, failed: int, body: bytes) -> None:
@@ -488,13 +541,13 @@ def traffic(cluster: Cluster, stats: PhaseStats, *, phase: str, seconds: float, 
         while time.monotonic() < stop_at:
             roll = rng.random()
             user = f"user-{rng.randrange(N_USERS)}"
-            if roll < 0.4:
+            if roll < event_share:
                 now = datetime.now(UTC).isoformat()
                 events = [
                     {"event_id": f"{phase}-{n}-{b}-{i}", "user_id": user, "session_id": f"s-{user}",
                      "item_id": f"sku-{rng.randrange(N_ITEMS)}", "event_type": rng.choice(["view", "click", "add_to_cart"]),
                      "timestamp": now}
-                    for i in range(5)
+                    for i in range(batch)
                 ]  # fmt: skip
                 b += 1
                 with lock:
@@ -506,11 +559,11 @@ def traffic(cluster: Cluster, stats: PhaseStats, *, phase: str, seconds: float, 
                         with lock:
                             stats.acknowledged.update(e["event_id"] for e in events)
                 count("events", status, failed, body)
-            elif roll < 0.75:
+            elif roll < event_share + (1 - event_share) * 0.7:
                 count(
                     "user", *_reorder(cluster.spread("GET", f"/api/v1/recommendations/users/{user}?limit=10"))
                 )
-            elif roll < 0.9:
+            elif roll < event_share + (1 - event_share) * 0.9:
                 path = f"/api/v1/recommendations/items/sku-{rng.randrange(N_ITEMS)}/similar?limit=10"
                 count("similar", *_reorder(cluster.spread("GET", path)))
             else:
@@ -532,7 +585,15 @@ def traffic(cluster: Cluster, stats: PhaseStats, *, phase: str, seconds: float, 
     for t in threads:
         t.join(timeout=seconds + 120)
     stats.seconds = time.monotonic() - started
-    stats.web_cpu = cpu_seconds(cluster.web_pids()) - cpu_before
+    cpu_after = cluster.web_cpu()
+    for node in ("web1", "web2"):
+        answered = cluster.served_by.get(node, 0) - served_before.get(node, 0)
+        if answered:
+            stats.per_node[node] = {
+                "answers": answered,
+                "cpu_s_per_answer": round((cpu_after[node] - cpu_before[node]) / answered, 4),
+            }
+    stats.web_cpu = sum(cpu_after.values()) - sum(cpu_before.values())
     stats.primary_xacts = cluster.primary_xacts() - xacts_before
 
 
@@ -605,43 +666,56 @@ def healthz(cluster: Cluster, node: str) -> dict:
     return json.loads(body) if status in (200, 503) else {"status": status}
 
 
-def run(*, phase_seconds: float = 15, clients: int = 3, log=print) -> dict:
+def run(*, phase_seconds: float = 15, clients: int = 3, extras: bool = False, log=print) -> dict:
+    """The phases in order (see the module's docstring). `extras` adds the bench's measuring phases: reads
+    only with two nodes, with one node and with the primary alone, and an ingest-only phase for the lag."""
     cluster = Cluster(log=log)
     phases: dict[str, PhaseStats] = {}
     report: dict = {}
+
+    def phase(name: str, what: str, **kwargs) -> None:
+        log(f"phase {name}: {phase_seconds:g} s, {what} ...")
+        phases[name] = PhaseStats()
+        traffic(cluster, phases[name], phase=name, seconds=phase_seconds, clients=clients, **kwargs)
+
     try:
         cluster.start()
         log("waiting for the items' vectors ...")
         report["initial"] = caught_up(cluster, 180, log)
+        report["beat"] = {"first_holder_is_worker_host": cluster.beat_holder() == [cluster.ip["worker"]]}
+        # warm-up, not counted: each web process's first requests load code, caches and connections
+        traffic(cluster, PhaseStats(), phase="warmup", seconds=min(5.0, phase_seconds), clients=clients)
 
-        log(f"phase both: {phase_seconds:g} s, two web nodes, the replica in use ...")
-        phases["both"] = PhaseStats()
-        traffic(cluster, phases["both"], phase="both", seconds=phase_seconds, clients=clients)
+        phase("both", "two web nodes, the replica in use")
+        if extras:
+            phase("both_reads", "reads only, two web nodes, the replica in use", mix="reads")
+            phase("ingest", "event batches of 100 only, the replica's lag sampled", mix="ingest")
         report["healthz_both"] = healthz(cluster, "web2")
         report["freshness"] = freshness(cluster)
 
-        log("phase one_web: kill -9 web1 ...")
+        log("kill -9 web1 (master and workers) ...")
         cluster.kill_node("web1")
-        phases["one_web"] = PhaseStats()
-        traffic(cluster, phases["one_web"], phase="one_web", seconds=phase_seconds, clients=clients)
+        phase("one_web", "web2 alone")
+        if extras:
+            phase("one_web_reads", "reads only, web2 alone, the replica in use", mix="reads")
 
-        log("phase primary: kill -9 the replica ...")
+        log("kill -9 the replica ...")
         cluster.kill_node("replica")
-        phases["primary"] = PhaseStats()
-        traffic(cluster, phases["primary"], phase="primary", seconds=phase_seconds, clients=clients)
+        phase("primary", "the replica gone: serving from the primary")
+        if extras:
+            phase("primary_reads", "reads only, web2 alone, the primary only", mix="reads")
         report["healthz_primary"] = healthz(cluster, "web2")
 
-        log("phase no_worker: stop the worker; events and new items keep coming ...")
+        log("stop the worker host (its worker and its beat) ...")
         cluster.stop_process("worker")
-        phases["no_worker"] = PhaseStats()
-        traffic(
-            cluster,
-            phases["no_worker"],
-            phase="no_worker",
-            seconds=phase_seconds,
-            clients=clients,
-            new_items=5,
+        cluster.stop_process("beat-worker")
+        phase("no_worker", "no worker: events and new items keep coming", new_items=5)
+        report["beat"]["standby_took_over"] = cluster.wait_for(
+            "the standby beat on web2 takes the lock",
+            lambda: cluster.beat_holder() == [cluster.ip["web2"]],
+            60,
         )
+        report["beat"]["standby_said_so"] = "standing by" in (cluster.base / "beat-web2.log").read_text()
         (report["backlog_items"],) = cluster.sql(
             "pg", "SELECT count(*) FROM catalog_item WHERE embedding IS NULL OR embedding_dirty"
         )[0]
@@ -666,6 +740,8 @@ def run(*, phase_seconds: float = 15, clients: int = 3, log=print) -> dict:
             "events_duplicated": sum(1 for e in mine if stored[e] > 1),
             "seconds": round(s.seconds, 1),
             "web_cpu_s_per_request": round(s.web_cpu / max(s.requests, 1), 4),
+            "per_node": s.per_node,
+            "requests_per_second": round(s.requests / max(s.seconds, 0.001), 1),
             "primary_xacts_per_request": round(s.primary_xacts / max(s.requests, 1), 2),
             "replica_lag_max_s": round(max(s.lag_samples), 3) if s.lag_samples else None,
             "replica_lag_median_s": round(statistics.median(s.lag_samples), 3) if s.lag_samples else None,
@@ -676,14 +752,16 @@ def run(*, phase_seconds: float = 15, clients: int = 3, log=print) -> dict:
 
 def print_report(report: dict) -> None:
     print()
-    print("| phase | requests | errors | fail-overs | events acked | lost | dup | web CPU s/req | primary xacts/req "
-          "| replica lag max / median (s) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| phase | requests | req/s | errors | fail-overs | events acked | lost | dup | web CPU s/req (all nodes) "
+          "| per node: answers, CPU s/answer | primary xacts/req | replica lag max / median (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, row in report["phases"].items():
+        nodes = "; ".join(f"{n} {v['answers']}, {v['cpu_s_per_answer']}" for n, v in row["per_node"].items())
         print(
-            f"| {name} | {row['requests']} | {row['errors']} | {row['failovers']} | {row['events_acknowledged']} | "
-            f"{row['events_lost']} | {row['events_duplicated']} | {row['web_cpu_s_per_request']} | "
-            f"{row['primary_xacts_per_request']} | {row['replica_lag_max_s']} / {row['replica_lag_median_s']} |"
+            f"| {name} | {row['requests']} | {row['requests_per_second']} | {row['errors']} | {row['failovers']} | "
+            f"{row['events_acknowledged']} | {row['events_lost']} | {row['events_duplicated']} | "
+            f"{row['web_cpu_s_per_request']} | {nodes} | {row['primary_xacts_per_request']} | "
+            f"{row['replica_lag_max_s']} / {row['replica_lag_median_s']} |"
         )
     print()
     print(f"freshness (purchase -> next answer): {report.get('freshness')}")
@@ -692,6 +770,7 @@ def print_report(report: dict) -> None:
     )
     print(f"replicas in /healthz, both up: {report.get('healthz_both', {}).get('replicas')}")
     print(f"replicas in /healthz, replica killed: {report.get('healthz_primary', {}).get('replicas')}")
+    print(f"beat: {report.get('beat')}")
     print(f"load average: {report.get('load_average')}")
 
 
@@ -705,7 +784,7 @@ def main() -> None:
     reason = namespaces_unavailable()
     if reason:
         sys.exit(f"cannot build the cluster here: {reason}")
-    report = run(phase_seconds=args.phase_seconds, clients=args.clients)
+    report = run(phase_seconds=args.phase_seconds, clients=args.clients, extras=True)
     print_report(report)
     print(json.dumps(report, indent=1, default=str))
 

@@ -46,3 +46,10 @@ def test_serving_and_ingestion_survive_losing_a_web_node_the_replica_and_the_wor
     # the worker's backlog built up while it was stopped, and was caught up when it came back
     assert report["backlog_items"] > 0
     assert report["caught_up"] == {"dirty_items": 0, "pending_events": 0, "queued_tasks": 0}
+    # beat ran once: the worker host's beat held the lock, the second beat (on web2) stood by, and took over
+    # when the worker host stopped
+    assert report["beat"] == {
+        "first_holder_is_worker_host": True,
+        "standby_took_over": True,
+        "standby_said_so": True,
+    }
