@@ -362,7 +362,8 @@ class Cluster:
 
     def beat_holder(self) -> list[str]:
         """The addresses of the sessions holding the beat lock (one, or none)."""
-        from recsys_project.celery import BEAT_LOCK_KEY
+        sys.path.insert(0, str(REPO))
+        from recsys_project.beat_lock import BEAT_LOCK_KEY
 
         rows = self.sql(
             "pg",

@@ -19,6 +19,8 @@ import time
 from celery import Celery, bootsteps, signals
 from kombu import Queue
 
+from recsys_project import beat_lock
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 
 app = Celery("recsys_project")
@@ -101,65 +103,8 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 app.steps["worker"].add(WorkerHeartbeat)
 
-# --- Beat runs once. Every beat takes a PostgreSQL advisory lock (session level, on a connection of its own)
-# before it schedules anything; a second beat, on this machine or another, waits for the lock and does
-# nothing until the first one's session ends (it stopped, died, or lost its database connection: the lock
-# goes with the session). Then it takes over. A beat that loses its lock connection exits, so that two never
-# schedule at once (its supervisor starts it again, as the waiting one).
-BEAT_LOCK_KEY = 0x7265_6373_7973_6231  # "recsysb1": one key per database, so per instance
-BEAT_LOCK_POLL_SECONDS = 5.0
-_beat_lock_holder = None  # the connection holding the lock, kept for the life of the process
-
-
-def beat_lock_try() -> object | None:
-    """A new database connection that holds the beat lock, or None when another session holds it."""
-    from django.db import connections
-
-    holder = connections.create_connection("default")
-    holder.connect()
-    if holder.connection.execute("SELECT pg_try_advisory_lock(%s)", (BEAT_LOCK_KEY,)).fetchone()[0]:
-        return holder
-    holder.close()
-    return None
-
-
-def _beat_lock_watch(holder) -> None:
-    while True:
-        time.sleep(BEAT_LOCK_POLL_SECONDS)
-        try:
-            holder.connection.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - any failure: the lock may be gone with the session
-            import logging
-
-            logging.getLogger(__name__).error(
-                "beat: lost the connection that holds the beat lock (%s); exiting", exc
-            )
-            os._exit(1)
-
-
-@signals.beat_init.connect
-def beat_lock_wait(sender=None, **kwargs) -> None:
-    """Blocks this beat until it holds the beat lock (a standby beat waits here)."""
-    import logging
-
-    global _beat_lock_holder
-    logger = logging.getLogger(__name__)
-    said = False
-    while _beat_lock_holder is None:
-        try:
-            _beat_lock_holder = beat_lock_try()
-        except Exception as exc:  # noqa: BLE001 - database down: wait for it like for the lock
-            logger.warning("beat: cannot reach the database for the beat lock (%s); retrying", exc)
-        if _beat_lock_holder is None:
-            if not said:
-                logger.warning("beat: another beat holds the beat lock; standing by until it stops")
-                said = True
-            time.sleep(BEAT_LOCK_POLL_SECONDS)
-    logger.info("beat: holding the beat lock; scheduling")
-    threading.Thread(
-        target=_beat_lock_watch, args=(_beat_lock_holder,), name="recsys-beat-lock", daemon=True
-    ).start()
-
+# Beat runs once: a beat schedules only while it holds the beat lock (recsys_project/beat_lock.py).
+signals.beat_init.connect(beat_lock.beat_lock_wait, weak=False)
 
 from recsys_project import schedule  # noqa: E402  (the one beat schedule)
 

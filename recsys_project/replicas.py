@@ -8,8 +8,9 @@ no replica configured, `serving_reads()` chooses the primary and nothing changes
 - **Choice:** the replicas whose lag is within `RECSYS_REPLICA_MAX_LAG_SECONDS`, in turn. Each process
   checks a replica's lag at most every `RECSYS_REPLICA_CHECK_SECONDS` (one short query), so a replica that
   falls behind, or comes back, is seen within that time.
-- **Losing a replica:** a connection error marks it down (until its next check) and the request is served
-  again from the primary (`serve()`): the client sees an answer, not an error.
+- **Losing a replica:** when a request fails on a replica, the replica is checked at once; if it is down (or
+  past the limit) it is skipped until its next check and the request is served again from the primary
+  (`serve()`): the client sees an answer, not an error.
 - **Read-your-writes:** the user's own context (their vector and recent events, a session's events) is read
   from the primary (`primary_reads()`), so an event changes that user's next answer as soon as it is stored,
   whatever the replica's lag. Everything else a replica serves (items, features, ANN retrieval, trending,
@@ -140,15 +141,6 @@ def replica_state(alias: str) -> ReplicaState:
     return state
 
 
-def replica_mark_down(alias: str, error: BaseException) -> None:
-    """A query on the replica failed: skip it until its next check."""
-    state = _states.get(alias)
-    state.ok, state.lag_seconds, state.error = False, None, _first_line(error)
-    state.checked_at = time.monotonic()
-    _connection_drop(alias)
-    logger.warning("read replica %s is unavailable, serving from the primary: %s", alias, state.error)
-
-
 def replicas_status() -> list[dict[str, Any]]:
     """For /healthz: every configured replica, measured now."""
     return [
@@ -218,7 +210,11 @@ def serve(fn: Callable[[], T]) -> T:
         try:
             return fn()
         except (OperationalError, InterfaceError) as exc:
-            replica_mark_down(alias, exc)
+            # Was it the replica? Measure it now: if it answers within the limit, the error was the
+            # primary's (the served-list INSERT, say), and retrying would not help.
+            if replica_check(alias).ok:
+                raise
+            logger.warning("read replica %s failed under a request, serving from the primary: %s", alias, exc)
     with primary_reads():
         return fn()
 

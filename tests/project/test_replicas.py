@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
 from recommendations.selectors import serving_config_clear
 from recsys_project import replicas
@@ -189,3 +189,21 @@ def test_replica_settings_from_urls():
     assert entries["replica_0"]["HOST"] == "10.0.0.2" and entries["replica_1"]["NAME"] == "recsys"
     assert entries["replica_0"]["TEST"] == {"MIRROR": DEFAULT_DB_ALIAS}
     assert entries["replica_0"]["OPTIONS"]["connect_timeout"] == 1
+
+
+def test_an_error_of_the_primary_is_not_blamed_on_a_healthy_replica(with_replica):
+    calls = []
+
+    def path():
+        calls.append(replicas.read_alias())
+        with connections[DEFAULT_DB_ALIAS].cursor() as cur:
+            cur.execute("SET statement_timeout = 1")
+            try:
+                cur.execute("SELECT pg_sleep(0.5)")  # cancelled: an OperationalError, on the primary
+            finally:
+                cur.execute("RESET statement_timeout")
+
+    with pytest.raises(OperationalError):
+        replicas.serve(path)
+    assert calls == [STAND_IN]  # not retried: the replica answered its check
+    assert replicas.replica_state(STAND_IN).ok is True
