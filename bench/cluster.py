@@ -146,13 +146,16 @@ class PhaseStats:
     primary_xacts: int = 0
     lag_samples: list[float] = field(default_factory=list)
     per_node: dict[str, dict] = field(default_factory=dict)
+    web_statements: dict[str, int] = field(default_factory=dict)  # per server, with statement_log
 
 
 class Cluster:
     """The namespaces, links and processes of one run; `stop()` removes all of them."""
 
-    def __init__(self, *, log=print):
+    def __init__(self, *, log=print, statement_log: bool = False):
         self.log = log
+        # the bench logs every statement with its role, to count the web nodes' queries on each server
+        self.statement_log = statement_log
         self.tag = f"{os.getpid() % 10000:04d}"
         self.base = Path(tempfile.mkdtemp(prefix="rcl", dir="/tmp"))
         self.base.chmod(0o755)
@@ -276,12 +279,16 @@ class Cluster:
                 "max_connections = 100\nshared_buffers = 128MB\nwal_level = replica\nmax_wal_senders = 4\n"
                 "hot_standby = on\nhot_standby_feedback = on\n"
             )
+            if self.statement_log:
+                conf.write("log_statement = 'all'\nlog_line_prefix = 'U=%u '\n")
         with (primary / "pg_hba.conf").open("a") as hba:
             subnet = f"10.231.{self.net}.0/24"
             hba.write(f"host all all {subnet} trust\nhost replication all {subnet} trust\n")
         proc = self.spawn("pg", "pg", [str(bindir / "postgres"), "-D", str(primary)], as_pg=True)
         self.wait_port(self.ip["pg"], 5432, "primary PostgreSQL", proc=proc)
         self.sql("pg", "CREATE DATABASE recsys", dbname="postgres")
+        # the web nodes' own role (replicated with everything else), so their statements can be told apart
+        self.sql("pg", "CREATE ROLE web LOGIN SUPERUSER", dbname="postgres")
         # the replica: a base backup streamed from the primary over the network, -R writes its primary_conninfo
         self.as_pg(
             [str(bindir / "pg_basebackup"), "-h", self.ip["pg"], "-U", "postgres", "-D", str(replica), "-R",
@@ -331,7 +338,24 @@ class Cluster:
             node, node,
             [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"{self.ip[node]}:{WEB_PORT}",
              "-w", "2", "--timeout", "60", "--log-level", "warning"],
+            env={
+                "DATABASE_URL": f"postgres://web@{self.ip['pg']}:5432/recsys",
+                "DATABASE_REPLICA_URLS": f"postgres://web@{self.ip['replica']}:5432/recsys",
+            },
         )  # fmt: skip
+
+    def web_statements(self) -> dict[str, int]:
+        """How many statements the web nodes' role has run on each server so far (from the statement log)."""
+        counts = {}
+        for server in ("pg", "replica"):
+            try:
+                text = (self.base / f"{server}.log").read_text(errors="replace")
+            except OSError:
+                text = ""
+            counts[server] = sum(
+                1 for line in text.splitlines() if line.startswith("U=web ") and "statement: " in line
+            )
+        return counts
 
     def wait_web(self, node: str) -> None:
         self.wait_port(self.ip[node], WEB_PORT, f"gunicorn on {node}")
@@ -523,6 +547,7 @@ def traffic(cluster: Cluster, stats: PhaseStats, *, phase: str, seconds: float, 
     stop_at = time.monotonic() + seconds
     lock = threading.Lock()
     xacts_before, cpu_before = cluster.primary_xacts(), cluster.web_cpu()
+    statements_before = cluster.web_statements() if cluster.statement_log else {}
     served_before = dict(cluster.served_by)
     started = time.monotonic()
 
@@ -595,6 +620,9 @@ def traffic(cluster: Cluster, stats: PhaseStats, *, phase: str, seconds: float, 
                 "cpu_s_per_answer": round((cpu_after[node] - cpu_before[node]) / answered, 4),
             }
     stats.web_cpu = sum(cpu_after.values()) - sum(cpu_before.values())
+    if cluster.statement_log:
+        after = cluster.web_statements()
+        stats.web_statements = {server: after[server] - statements_before[server] for server in after}
     stats.primary_xacts = cluster.primary_xacts() - xacts_before
 
 
@@ -670,7 +698,7 @@ def healthz(cluster: Cluster, node: str) -> dict:
 def run(*, phase_seconds: float = 15, clients: int = 3, extras: bool = False, log=print) -> dict:
     """The phases in order (see the module's docstring). `extras` adds the bench's measuring phases: reads
     only with two nodes, with one node and with the primary alone, and an ingest-only phase for the lag."""
-    cluster = Cluster(log=log)
+    cluster = Cluster(log=log, statement_log=extras)
     phases: dict[str, PhaseStats] = {}
     report: dict = {}
 
@@ -742,6 +770,9 @@ def run(*, phase_seconds: float = 15, clients: int = 3, extras: bool = False, lo
             "seconds": round(s.seconds, 1),
             "web_cpu_s_per_request": round(s.web_cpu / max(s.requests, 1), 4),
             "per_node": s.per_node,
+            "web_statements_per_request": {
+                server: round(n / max(s.requests, 1), 2) for server, n in s.web_statements.items()
+            },
             "requests_per_second": round(s.requests / max(s.seconds, 0.001), 1),
             "primary_xacts_per_request": round(s.primary_xacts / max(s.requests, 1), 2),
             "replica_lag_max_s": round(max(s.lag_samples), 3) if s.lag_samples else None,
@@ -754,14 +785,16 @@ def run(*, phase_seconds: float = 15, clients: int = 3, extras: bool = False, lo
 def print_report(report: dict) -> None:
     print()
     print("| phase | requests | req/s | errors | fail-overs | events acked | lost | dup | web CPU s/req (all nodes) "
-          "| per node: answers, CPU s/answer | primary xacts/req | replica lag max / median (s) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| per node: answers, CPU s/answer | primary xacts/req | web statements/req on primary, replica "
+          "| replica lag max / median (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, row in report["phases"].items():
         nodes = "; ".join(f"{n} {v['answers']}, {v['cpu_s_per_answer']}" for n, v in row["per_node"].items())
         print(
             f"| {name} | {row['requests']} | {row['requests_per_second']} | {row['errors']} | {row['failovers']} | "
             f"{row['events_acknowledged']} | {row['events_lost']} | {row['events_duplicated']} | "
             f"{row['web_cpu_s_per_request']} | {nodes} | {row['primary_xacts_per_request']} | "
+            f"{row['web_statements_per_request'].get('pg', '-')}, {row['web_statements_per_request'].get('replica', '-')} | "
             f"{row['replica_lag_max_s']} / {row['replica_lag_median_s']} |"
         )
     print()
