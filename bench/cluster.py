@@ -146,7 +146,7 @@ class PhaseStats:
     primary_xacts: int = 0
     lag_samples: list[float] = field(default_factory=list)
     per_node: dict[str, dict] = field(default_factory=dict)
-    web_statements: dict[str, int] = field(default_factory=dict)  # per server, with statement_log
+    web_statements: dict[str, float] = field(default_factory=dict)  # per server, with statement_log
 
 
 class Cluster:
@@ -280,7 +280,7 @@ class Cluster:
                 "hot_standby = on\nhot_standby_feedback = on\n"
             )
             if self.statement_log:
-                conf.write("log_statement = 'all'\nlog_line_prefix = 'U=%u '\n")
+                conf.write("log_statement = 'all'\nlog_duration = on\nlog_line_prefix = 'U=%u '\n")
         with (primary / "pg_hba.conf").open("a") as hba:
             subnet = f"10.231.{self.net}.0/24"
             hba.write(f"host all all {subnet} trust\nhost replication all {subnet} trust\n")
@@ -344,17 +344,24 @@ class Cluster:
             },
         )  # fmt: skip
 
-    def web_statements(self) -> dict[str, int]:
-        """How many statements the web nodes' role has run on each server so far (from the statement log)."""
-        counts = {}
+    def web_statements(self) -> dict[str, float]:
+        """The statements the web nodes' role has run on each server so far, and their summed duration in
+        ms (from the statement log: `pg`, `pg_ms`, `replica`, `replica_ms`)."""
+        counts: dict[str, float] = {}
         for server in ("pg", "replica"):
             try:
                 text = (self.base / f"{server}.log").read_text(errors="replace")
             except OSError:
                 text = ""
-            counts[server] = sum(
-                1 for line in text.splitlines() if line.startswith("U=web ") and "statement: " in line
-            )
+            n, ms = 0, 0.0
+            for line in text.splitlines():
+                if not line.startswith("U=web "):
+                    continue
+                if "statement: " in line:
+                    n += 1
+                elif "duration: " in line:
+                    ms += float(line.split("duration: ", 1)[1].split()[0])
+            counts[server], counts[f"{server}_ms"] = n, ms
         return counts
 
     def wait_web(self, node: str) -> None:
@@ -785,16 +792,17 @@ def run(*, phase_seconds: float = 15, clients: int = 3, extras: bool = False, lo
 def print_report(report: dict) -> None:
     print()
     print("| phase | requests | req/s | errors | fail-overs | events acked | lost | dup | web CPU s/req (all nodes) "
-          "| per node: answers, CPU s/answer | primary xacts/req | web statements/req on primary, replica "
+          "| per node: answers, CPU s/answer | primary xacts/req | web statements (their ms) per req on primary, replica "
           "| replica lag max / median (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, row in report["phases"].items():
+        st = row["web_statements_per_request"]
         nodes = "; ".join(f"{n} {v['answers']}, {v['cpu_s_per_answer']}" for n, v in row["per_node"].items())
         print(
             f"| {name} | {row['requests']} | {row['requests_per_second']} | {row['errors']} | {row['failovers']} | "
             f"{row['events_acknowledged']} | {row['events_lost']} | {row['events_duplicated']} | "
             f"{row['web_cpu_s_per_request']} | {nodes} | {row['primary_xacts_per_request']} | "
-            f"{row['web_statements_per_request'].get('pg', '-')}, {row['web_statements_per_request'].get('replica', '-')} | "
+            f"{st.get('pg', '-')} ({st.get('pg_ms', '-')} ms), {st.get('replica', '-')} ({st.get('replica_ms', '-')} ms) | "
             f"{row['replica_lag_max_s']} / {row['replica_lag_median_s']} |"
         )
     print()
