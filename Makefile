@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: venv venv-dev demo test lint bench-ingest stop
+.PHONY: venv venv-dev demo test test-cluster lint bench-ingest stop
 
 # Two stamps: runtime packages (requirements.txt) for `make demo`, and runtime + tests + lint
 # (requirements-dev.txt, which includes requirements.txt) for `make test` and `make lint`.
@@ -36,6 +36,12 @@ demo: venv
 
 test: venv-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The multi-host test (tests/cluster, bench/cluster.py): PostgreSQL primary + streaming replica, Redis, two
+# web nodes and a worker, each in its own network namespace. Needs root (ip netns); skips, saying why,
+# where namespaces cannot be made. It starts its own servers: no embedded PostgreSQL is needed.
+test-cluster: venv-dev
+	RECSYS_EMBEDDED_AUTOSTART=0 $(PY) -m pytest -m cluster tests/cluster -p no:cacheprovider $(CLUSTER_PYTEST_ARGS)
 
 # style, the architecture's import contracts (.importlinter), types (mypy.ini), migrations, and the docs
 # site (mkdocs.yml), built with --strict into a temporary directory: a broken link or anchor fails (not

@@ -59,7 +59,7 @@ def start_worker(log_path: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "recsys_project", "worker",
-            "-Q", "default,embeddings,maintenance", "-c", "2", "-l", "info",
+            "-Q", "default,embeddings,maintenance,training,analytics", "-c", "2", "-l", "info",
             "-n", f"benchfresh-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
         ],
         cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

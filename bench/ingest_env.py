@@ -47,7 +47,7 @@ def drop_queued_tasks(env: dict[str, str]) -> int:
     client = redis.Redis.from_url(env["REDIS_URL"])
     prefix = f"recsys:{env['RECSYS_INSTANCE']}:"  # recsys_project.instance.redis_key_prefix
     dropped = 0
-    for queue in ("default", "embeddings", "maintenance"):
+    for queue in ("default", "embeddings", "maintenance", "training", "analytics"):
         dropped += client.llen(prefix + queue)
         client.delete(prefix + queue)
     return dropped

@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 PHASES = ("none", "web", "server", "worker", "redis", "postgres")
 N_ITEMS = 30
 N_USERS = 40
-QUEUES = ("default", "embeddings", "maintenance")
+QUEUES = ("default", "embeddings", "maintenance", "training", "analytics")
 
 
 def free_port() -> int:

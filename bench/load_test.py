@@ -158,7 +158,7 @@ def start_processes(args, env: dict[str, str], port: int) -> tuple[subprocess.Po
         start_new_session=True,
     )  # fmt: skip
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "-Q", "default,embeddings,maintenance",
+        [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "-Q", "default,embeddings,maintenance,training,analytics",
          "--concurrency", "1", "--loglevel", "WARNING", "-n", f"load-{os.getpid()}@%h"],
         cwd=REPO, env=env, stdout=(log_dir / "bench_load_worker.log").open("w"), stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -31,6 +31,7 @@ from scipy import sparse
 
 from interactions.selectors import event_weight
 from recommendations.retrieval.base import HardFilters
+from recsys_project.replicas import read_connection
 
 KINDS = ("bought", "viewed", "shoppers")
 # the kinds built from event pairs inside the window, with the pair weights below
@@ -670,7 +671,7 @@ def covisitation_neighbours(
     else:
         where, params = filters_where(filters, require_vector=False)
     params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(_NEIGHBOURS_SQL.format(where=where), params)
         for a, b, score in cur.fetchall():
             out[a][b] = float(score)
@@ -707,6 +708,6 @@ def covisitation_summed(
     else:
         where, params = filters_where(filters, require_vector=False)
     params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(_SUMMED_SQL.format(where=where), params)
         return {int(b): (float(total), int(hits), int(a)) for b, total, hits, a in cur.fetchall()}

@@ -26,6 +26,7 @@ from recommendations.rerank.candidates import Scored, scored_new
 from recommendations.rerank.promotions import PromotionRule
 from recommendations.retrieval.base import HardFilters
 from recommendations.retrieval.pgvector_backend import filters_where
+from recsys_project.replicas import read_connection
 
 # How much of a user's recent history is read per request: enough for seen/bought exclusion and for
 # explanations, bounded so a heavy user costs the same as a light one.
@@ -164,7 +165,8 @@ def _history(rows: Sequence[tuple[int, str]], timestamps: Sequence[float] | None
 
 
 def history_for(*, session_id: str) -> History:
-    """The recent events of a session that are linked to an item."""
+    """The recent events of a session that are linked to an item. From the primary, even while serving
+    from a replica: the session's latest event must change its next answer (read-your-writes)."""
     with connection.cursor() as cur:
         cur.execute(
             """
@@ -194,7 +196,9 @@ LEFT JOIN LATERAL (
 
 
 def user_context(*, user_id: str) -> tuple[np.ndarray | None, History]:
-    """The user's stored vector (if computed with the current model) and recent history, in one query."""
+    """The user's stored vector (if computed with the current model) and recent history, in one query. From
+    the primary, even while serving from a replica: the user's latest event must change their next answer
+    (read-your-writes)."""
     with connection.cursor() as cur:
         cur.execute(_USER_CONTEXT_SQL, {"user": user_id, "n": HISTORY_EVENTS})
         text, model, item_ids, event_types, times = cur.fetchone()
@@ -278,12 +282,13 @@ def _binary_rows(sql: str, params: dict[str, Any]) -> list[tuple]:
     """Runs a query with binary results, through Django's cursor wrapper (so it is logged and counted like
     any other query). Binary matters for vectors: parsing pgvector's text form costs ~0.2 ms per 384-d
     vector in Python, reading the binary form costs microseconds."""
-    connection.ensure_connection()
+    conn = read_connection()
+    conn.ensure_connection()
     # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
     # cursor on the same connection (same transaction) can.
-    raw = psycopg.Cursor(connection.connection)
+    raw = psycopg.Cursor(conn.connection)
     raw.format = psycopg.pq.Format.BINARY
-    with connection._prepare_cursor(raw) as cur:
+    with conn._prepare_cursor(raw) as cur:
         cur.execute(sql, params)
         return cur.fetchall()
 
@@ -417,7 +422,7 @@ def trending_scores(*, filters: HardFilters, k: int) -> dict[int, float]:
     popularity scaled to [0, 1] (1 = the most popular among them)."""
     where, params = filters_where(filters, require_vector=False)
     params["k"] = k
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(
             f"""
             SELECT i.id, p.score FROM recommendations_itempopularity p JOIN catalog_item i ON i.id = p.item_id
@@ -435,7 +440,7 @@ def newest_scores(*, filters: HardFilters, k: int) -> dict[int, float]:
     yet (a new shop)."""
     where, params = filters_where(filters, require_vector=False)
     params["k"] = k
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(
             f"""
             SELECT i.id FROM catalog_item i WHERE {where}

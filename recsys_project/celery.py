@@ -1,5 +1,8 @@
-"""The Celery app. Queues: `embeddings` (item embedding: CPU-heavy, its own worker pool if wanted),
-`default` (user vectors, attribution) and `maintenance` (sweeps, rollups, index rebuilds, training).
+"""The Celery app. Queues, by kind of work, so that a deployment can give each its own machines
+(docs/deploy.md): `embeddings` (item embedding: CPU-heavy), `default` (user vectors, co-visitation folds),
+`maintenance` (sweeps, index rebuilds), `training` (the two-tower model and the ranker: minutes of CPU and
+GBs of memory) and `analytics` (attribution, metric rollups, retention). One worker with `-Q` naming all of
+QUEUES (what `manage.py demo` starts) does everything.
 
 In Redis they are this instance's own: the broker prefixes every key and channel with
 `recsys:<instance>:` (settings.CELERY_BROKER_TRANSPORT_OPTIONS), so `-Q default` names the same queue for
@@ -13,15 +16,21 @@ import socket
 import threading
 import time
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from kombu import Queue
+
+from recsys_project import beat_lock
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 
 app = Celery("recsys_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (Queue("default"), Queue("embeddings"), Queue("maintenance"))
+QUEUES = ("default", "embeddings", "maintenance", "training", "analytics")
+app.conf.task_queues = tuple(Queue(name) for name in QUEUES)
+# First match wins (in this order).
 app.conf.task_routes = {
+    "recommendations.tasks.two_tower_train_maintenance_task": {"queue": "training"},
+    "analytics.tasks.*": {"queue": "analytics"},
     "catalog.tasks.*": {"queue": "embeddings"},
     "*.tasks.*_sweep_task": {"queue": "maintenance"},
     "*.tasks.*_maintenance_task": {"queue": "maintenance"},
@@ -93,6 +102,9 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerHeartbeat)
+
+# Beat runs once: a beat schedules only while it holds the beat lock (recsys_project/beat_lock.py).
+signals.beat_init.connect(beat_lock.beat_lock_wait, weak=False)
 
 from recsys_project import schedule  # noqa: E402  (the one beat schedule)
 

@@ -9,6 +9,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from recsys_project import replicas
 from recsys_project.celery import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 
@@ -56,6 +57,7 @@ def healthz(request):
     and workers, degraded); 503 when it does not. The body tells the truth about every part."""
     db = database_status()
     redis_state, workers = redis_status()
+    replica_states = replicas.replicas_status()
     body = {
         "status": "ok"
         if db["ok"] and redis_state["ok"] and workers
@@ -70,4 +72,11 @@ def healthz(request):
             "gone_after_seconds": WORKER_HEARTBEAT_TTL,
         },
     }
+    if replica_states:
+        # Serving reads fall back to the primary when no replica is usable: reported, not a failure.
+        body["replicas"] = {
+            "ok": any(r["ok"] for r in replica_states),
+            "max_lag_seconds": settings.RECSYS_REPLICA_MAX_LAG_SECONDS,
+            "all": replica_states,
+        }
     return JsonResponse(body, status=200 if db["ok"] else 503)

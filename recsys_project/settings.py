@@ -10,7 +10,7 @@ from pathlib import Path
 
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
-from recsys_project import embedded, instance
+from recsys_project import embedded, instance, replicas
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,12 @@ def env_list(name: str, default: str) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 RECSYS_DATA_DIR = embedded.data_dir()
+# Model artifacts (two-tower, ranker) and FAISS indexes: written by the training and maintenance workers,
+# read by every web node, each of which loads a new version by itself (they follow the registry and the
+# index's CURRENT.json). On more than one machine, point this at a directory that every node mounts at the
+# same path (NFS, EFS, a CSI volume): docs/deploy.md. Default: the data dir.
+RECSYS_SHARED_DIR = Path(os.environ.get("RECSYS_SHARED_DIR") or RECSYS_DATA_DIR)
+RECSYS_FAISS_DIR = RECSYS_SHARED_DIR / "faiss"
 
 
 def _secret_key() -> str:
@@ -107,6 +113,17 @@ DATABASES["default"].setdefault("TEST", {})
 # Lets several test runs share one embedded server without clobbering each other's test database.
 DATABASES["default"]["TEST"]["NAME"] = "test_recsys" + os.environ.get("RECSYS_TEST_DB_SUFFIX", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Read replicas (recsys_project/replicas.py, docs/deploy.md): serving reads go to one of them, everything
+# else to the primary. Unset: no replica, everything on `default` as before.
+DATABASES.update(
+    replicas.replica_settings(env_list("DATABASE_REPLICA_URLS", ""), primary=DATABASES["default"])
+)
+RECSYS_REPLICA_ALIASES = [alias for alias in DATABASES if alias.startswith(replicas.REPLICA_ALIAS_PREFIX)]
+DATABASE_ROUTERS = ["recsys_project.replicas.ReplicaRouter"]
+# A replica further behind than this is skipped (serving reads go to another replica, or the primary).
+RECSYS_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("RECSYS_REPLICA_MAX_LAG_SECONDS", "5"))
+# How often each web process measures a replica's lag (and retries one that was down).
+RECSYS_REPLICA_CHECK_SECONDS = float(os.environ.get("RECSYS_REPLICA_CHECK_SECONDS", "2"))
 
 REDIS_URL = embedded.redis_url()
 # Copies of the project sharing one Redis never share a key: every key (queues, cache, heartbeats) starts
@@ -293,13 +310,13 @@ RECSYS_TWO_TOWER_GATE_PROTOCOL = os.environ.get("RECSYS_TWO_TOWER_GATE_PROTOCOL"
 RECSYS_TWO_TOWER_GATE_METRIC = os.environ.get("RECSYS_TWO_TOWER_GATE_METRIC", "ndcg@10")
 RECSYS_TWO_TOWER_MIN_GAIN = float(os.environ.get("RECSYS_TWO_TOWER_MIN_GAIN", "0"))
 RECSYS_TWO_TOWER_SEED = int(os.environ.get("RECSYS_TWO_TOWER_SEED", "0"))
-RECSYS_TWO_TOWER_DIR = RECSYS_DATA_DIR / "models" / "two_tower"
+RECSYS_TWO_TOWER_DIR = RECSYS_SHARED_DIR / "models" / "two_tower"
 # The ranker (recommendations/ranker/): retrained with the towers, gated the same way (same protocol and
 # metric); its own required gain, users evaluated by the gate, and the label window after its inner cut.
 RECSYS_RANKER_MIN_GAIN = float(os.environ.get("RECSYS_RANKER_MIN_GAIN", "0"))
 RECSYS_RANKER_GATE_USERS = int(os.environ.get("RECSYS_RANKER_GATE_USERS", "2000"))
 RECSYS_RANKER_HORIZON_DAYS = float(os.environ.get("RECSYS_RANKER_HORIZON_DAYS", "14"))
-RECSYS_RANKER_DIR = RECSYS_DATA_DIR / "models" / "ranker"
+RECSYS_RANKER_DIR = RECSYS_SHARED_DIR / "models" / "ranker"
 # Pre-computed candidates (recommendations/candidate_cache.py): each active user's ranked candidate list,
 # recomputed by the worker on their events and on a schedule. A list older than MAX_AGE is not served (the
 # live path answers); the sweep recomputes lists older than REFRESH, for users whose vectors changed within

@@ -1,9 +1,11 @@
-"""Settings for the test suite: the real ones, with four changes.
+"""Settings for the test suite: the real ones, with these changes.
 
 - No HTTPS redirects: the test client speaks plain http.
 - Rate limits per client address far above what a test sends: every test client comes from 127.0.0.1, and
   the counters outlive a test for their window (tests/project/test_ratelimit.py sets its own).
 - The served-list log written at once (no background thread: a test's transaction is invisible to it).
+- A second connection to the test database, `stand_in_replica`, that tests/project/test_replicas.py names
+  as a read replica (RECSYS_REPLICA_ALIASES stays empty otherwise: no other test reads from it).
 - Its own Redis database (RECSYS_TEST_REDIS_DB, default 15), so a running demo's worker never consumes a
   test's tasks and a test never sees the demo's cache. Concurrent test runs on one machine set different
   RECSYS_TEST_REDIS_DB and RECSYS_TEST_DB_SUFFIX values.
@@ -17,7 +19,7 @@ import os
 from urllib.parse import urlparse, urlunparse
 
 from recsys_project.settings import *  # noqa: F403
-from recsys_project.settings import CACHES, RECSYS_INSTANCE, REDIS_URL, REST_FRAMEWORK
+from recsys_project.settings import CACHES, DATABASES, RECSYS_INSTANCE, REDIS_URL, REST_FRAMEWORK
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
@@ -38,3 +40,8 @@ REDIS_URL = urlunparse(_parsed._replace(path="/" + os.environ.get("RECSYS_TEST_R
 CELERY_BROKER_URL = REDIS_URL
 CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
 os.environ.setdefault("RECSYS_INSTANCE", RECSYS_INSTANCE)
+DATABASES["stand_in_replica"] = {
+    **DATABASES["default"],
+    "OPTIONS": {**DATABASES["default"].get("OPTIONS", {}), "connect_timeout": 1},
+    "TEST": {"MIRROR": "default"},
+}

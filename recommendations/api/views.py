@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
@@ -22,10 +24,22 @@ from recommendations.api.serializers import (
     items_resolve,
     list_params,
 )
+from recsys_project import replicas
 from recsys_project.authentication import HasApiKey
 
 _ERRORS = {400: ErrorSerializer, 401: ErrorSerializer}
 _LIST_PARAMS = [ListParamsSerializer]
+
+
+def _serving(method):
+    """The view's reads go to a read replica when one is usable, and again to the primary if it fails
+    under them (recsys_project/replicas.py); the served-list log is written to the primary."""
+
+    @functools.wraps(method)
+    def view(self, request, *args, **kwargs):
+        return replicas.serve(lambda: method(self, request, *args, **kwargs))
+
+    return view
 
 
 def _render(answer: scenarios.Answer) -> Response:
@@ -41,6 +55,7 @@ class UserRecommendationsView(APIView):
         summary="Personalised recommendations for a user",
         description="A user without history gets the session's signal (session_id), then trending.",
     )
+    @_serving
     def get(self, request, user_id: str):
         params = list_params(request.query_params)
         query = UserQuerySerializer(data=request.query_params)
@@ -64,6 +79,7 @@ class SimilarItemsView(APIView):
         responses={200: AnswerSerializer, 404: ErrorSerializer, **_ERRORS},
         summary="Items similar to an item",
     )
+    @_serving
     def get(self, request, item_id: str):
         try:
             item = catalog_selectors.item_get(external_id=item_id)
@@ -85,6 +101,7 @@ class SessionRecommendationsView(APIView):
         responses={200: AnswerSerializer, **_ERRORS},
         summary="Recommendations for an anonymous session's recent items",
     )
+    @_serving
     def post(self, request):
         body = request.data
         if not isinstance(body, dict):
@@ -117,6 +134,7 @@ class BoughtTogetherView(APIView):
         description="Co-visitation: items bought (then viewed) by the same users or sessions. An item "
         "without co-visitation gets items like it, with scenario `bought_together_fallback_content`.",
     )
+    @_serving
     def get(self, request, item_id: str):
         try:
             item = catalog_selectors.item_get(external_id=item_id)
@@ -140,6 +158,7 @@ class CartRecommendationsView(APIView):
         description="The cart's items are never in the answer. A cart without co-visitation gets items "
         "like it, with scenario `cart_fallback_content`.",
     )
+    @_serving
     def post(self, request):
         body = request.data
         if not isinstance(body, dict):
@@ -165,6 +184,7 @@ class TrendingView(APIView):
         responses={200: AnswerSerializer, **_ERRORS},
         summary="Trending items (time-decayed popularity), overall or in a category",
     )
+    @_serving
     def get(self, request):
         return _render(scenarios.recommendations_trending(params=list_params(request.query_params)))
 
@@ -177,6 +197,7 @@ class SearchView(APIView):
         responses={200: AnswerSerializer, **_ERRORS},
         summary="Semantic search over the catalog",
     )
+    @_serving
     def get(self, request):
         query = SearchQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 
 from catalog.embedding import current_model_name
 from recommendations.retrieval.base import Candidate, HardFilters
+from recsys_project.replicas import read_connection
 
 # Below this many estimated matching rows the exact plan is used. Measured on 100k items (bench/
 # filtered_recall.py): an exact scan of ~1,000 filtered rows takes a few ms, while an ANN scan for a
@@ -95,7 +95,7 @@ class PgvectorBackend:
 
     def estimate_rows(self, *, where: str, params: dict[str, Any]) -> float:
         """The planner's estimate of how many items pass the filters (planning only, no execution)."""
-        with connection.cursor() as cur:
+        with read_connection().cursor() as cur:
             cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM catalog_item i WHERE {where}", params)
             plan = cur.fetchone()[0]
         if isinstance(plan, str):
@@ -126,7 +126,7 @@ class PgvectorBackend:
             )
             SELECT id, distance FROM c ORDER BY distance, id
         """
-        with connection.cursor() as cur:
+        with read_connection().cursor() as cur:
             cur.execute(";\n".join([*before, sql, *after]), params)
             while cur.description is None and cur.nextset():
                 pass

@@ -29,6 +29,7 @@ from recommendations.retrieval.base import Candidate, HardFilters
 from recommendations.retrieval.pgvector_backend import filters_where, vector_literal
 from recommendations.two_tower.features import distinct_first, sequence_encode
 from recommendations.two_tower.user_tower import user_vector_numpy
+from recsys_project.replicas import read_connection
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def active_version() -> ModelVersion | None:
 
 
 def _recent_events(*, user_id: str, session_id: str) -> list[tuple[int, str, float]]:
+    # From the primary even while serving from a replica: the user's own latest events (read-your-writes).
     column = "user_id" if user_id else "session_id"
     with connection.cursor() as cur:
         cur.execute(
@@ -101,7 +103,7 @@ def _model_vectors(*, version_id: int, item_pks: list[int]) -> dict[int, np.ndar
     text form through the ORM cost ~20 ms for 60 vectors on this box, this is well under 1 ms."""
     if not item_pks:
         return {}
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(
             "SELECT item_id, vector_send(embedding) FROM recommendations_modelitemvector "
             "WHERE version_id = %s AND item_id = ANY(%s::bigint[])",
@@ -195,7 +197,7 @@ def _sql_search(
         SELECT id, distance FROM c ORDER BY distance, id
     """
     # One simple-protocol message, as the pgvector backend does: the SET LOCALs end with it.
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(";\n".join([*before, sql, *after]), params)
         while cur.description is None and cur.nextset():
             pass
@@ -264,7 +266,7 @@ def _faiss_search(
     found = [(int(live.pks[s]), float(sim)) for s, sim in zip(slots[0], sims[0], strict=True) if s >= 0]
     where, params = filters_where(filters, require_vector=False)
     params["pks"] = [pk for pk, _ in found]
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(
             f"SELECT i.id FROM catalog_item i WHERE i.id = ANY(%(pks)s::bigint[]) AND {where}", params
         )

@@ -55,7 +55,7 @@ def worker():
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "recsys_project", "worker",
-                "-Q", "default,embeddings,maintenance", "-c", "2", "-l", "info",
+                "-Q", "default,embeddings,maintenance,training,analytics", "-c", "2", "-l", "info",
                 "-n", f"embedtest-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
             ],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

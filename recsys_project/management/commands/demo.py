@@ -31,6 +31,7 @@ from interactions.management.commands.seed_demo import (
     shop_from_options,
 )
 from recsys_project import embedded
+from recsys_project.celery import QUEUES as CELERY_QUEUES
 from recsys_project.models import ApiKey, api_key_hash
 from recsys_project.supervisor import Supervisor
 
@@ -39,7 +40,7 @@ DEMO_KEY_NAME = "demo"
 DEMO_KEY_FILE = "demo_api_key"
 WARMUP_MARKER = "demo_warmed_up"
 READY_TIMEOUT_SECONDS = 120
-QUEUES = "default,embeddings,maintenance"
+QUEUES = ",".join(CELERY_QUEUES)
 
 
 def admin_password_reset() -> str:
