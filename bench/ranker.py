@@ -196,6 +196,7 @@ def quality(args) -> None:
             cmd += ["--two-tower"] if args.two_tower else []
             cmd += ["--ranker-users", str(args.ranker_users)]
             cmd += ["--sources", *args.sources] if args.sources else []
+            cmd += ["--ranker-params", args.ranker_params] if args.ranker_params else []
             running.append((subprocess.Popen(cmd), path))
         for proc, path in list(running):
             if proc.poll() is not None:
@@ -323,8 +324,17 @@ def main() -> None:
     parser.add_argument(
         "--tag", default="", help="Suffix of the result files (several settings side by side)."
     )
+    parser.add_argument(
+        "--ranker-params",
+        help="LightGBM parameters over the ranker's own, as JSON (tuning on --validation), e.g. '{\"num_leaves\": 7}'",
+    )
     parser.add_argument("--one", nargs=3, metavar=("SEED", "PROTOCOL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ranker_params:
+        _setup()
+        from recommendations.ranker import model as ranker_model
+
+        ranker_model.PARAMS.update(json.loads(args.ranker_params))
     if args.one:
         seed, protocol, out = args.one
         result = quality_one(

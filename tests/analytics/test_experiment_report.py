@@ -16,7 +16,7 @@ from analytics.experiments import arms_collect, experiment_report
 from analytics.models import Attribution
 from recommendations.experiments import experiments_cache_clear
 from recommendations.models import Experiment, ExperimentArm, ExperimentState
-from tests.analytics.factories import EventFactory, ItemFactory, served_list
+from tests.factories import EventFactory, ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,10 @@ def experiment():
 def traffic(experiment):
     """control: 4 lists, 1 clicked, no purchase. B: 4 lists, 2 clicked, one of them bought (2 x 15.00)."""
     now = timezone.now()
-    lamp, rake = ItemFactory(external_id="lamp"), ItemFactory(external_id="rake")
+    lamp, rake = (
+        ItemFactory(category_path=[], embedding=None, published_at=None, external_id="lamp"),
+        ItemFactory(category_path=[], embedding=None, published_at=None, external_id="rake"),
+    )
     lists = {"control": [], "B": []}
     for variant in lists:
         for n in range(4):
@@ -60,18 +63,23 @@ def traffic(experiment):
                 )
             )
     at = now - timedelta(hours=2)
-    EventFactory(item=lamp, user_id="control-0", event_type="click",
+    EventFactory(session_id="s1", item=lamp, user_id="control-0", event_type="click",
                  recommendation_id=lists["control"][0].recommendation_id, timestamp=at)  # fmt: skip
-    EventFactory(item=rake, user_id="B-0", event_type="click",
+    EventFactory(session_id="s1", item=rake, user_id="B-0", event_type="click",
                  recommendation_id=lists["B"][0].recommendation_id, timestamp=at)  # fmt: skip
-    EventFactory(item=lamp, user_id="B-1", event_type="click",
+    EventFactory(session_id="s1", item=lamp, user_id="B-1", event_type="click",
                  recommendation_id=lists["B"][1].recommendation_id, timestamp=at)  # fmt: skip
-    EventFactory(item=rake, user_id="B-0", event_type="purchase", value=Decimal("15.00"), quantity=2,
+    EventFactory(session_id="s1", item=rake, user_id="B-0", event_type="purchase", value=Decimal("15.00"), quantity=2,
                  timestamp=at + timedelta(minutes=5))  # fmt: skip
     # a list outside the experiment, clicked: not counted
     other = served_list([lamp], surface="pdp", user_id="x", created_at=now - timedelta(hours=3))
     EventFactory(
-        item=lamp, user_id="x", event_type="click", recommendation_id=other.recommendation_id, timestamp=at
+        session_id="s1",
+        item=lamp,
+        user_id="x",
+        event_type="click",
+        recommendation_id=other.recommendation_id,
+        timestamp=at,
     )
     return lists
 

@@ -14,7 +14,7 @@ from analytics.attribution import events_attribute_recent
 from interactions.models import Event
 from recommendations.experiments import experiments_cache_clear
 from recommendations.models import Experiment, ExperimentArm, ExperimentState, ServedList
-from tests.analytics.factories import ItemFactory
+from tests.factories import ItemFactory
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -48,7 +48,10 @@ def browser(monkeypatch):
 def _traffic(experiment: Experiment, *, lists: int, clicked: dict[str, int], bought: dict[str, int]) -> None:
     """`lists` served lists per arm; the first clicked[arm] of them clicked, the first bought[arm] of those
     bought (one item at 20.00)."""
-    items = [ItemFactory(external_id=f"item-{i}") for i in range(6)]
+    items = [
+        ItemFactory(category_path=[], embedding=None, published_at=None, external_id=f"item-{i}")
+        for i in range(6)
+    ]
     now = timezone.now()
     at = now - timedelta(hours=2)
     served, events = [], []

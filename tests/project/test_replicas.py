@@ -12,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
 from recommendations.selectors import serving_config_clear
 from recsys_project import replicas
-from tests.recommendations.factories import EventFactory, ItemFactory, UserProfileFactory, topic
+from tests.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
 STAND_IN = "stand_in_replica"
 # The mirror connection only sees committed rows: these tests commit, and the database is flushed after.

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from recommendations import experiments
 from recommendations.models import Experiment, ExperimentArm, ExperimentState, RerankProfile, ServedList
-from tests.recommendations.factories import ItemFactory, UserProfileFactory, topic
+from tests.factories import ItemFactory, UserProfileFactory, topic
 
 IDS = 100_000
 
