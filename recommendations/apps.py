@@ -51,6 +51,10 @@ def _served_list_sessions(sender, *, user_id: str, **kwargs) -> set[str]:
 
 
 def _erase_served_lists(sender, *, user_id: str, session_ids=(), **kwargs) -> dict[str, int]:
+    """The lists served to the user (and to their anonymous sessions), and their pre-computed candidates."""
+    from recommendations.candidate_cache import candidate_lists_delete
     from recommendations.services import served_lists_erase
 
-    return served_lists_erase(user_id=user_id, session_ids=session_ids)
+    erased = served_lists_erase(user_id=user_id, session_ids=session_ids)
+    erased["candidate_lists"] = candidate_lists_delete(user_ids=[user_id])
+    return erased

@@ -1,6 +1,6 @@
 """The Celery app. Queues, by kind of work, so that a deployment can give each its own machines
 (docs/deploy.md): `embeddings` (item embedding: CPU-heavy), `default` (user vectors, co-visitation folds),
-`maintenance` (sweeps, index rebuilds), `training` (the two-tower model and the ranker: minutes of CPU and
+`maintenance` (sweeps, index rebuilds, the pre-computed candidate lists), `training` (the two-tower model and the ranker: minutes of CPU and
 GBs of memory) and `analytics` (attribution, metric rollups, retention). One worker with `-Q` naming all of
 QUEUES (what `manage.py demo` starts) does everything.
 
@@ -30,6 +30,9 @@ app.conf.task_queues = tuple(Queue(name) for name in QUEUES)
 # First match wins (in this order).
 app.conf.task_routes = {
     "recommendations.tasks.two_tower_train_maintenance_task": {"queue": "training"},
+    # a cache (a stale list is a miss, served live): its backlog must never delay the user vectors on
+    # `default` (under the Jepsen ingest it left hundreds of tasks there after the sweeps)
+    "recommendations.tasks.candidate_lists_refresh_task": {"queue": "maintenance"},
     "analytics.tasks.*": {"queue": "analytics"},
     "catalog.tasks.*": {"queue": "embeddings"},
     "*.tasks.*_sweep_task": {"queue": "maintenance"},

@@ -61,8 +61,10 @@ def test_an_event_stored_before_its_item_is_linked_by_the_sweep_and_folded_into_
     anonymous.refresh_from_db()
     never.refresh_from_db()
     assert (early.item_id, anonymous.item_id, never.item_id) == (item.pk, item.pk, None)
-    # one user-vector task (for u1's event only), and one co-visitation fold of the newly linked events
+    # one user-vector task (for u1's event only), one co-visitation fold of the newly linked events, and,
+    # once u1's vector changed, the recompute of u1's pre-computed candidates
     assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
+        "candidate_lists_enqueue",
         "covisitation_enqueue",
         "user_vectors_enqueue",
     ]

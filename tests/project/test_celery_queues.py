@@ -20,6 +20,7 @@ from recsys_project.schedule import BEAT_SCHEDULE
         ("accelerator.tasks.faiss_index_refresh_maintenance_task", "maintenance"),
         ("recommendations.tasks.covisitation_sweep_task", "maintenance"),
         ("interactions.tasks.user_vectors_apply_task", "default"),
+        ("recommendations.tasks.candidate_lists_refresh_task", "maintenance"),
     ],
 )
 def test_tasks_are_routed_to_the_queue_of_their_kind(task, queue):

@@ -80,11 +80,14 @@ def test_the_introspection_finds_the_known_user_columns():
 def test_erasure_leaves_no_row_with_the_user_id_in_any_table_nor_in_the_cache(api):
     from django.core.cache import cache
 
+    from recommendations.candidate_cache import candidate_lists_refresh
+
     for i in range(6):
         ItemFactory(external_id=f"sku-{i}", embedding=topic(i % 3))
     rec_id = seed_user(api, USER)
     seed_user(api, OTHER)
     user_vectors_apply()
+    candidate_lists_refresh(user_ids=[USER, OTHER])  # what the worker does once their vectors changed
     events_attribute_recent()
     cache.set(f"probe:{USER}", "x", 60)  # what a cache trace would look like, to prove the scan sees it
     assert UserProfile.objects.get(external_id=USER).embedding is not None
@@ -233,6 +236,8 @@ def test_erasing_a_storefront_visitor_leaves_no_trace_in_any_table_session_cache
     from django.core.cache import cache
     from django.test import Client
 
+    from recommendations.candidate_cache import candidate_lists_refresh
+
     items = [ItemFactory(external_id=f"sku-{i}", embedding=topic(i % 3)) for i in range(6)]
     browser, visitor, session, lists = _storefront_visitor(api, items)
     keeper, kept_visitor, kept_session, kept_lists = _storefront_visitor(api, items)
@@ -241,6 +246,8 @@ def test_erasing_a_storefront_visitor_leaves_no_trace_in_any_table_session_cache
               "event_type": "view", "timestamp": "2026-01-01T00:00:00Z"}  # fmt: skip
     assert api.post("/api/v1/events", {"events": [shared]}, format="json").status_code == 200
     user_vectors_apply()
+    # what the worker does once their vectors changed
+    candidate_lists_refresh(user_ids=[visitor, kept_visitor])
     events_attribute_recent()
     assert Attribution.objects.filter(kind="conversion", recommendation_id=lists[0]).exists()
     id_columns = _id_columns()

@@ -74,7 +74,7 @@ def _count(api, name: str, limit: int) -> int:
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_query_count_matches_baseline_and_does_not_grow_with_the_list(
-    api, catalog, name, monkeypatch, buffered_log
+    api, catalog, name, monkeypatch, buffered_log, request
 ):
     # the cached serving config must not expire between the warm-up and the measured request on a loaded
     # machine (it did: one more query, counted as N+1)
@@ -88,6 +88,10 @@ def test_query_count_matches_baseline_and_does_not_grow_with_the_list(
     monkeypatch.setattr(two_tower_serving, "ACTIVE_TTL_SECONDS", 3600.0)
     ranker_serving.active_ranker_clear()
     two_tower_serving.active_version_clear()
+    # ... and what they cache for an hour must not outlive this test (the next test has another database)
+    request.addfinalizer(two_tower_serving.active_version_clear)
+    request.addfinalizer(ranker_serving.active_ranker_clear)
+    request.addfinalizer(selectors.serving_config_clear)
     small, large = _count(api, name, 5), _count(api, name, 50)
     assert buffered_log.pending() == 4  # every answer logged, none of them on the request path
     assert small == large, f"{name}: {small} queries for 5 items but {large} for 50 (N+1?)"
