@@ -47,6 +47,8 @@ PHASES = ("none", "web", "server", "worker", "redis", "postgres")
 N_ITEMS = 30
 N_USERS = 40
 QUEUES = ("default", "embeddings", "maintenance", "training", "analytics")
+# How long the queues may take to drain once the sweeps have caught up (a backlog that never drains fails).
+DRAIN_SECONDS = 180
 
 
 def free_port() -> int:
@@ -409,8 +411,17 @@ def run(*, phases: tuple[str, ...] = PHASES, phase_seconds: float = 30, clients:
             )  # fmt: skip
         log("all faults done; waiting for the sweeps ...")
         caught_up = wait_caught_up(cluster, 300, log)
-        time.sleep(3)
+        # the sweeps catch up on the data first; the tasks queued during the faults (by then no-ops, as the
+        # sweeps did their work) still drain: wait for that, bounded, and say how long it took
+        drain_started = time.monotonic()
         queued = cluster.queued_messages()
+        while (
+            queued["default"] or queued["embeddings"]
+        ) and time.monotonic() - drain_started < DRAIN_SECONDS:
+            time.sleep(2)
+            queued = cluster.queued_messages()
+        drained_seconds = round(time.monotonic() - drain_started, 1)
+        log(f"queues drained in {drained_seconds} s: {queued}")
         stored_rows = cluster.query("SELECT event_id, count(*) FROM interactions_event GROUP BY event_id")
         stored = {event_id: n for event_id, n in stored_rows}
         (linked_wrong,) = cluster.query(
@@ -418,7 +429,13 @@ def run(*, phases: tuple[str, ...] = PHASES, phase_seconds: float = 30, clients:
         )[0]
     finally:
         cluster.stop()
-    report: dict = {"phases": {}, "caught_up": caught_up, "queued": queued, "unlinked": linked_wrong}
+    report: dict = {
+        "phases": {},
+        "caught_up": caught_up,
+        "queued": queued,
+        "drained_seconds": drained_seconds,
+        "unlinked": linked_wrong,
+    }
     for phase, counts in per_phase.items():
         mine = {e for e in stored if e.startswith(phase + "-")}
         report["phases"][phase] = {
@@ -445,7 +462,9 @@ def print_report(report: dict) -> None:
             f"{row['duplicated']} | {row['lost']} | {row['non_200_answers']} |"
         )
     print()
-    print(f"after the sweeps: {report['caught_up']}; Celery queues: {report['queued']}")
+    print(
+        f"after the sweeps: {report['caught_up']}; Celery queues: {report['queued']} (drained in {report['drained_seconds']} s)"
+    )
 
 
 def main() -> None:

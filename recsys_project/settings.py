@@ -329,6 +329,10 @@ RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS = float(
     os.environ.get("RECSYS_CANDIDATE_CACHE_REFRESH_SECONDS", "600")
 )
 RECSYS_CANDIDATE_CACHE_ACTIVE_DAYS = float(os.environ.get("RECSYS_CANDIDATE_CACHE_ACTIVE_DAYS", "30"))
+# A user's events within this many seconds share one recompute of their list (recommendations/tasks.py).
+RECSYS_CANDIDATE_CACHE_COALESCE_SECONDS = float(
+    os.environ.get("RECSYS_CANDIDATE_CACHE_COALESCE_SECONDS", "2")
+)
 RECSYS_TWO_TOWER = json.loads(os.environ.get("RECSYS_TWO_TOWER", "{}"))
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.

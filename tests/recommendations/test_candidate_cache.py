@@ -278,3 +278,31 @@ def test_a_ranker_promoted_through_the_registry_makes_the_next_answer_live(ranke
     assert _serve("probe-11").cache == "hit"
     assert first.pk != second.pk
     assert CandidateList.objects.get(user_id="probe-11").model_version == f"ranker:v{second.pk}"
+
+
+def test_a_users_events_in_a_row_queue_one_refresh_until_it_runs(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """Coalescing: a refresh already queued for a user takes the next events too (it runs later and sees
+    them); once it starts, the next event queues another."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from recommendations import tasks
+
+    published: list[tuple[list[str], float | None]] = []
+    monkeypatch.setattr(
+        tasks, "_publish", lambda task, args, countdown=None: published.append((args[0], countdown))
+    )
+    cache.delete_many([tasks._pending_key(u) for u in ("c1", "c2")])
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.candidate_lists_enqueue(None, user_ids=["c1"])
+        tasks.candidate_lists_enqueue(None, user_ids=["c1", "c2"])
+        tasks.candidate_lists_enqueue(None, user_ids=["c2"])
+    assert [ids for ids, _ in published] == [["c1"], ["c2"]]
+    assert all(countdown == settings.RECSYS_CANDIDATE_CACHE_COALESCE_SECONDS for _, countdown in published)
+    tasks._pending_clear(["c1"])  # what the task does first
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.candidate_lists_enqueue(None, user_ids=["c1", "c2"])
+    assert [ids for ids, _ in published][2:] == [["c1"]]
+    cache.delete_many([tasks._pending_key(u) for u in ("c1", "c2")])
