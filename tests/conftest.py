@@ -61,3 +61,21 @@ def pytest_sessionfinish(session, exitstatus):
             say("stopped the embedded PostgreSQL this test run started")
     if "redis" in embedded.started_here and embedded.embedded_redis_stop():
         say("stopped the embedded Redis this test run started")
+
+
+@pytest.fixture(autouse=True)
+def _serving_model_caches_reset():
+    """The active ranker and two-tower version are cached per process (and a test may override them): each
+    test starts and ends with nothing cached, since each test has its own database (a ranker left from one
+    test served the next test's lists)."""
+    from recommendations.ranker import serving as ranker_serving
+    from recommendations.two_tower import serving as two_tower_serving
+
+    def reset():
+        with ranker_serving._lock:
+            ranker_serving._state.update(expires=0.0, loaded=None, override=None, path=None)
+        two_tower_serving.active_version_clear()
+
+    reset()
+    yield
+    reset()
