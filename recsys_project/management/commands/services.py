@@ -59,5 +59,5 @@ class Command(BaseCommand):
             reachable = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping()
         except redis.RedisError:
             reachable = False
-        kind = "REDIS_URL" if os.environ.get("REDIS_URL") else "local or embedded"
+        kind = "REDIS_URL" if os.environ.get("REDIS_URL") else "embedded"
         self.stdout.write(f"Redis: {url} ({kind}), {'answering' if reachable else 'not answering'}")
