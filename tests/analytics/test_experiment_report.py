@@ -194,6 +194,20 @@ def test_a_bad_question_is_a_400_naming_the_field(staff_client, experiment, quer
     assert response.content.decode().startswith(f"{field}:")
 
 
+def test_an_arm_that_served_no_list_shows_no_rate_and_no_test(staff_client, experiment):
+    # just started: no list served yet; the report says nothing was measured rather than CTR 0.0 in [0, 0]
+    report = experiment_report(experiment=experiment, metric="ctr", mde=0.05)
+    arms = {row[0]: row for row in report.tables[0].rows}
+    assert arms["B"][3:8] == (0, 0, None, None, None)  # lists, clicked lists, CTR and its interval
+    tests = report.tables[1].rows
+    assert [(r[1], r[4], r[8], r[9], r[12]) for r in tests] == [
+        (metric, None, None, None, "not enough data")
+        for metric in ("CTR", "Conversion rate", "Revenue per list")
+    ]  # difference, z / t and p-value
+    html = staff_client.get(f"/reports/experiments?experiment={experiment.pk}").content.decode()
+    assert '"CTR": [null, null]' in html  # no bar rather than a bar at 0
+
+
 def test_page_without_experiments_says_how_to_start(staff_client):
     response = staff_client.get("/reports/experiments")
     assert response.status_code == 200
