@@ -118,6 +118,8 @@ class ExperimentAdmin(AuditedAdmin):
     list_filter = ["state"]
     search_fields = ["name", "description"]
     actions = ["stop_experiments"]
+    # on the change page too: after starting it, the merchandiser's next stop is its report
+    readonly_fields = ["report"]
 
     @admin.display(description="surfaces")
     def surfaces_display(self, obj: Experiment) -> str:
@@ -130,7 +132,9 @@ class ExperimentAdmin(AuditedAdmin):
         )
 
     @admin.display(description="report")
-    def report(self, obj: Experiment) -> str:
+    def report(self, obj: Experiment | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Once saved: its A/B report (lists, CTR, conversions, guardrails per arm)."
         return format_html('<a href="{}?experiment={}">report</a>', reverse("reports:experiments"), obj.pk)
 
     def get_queryset(self, request):
