@@ -14,6 +14,9 @@ revenue (zero for most). Each arm is compared with the control:
   "B better/worse by x% (CI lo% to hi%)", the relative change against the control with the difference's
   interval divided by the control's value.
 
+An arm that has served no list yet has no rate, no mean and no test (None, shown "–"), not 0: zero lists
+say nothing, and a CTR of 0.0 in [0.0, 0.0] would read as measured.
+
 A visitor sees many lists, so lists are not independent: the intervals are somewhat too narrow when a few
 visitors see most lists. docs/experiments.md says so.
 """
@@ -36,42 +39,48 @@ NO_DIFFERENCE = "no difference"
 
 @dataclass(frozen=True)
 class Estimate:
-    value: float
-    low: float
-    high: float
+    """None throughout: no list served, nothing to estimate."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+NONE = Estimate(None, None, None)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """An arm against the control on one metric."""
+    """An arm against the control on one metric; the values of a side with no list, and the difference and
+    the test when either side has none, are None."""
 
-    control: float
-    arm: float
-    diff: float
-    diff_low: float
-    diff_high: float
-    statistic: float  # z (rates) or t (revenue)
-    p_value: float
+    control: float | None
+    arm: float | None
+    diff: float | None
+    diff_low: float | None
+    diff_high: float | None
+    statistic: float | None  # z (rates) or t (revenue)
+    p_value: float | None
     required_n: int | None  # per arm, for the minimum detectable effect; None: cannot be computed
     n: int  # the smaller arm's lists
 
     @property
     def lift(self) -> float | None:
-        return self.diff / self.control if self.control else None
+        return self.diff / self.control if self.control and self.diff is not None else None
 
     @property
     def lift_low(self) -> float | None:
-        return self.diff_low / self.control if self.control else None
+        return self.diff_low / self.control if self.control and self.diff_low is not None else None
 
     @property
     def lift_high(self) -> float | None:
-        return self.diff_high / self.control if self.control else None
+        return self.diff_high / self.control if self.control and self.diff_high is not None else None
 
 
 def proportion(successes: int, n: int) -> Estimate:
     """A rate with its 95% Wald interval (clipped to [0, 1])."""
     if n <= 0:
-        return Estimate(0.0, 0.0, 0.0)
+        return NONE
     p = successes / n
     half = Z_ALPHA * math.sqrt(p * (1 - p) / n)
     return Estimate(p, max(0.0, p - half), min(1.0, p + half))
@@ -80,7 +89,7 @@ def proportion(successes: int, n: int) -> Estimate:
 def mean(total: float, total_sq: float, n: int) -> Estimate:
     """A mean from its sum and sum of squares, with its 95% interval (t quantile)."""
     if n <= 0:
-        return Estimate(0.0, 0.0, 0.0)
+        return NONE
     m = total / n
     if n < 2:
         return Estimate(m, m, m)
@@ -121,16 +130,25 @@ def sample_size_means(base: float, sd: float, mde: float) -> int | None:
     return math.ceil(2 * (Z_ALPHA + Z_POWER) ** 2 * sd * sd / (delta * delta))
 
 
+def _untested(control: float | None, arm: float | None, *, required_n: int | None, n: int) -> Comparison:
+    """Either side has served no list: nothing to compare yet."""
+    return Comparison(control, arm, None, None, None, None, None, required_n=required_n, n=n)
+
+
 def compare_proportions(x_control: int, n_control: int, x_arm: int, n_arm: int, *, mde: float) -> Comparison:
-    p1 = x_control / n_control if n_control else 0.0
-    p2 = x_arm / n_arm if n_arm else 0.0
+    if not (n_control and n_arm):
+        p_control = x_control / n_control if n_control else None
+        return _untested(
+            p_control,
+            x_arm / n_arm if n_arm else None,
+            required_n=sample_size_proportions(p_control, mde) if p_control is not None else None,
+            n=0,
+        )
+    p1, p2 = x_control / n_control, x_arm / n_arm
     diff = p2 - p1
-    if n_control and n_arm:
-        pooled = (x_control + x_arm) / (n_control + n_arm)
-        se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_control + 1 / n_arm))
-        se = math.sqrt(p1 * (1 - p1) / n_control + p2 * (1 - p2) / n_arm)
-    else:
-        se_pooled = se = 0.0
+    pooled = (x_control + x_arm) / (n_control + n_arm)
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_control + 1 / n_arm))
+    se = math.sqrt(p1 * (1 - p1) / n_control + p2 * (1 - p2) / n_arm)
     z = diff / se_pooled if se_pooled else 0.0
     return Comparison(
         control=p1,
@@ -150,11 +168,18 @@ def compare_means(
 ) -> Comparison:
     """Welch's t-test; each side is (sum, sum of squares, n)."""
     (s1, q1, n1), (s2, q2, n2) = control, arm
-    m1 = s1 / n1 if n1 else 0.0
-    m2 = s2 / n2 if n2 else 0.0
     v1, v2 = variance(s1, q1, n1), variance(s2, q2, n2)
+    if not (n1 and n2):
+        m_control = s1 / n1 if n1 else None
+        return _untested(
+            m_control,
+            s2 / n2 if n2 else None,
+            required_n=sample_size_means(m_control, math.sqrt(v1), mde) if m_control is not None else None,
+            n=0,
+        )
+    m1, m2 = s1 / n1, s2 / n2
     diff = m2 - m1
-    a, b = (v1 / n1 if n1 else 0.0), (v2 / n2 if n2 else 0.0)
+    a, b = v1 / n1, v2 / n2
     se = math.sqrt(a + b)
     if se > 0 and n1 > 1 and n2 > 1:
         df = (a + b) ** 2 / ((a * a / (n1 - 1) if a else 0.0) + (b * b / (n2 - 1) if b else 0.0))
@@ -181,8 +206,9 @@ def verdict(comparison: Comparison, *, arm: str) -> str:
     c = comparison
     if c.required_n is None or c.n < c.required_n or c.lift is None:
         return NOT_ENOUGH
-    if c.p_value >= ALPHA:
+    if c.p_value is None or c.p_value >= ALPHA:
         return NO_DIFFERENCE
+    assert c.diff is not None and c.lift_low is not None and c.lift_high is not None  # tested: both had lists
     direction = "better" if c.diff > 0 else "worse"
     return (
         f"{arm} {direction} by {abs(c.lift) * 100:.1f}% "

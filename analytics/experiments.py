@@ -1,7 +1,7 @@
 """The A/B experiment report (/reports/experiments): per arm the lists served, CTR, conversion rate and
 revenue per list with their 95% intervals, each arm against the control (analytics/experiment_stats.py),
-a verdict for the metric the analyst asks about, and guardrails (coverage, diversity; latency is not
-logged per list, and the report says so).
+a verdict for the metric the analyst asks about, and guardrails (coverage, diversity, and the p50 and p95
+of the serve time the served-list log records per list; lists logged before it did are left out).
 
 Served lists come from the served-list log's `experiment`/`variant` columns (analytics/served.py); clicks,
 conversions and revenue from the attributions, which carry the list's experiment and arm
@@ -24,7 +24,7 @@ from analytics import metrics
 from analytics.attribution import events_attribute_between
 from analytics.models import Attribution, AttributionKind
 from analytics.selectors import Table
-from analytics.served import served_lists_of_experiment
+from analytics.served import Latency, served_latency_of_experiment, served_lists_of_experiment
 from catalog.selectors import items_active_count
 from recommendations import selectors as serving_selectors
 
@@ -36,7 +36,8 @@ DEFAULT_MDE_PERCENT = 5.0
 DIVERSITY_SAMPLE = 2000
 # The report attributes the events of this last stretch itself before counting (the sweep did the rest).
 CATCH_UP = timedelta(days=1)
-LATENCY_NOTE = "not logged (the served-list log has no timing; see docs/experiments.md)"
+# The latency cells of an arm none of whose lists recorded a serve time (all served before it was logged).
+NO_DATA = "no data"
 
 
 @dataclass
@@ -54,6 +55,7 @@ class ArmStats:
     revenue_sq: float = 0.0  # the sum of each list's revenue squared (Welch's test)
     items: set[int] = field(default_factory=set)
     sample: list[tuple[int, ...]] = field(default_factory=list)
+    latency: Latency | None = None  # None: no list of this arm recorded its serve time
 
     @property
     def ctr(self) -> st.Estimate:
@@ -100,6 +102,9 @@ def arms_collect(experiment) -> list[ArmStats]:
         a.items.update(item_pks)
         if len(a.sample) < DIVERSITY_SAMPLE:
             a.sample.append(item_pks)
+
+    for name, latency in served_latency_of_experiment(experiment_id=experiment.pk).items():
+        arm(name).latency = latency
 
     attributed = Attribution.objects.filter(experiment=experiment.pk, list_known=True)
     for row in (
@@ -211,9 +216,12 @@ def _guardrails_table(arms: list[ArmStats], *, catalog_size: int) -> Table:
         diversity = metrics.mean_diversity(
             np.array([vectors[pk] for pk in pks if pk in vectors]) for pks in a.sample
         )
+        latency = a.latency
         rows.append(
             (a.name, a.lists, len(a.items), _r(metrics.coverage(recommended=a.items, catalog_size=catalog_size)),
-             _r(diversity), _r(a.impressions / a.lists if a.lists else None, 2), LATENCY_NOTE)
+             _r(diversity), _r(a.impressions / a.lists if a.lists else None, 2),
+             _r(latency.p50_ms, 1) if latency else NO_DATA, _r(latency.p95_ms, 1) if latency else NO_DATA,
+             latency.lists if latency else 0)
         )  # fmt: skip
     header = [
         "arm",
@@ -222,7 +230,9 @@ def _guardrails_table(arms: list[ArmStats], *, catalog_size: int) -> Table:
         "coverage",
         "diversity",
         "items per list",
-        "p95 latency",
+        "p50 latency ms",
+        "p95 latency ms",
+        "lists timed",
     ]
     return Table("experiment_guardrails", "Guardrails", header, rows)
 

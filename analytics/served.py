@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.apps import apps
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Aggregate, Count, Exists, FloatField, OuterRef, QuerySet
 
 # Served lists are read in pages of this many rows; a page of 10-item lists is ~2 MB in Python and takes
 # ~40 ms to fetch on the embedded Postgres (2 cores, shared machine).
@@ -96,3 +96,43 @@ def served_lists_of_experiment(*, experiment_id: int) -> Iterator[tuple[str, tup
     )
     for variant, item_pks in rows:
         yield variant or "", tuple(item_pks or ())
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Serve times of an arm's lists, in milliseconds, over the lists that recorded one (`lists`)."""
+
+    lists: int
+    p50_ms: float
+    p95_ms: float
+
+
+class _PercentileCont(Aggregate):
+    """Postgres `percentile_cont(fraction) WITHIN GROUP (ORDER BY x)`: the continuous percentile, linear
+    interpolation between the two nearest ranks (numpy's default method, "linear")."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, *, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
+def served_latency_of_experiment(*, experiment_id: int) -> dict[str, Latency]:
+    """variant -> the p50 and p95 serve time of its lists in this A/B experiment, in one query; lists with
+    no serve time (logged before it was recorded) are left out, and a variant with none is absent."""
+    model = _model()
+    if model is None:
+        return {}
+    rows = (
+        model.objects.filter(experiment=experiment_id, latency_ms__isnull=False)
+        .order_by()
+        .values("variant")
+        .annotate(
+            lists=Count("latency_ms"),
+            p50=_PercentileCont("latency_ms", fraction=0.5),
+            p95=_PercentileCont("latency_ms", fraction=0.95),
+        )
+    )
+    return {r["variant"] or "": Latency(r["lists"], r["p50"], r["p95"]) for r in rows}

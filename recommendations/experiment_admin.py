@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from recommendations import services
+from recommendations import selectors, services
 from recommendations.admin import AuditedAdmin
 from recommendations.models import Experiment, ExperimentArm, ExperimentState, ModelVersion
 from recommendations.sources import SOURCES
@@ -26,6 +26,22 @@ class ExperimentArmForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "model_version" in self.fields:
             self.fields["model_version"].queryset = ModelVersion.objects.exclude(artifact_path="")
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        before = self.instance
+        if (
+            before.pk
+            and name != before.name
+            and selectors.experiment_arm_served(experiment_id=before.experiment_id, variant=before.name)
+        ):
+            # the report groups lists by the arm's name: the renamed arm would start from nothing, and
+            # its lists would show under the old name as an arm of 0% traffic
+            raise ValidationError(
+                f"Arm {before.name!r} has served lists, which the report counts under that name; keep the "
+                "name (or stop this experiment and start a new one)."
+            )
+        return name
 
     def clean_disabled_sources(self) -> list[str]:
         names = [n.strip() for n in self.cleaned_data.get("disabled_sources") or [] if n.strip()]
@@ -118,6 +134,8 @@ class ExperimentAdmin(AuditedAdmin):
     list_filter = ["state"]
     search_fields = ["name", "description"]
     actions = ["stop_experiments"]
+    # on the change page too: after starting it, the merchandiser's next stop is its report
+    readonly_fields = ["report"]
 
     @admin.display(description="surfaces")
     def surfaces_display(self, obj: Experiment) -> str:
@@ -130,7 +148,9 @@ class ExperimentAdmin(AuditedAdmin):
         )
 
     @admin.display(description="report")
-    def report(self, obj: Experiment) -> str:
+    def report(self, obj: Experiment | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Once saved: its A/B report (lists, CTR, conversions, guardrails per arm)."
         return format_html('<a href="{}?experiment={}">report</a>', reverse("reports:experiments"), obj.pk)
 
     def get_queryset(self, request):

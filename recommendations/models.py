@@ -173,6 +173,10 @@ class ServedList(models.Model):
     # the 1-based positions the visitor's client reported as actually seen (impressions, e.g. through an
     # IntersectionObserver); empty when no client reported any
     seen_positions = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
+    # how long the shopper waited for this list, in milliseconds: from the start of the serving view to
+    # its response, the log's own hand-off excluded (served_log.served_log_timed); NULL for lists served
+    # before it was recorded. The default makes the buffered log fill it in for rows that leave it out.
+    latency_ms = models.FloatField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

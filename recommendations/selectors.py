@@ -488,6 +488,12 @@ def experiments_all() -> list[Experiment]:
     return list(Experiment.objects.prefetch_related("arms").order_by("-starts_at", "-pk"))
 
 
+def experiment_arm_served(*, experiment_id: int, variant: str) -> bool:
+    """Whether the served-list log has lists of this experiment under this arm's name (an index probe,
+    servedlist_experiment)."""
+    return ServedList.objects.filter(experiment=experiment_id, variant=variant).exists()
+
+
 def experiment_get(*, pk: int | None = None, name: str = "") -> Experiment | None:
     """One experiment by id or name, with its arms (control first), or None."""
     query = Experiment.objects.prefetch_related("arms__profile", "arms__model_version")

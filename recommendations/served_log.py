@@ -27,7 +27,10 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -266,9 +269,40 @@ def _on_sigterm(signum: int, frame: object) -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# The rows logged inside `served_log_timed()` in this thread (or task), held until its end; None outside.
+_held: ContextVar[list[dict[str, Any]] | None] = ContextVar("served_log_held", default=None)
+
+
+@contextmanager
+def served_log_timed() -> Iterator[None]:
+    """Serving one request (a view, as a decorator or a `with`): the rows logged inside are held to the end
+    of the block, then logged with `latency_ms`, the block's wall time in milliseconds, read just before
+    they are handed to the log (so it counts everything the visitor waited for but the hand-off). Rows are
+    logged even when the block raises, as they would have been without it."""
+    held: list[dict[str, Any]] = []
+    token = _held.set(held)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        latency_ms = (time.perf_counter() - started) * 1000
+        _held.reset(token)
+        for row in held:
+            _row_log({**row, "latency_ms": latency_ms})
+
+
 def served_row_log(*, row: dict[str, Any]) -> None:
     """Hands one served-list row to the log: buffered (written within a flush interval) or, with
-    RECSYS_SERVED_LOG_BUFFERED off, written now. Columns left out get their model default when written."""
+    RECSYS_SERVED_LOG_BUFFERED off, written now; inside `served_log_timed()`, at the end of its block, with
+    the serve time. Columns left out get their model default when written."""
+    held = _held.get()
+    if held is not None:
+        held.append(row)
+    else:
+        _row_log(row)
+
+
+def _row_log(row: dict[str, Any]) -> None:
     if settings.RECSYS_SERVED_LOG_BUFFERED:
         served_log_buffer().add(row)
     else:

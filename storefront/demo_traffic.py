@@ -28,6 +28,7 @@ from interactions.demo_shop import DemoShop, Taste
 from interactions.services import events_ingest
 from interactions.validation import check_event
 from recommendations import scenarios, services
+from recommendations.served_log import served_log_timed
 
 DEFAULT_DAYS = 14
 # Visits per simulated day: every day of the reports gets clicks and purchases, and the whole replay stays
@@ -137,6 +138,7 @@ def demo_traffic_simulate(
     return result
 
 
+@served_log_timed()  # each simulated list carries its serve time, like a list the storefront serves
 def _serve(visit: _Visit, result: TrafficResult, *, kind: str, surface: str, item: dict | None = None):
     params = scenarios.ListParams(limit=LIST_LIMIT, surface=surface)
     who = {"user_id": visit.user_id, "session_id": visit.session_id}

@@ -24,6 +24,7 @@ from catalog.models import Item
 from interactions.services import events_ingest
 from interactions.validation import check_event
 from recommendations import scenarios, selectors, services
+from recommendations.served_log import served_log_timed
 from storefront.images import MAX_CATEGORY_CHARS, image_svg, item_image_url
 from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
 from storefront.reasons import reason_item_ids, reason_text
@@ -92,6 +93,7 @@ def _card(
 
 @require_GET
 @ensure_csrf_cookie
+@served_log_timed()  # the search's list is logged with the time the page took
 def catalog(request: HttpRequest) -> HttpResponse:
     """The catalog, by title, or with `q` the semantic search's answer (logged like any served list, and
     its cards carry its recommendation_id), both narrowed to a department with `category`."""
@@ -206,6 +208,7 @@ def _bad(field: str, reason: str) -> JsonResponse:
 
 
 @require_GET
+@served_log_timed()  # the list is logged with the time the visitor waited for it
 def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
     """A list for this visitor: `user` (recommended for you), `trending`, `similar` or `bought_together`
     (?item=ID), or `cart` (what goes with the visitor's cart); `exclude` (comma-separated ids) leaves

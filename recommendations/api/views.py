@@ -24,6 +24,7 @@ from recommendations.api.serializers import (
     items_resolve,
     list_params,
 )
+from recommendations.served_log import served_log_timed
 from recsys_project import replicas
 from recsys_project.authentication import HasApiKey
 
@@ -46,9 +47,21 @@ def _render(answer: scenarios.Answer) -> Response:
     return Response(answer_data(answer))
 
 
-class UserRecommendationsView(APIView):
+class _ServingView(APIView):
+    """A recommendation endpoint: the list it serves is logged with the time the client waited for it,
+    from the start of the view (the API key check included) to the rendered response (served_log.py)."""
+
     permission_classes = [HasApiKey]
 
+    def dispatch(self, request, *args, **kwargs):
+        with served_log_timed():
+            response = super().dispatch(request, *args, **kwargs)
+            # DRF renders after the view returns; render here, so that the JSON encoding is counted
+            response.render()
+        return response
+
+
+class UserRecommendationsView(_ServingView):
     @extend_schema(
         parameters=[*_LIST_PARAMS, UserQuerySerializer],
         responses={200: AnswerSerializer, **_ERRORS},
@@ -71,9 +84,7 @@ class UserRecommendationsView(APIView):
         return response
 
 
-class SimilarItemsView(APIView):
-    permission_classes = [HasApiKey]
-
+class SimilarItemsView(_ServingView):
     @extend_schema(
         parameters=_LIST_PARAMS,
         responses={200: AnswerSerializer, 404: ErrorSerializer, **_ERRORS},
@@ -92,9 +103,7 @@ class SimilarItemsView(APIView):
         return _render(answer)
 
 
-class SessionRecommendationsView(APIView):
-    permission_classes = [HasApiKey]
-
+class SessionRecommendationsView(_ServingView):
     @extend_schema(
         request=SessionInSerializer,
         parameters=_LIST_PARAMS,
@@ -124,9 +133,7 @@ class SessionRecommendationsView(APIView):
         return _render(answer)
 
 
-class BoughtTogetherView(APIView):
-    permission_classes = [HasApiKey]
-
+class BoughtTogetherView(_ServingView):
     @extend_schema(
         parameters=_LIST_PARAMS,
         responses={200: AnswerSerializer, 404: ErrorSerializer, **_ERRORS},
@@ -147,9 +154,7 @@ class BoughtTogetherView(APIView):
         return _render(answer)
 
 
-class CartRecommendationsView(APIView):
-    permission_classes = [HasApiKey]
-
+class CartRecommendationsView(_ServingView):
     @extend_schema(
         request=CartInSerializer,
         parameters=_LIST_PARAMS,
@@ -176,9 +181,7 @@ class CartRecommendationsView(APIView):
         return _render(answer)
 
 
-class TrendingView(APIView):
-    permission_classes = [HasApiKey]
-
+class TrendingView(_ServingView):
     @extend_schema(
         parameters=_LIST_PARAMS,
         responses={200: AnswerSerializer, **_ERRORS},
@@ -189,9 +192,7 @@ class TrendingView(APIView):
         return _render(scenarios.recommendations_trending(params=list_params(request.query_params)))
 
 
-class SearchView(APIView):
-    permission_classes = [HasApiKey]
-
+class SearchView(_ServingView):
     @extend_schema(
         parameters=[SearchQuerySerializer, *_LIST_PARAMS],
         responses={200: AnswerSerializer, **_ERRORS},

@@ -112,7 +112,49 @@ def test_report_compares_each_arm_with_the_control_and_says_when_data_is_short(e
     guard = {row[0]: row for row in report.tables[2].rows}
     assert guard["B"][2] == 2  # distinct items served
     assert guard["B"][3] == pytest.approx(1.0)  # both active items: coverage 1
-    assert "not logged" in guard["B"][6]
+    # these lists recorded no serve time (logged before it was): no latency, said so, not 0
+    assert guard["B"][6:] == ("no data", "no data", 0)
+
+
+@pytest.fixture
+def timed(experiment):
+    """Serve times per arm, in ms (None: a list logged before serve times were): control 10..50 and one
+    without; B 5, 7, 105, 9; C (an arm with no timed list) two without."""
+    item = ItemFactory(category_path=[], embedding=None, published_at=None, external_id="lamp")
+    ExperimentArm.objects.filter(experiment=experiment, name="B").update(traffic_percent=30)
+    ExperimentArm.objects.create(experiment=experiment, name="C", traffic_percent=20)
+    latencies = {"control": [30, None, 10, 50, 20, 40], "B": [5, 7, 105, 9], "C": [None, None]}
+    for variant, values in latencies.items():
+        for ms in values:
+            served_list([item], surface="home", experiment=experiment.pk, variant=variant, latency_ms=ms)
+    # a timed list outside the experiment: not counted
+    served_list([item], surface="home", latency_ms=9999.0)
+
+
+def test_guardrails_give_each_arms_p50_and_p95_latency_over_its_timed_lists(experiment, timed):
+    report = experiment_report(experiment=experiment, metric="ctr", mde=0.05)
+    guard = {row[0]: row[6:] for row in report.tables[2].rows}
+    # percentile_cont, by hand: sorted x_0..x_(n-1), rank h = (n - 1) * p, x_floor(h) + frac(h) * (next - it)
+    # control 10 20 30 40 50 (the NULL left out): p50 h = 2 -> 30; p95 h = 3.8 -> 40 + 0.8 * 10 = 48
+    assert guard["control"] == (30.0, 48.0, 5)
+    # B 5 7 9 105: p50 h = 1.5 -> 7 + 0.5 * 2 = 8; p95 h = 2.85 -> 9 + 0.85 * 96 = 90.6
+    assert guard["B"] == (8.0, 90.6, 4)
+    assert guard["C"] == ("no data", "no data", 0)
+    assert report.tables[2].header[6:] == ["p50 latency ms", "p95 latency ms", "lists timed"]
+
+
+def test_guardrails_csv_has_the_latency_columns(staff_client, experiment, timed):
+    response = staff_client.get(
+        f"/reports/experiments?experiment={experiment.pk}&format=csv&table=experiment_guardrails"
+    )
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][6:] == ["p50 latency ms", "p95 latency ms", "lists timed"]
+    assert {r[0]: r[6:] for r in rows[1:]} == {
+        "control": ["30.0", "48.0", "5"],
+        "B": ["8.0", "90.6", "4"],
+        "C": ["no data", "no data", "0"],
+    }
 
 
 @pytest.fixture
@@ -126,7 +168,7 @@ def test_page_shows_each_arm_and_the_verdict(staff_client, experiment, traffic):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="verdict-B"' in html and "not enough data" in html
-    assert "experiment-rates-chart" in html and "p95 latency" in html
+    assert "experiment-rates-chart" in html and "p95 latency ms" in html
 
 
 def test_page_exports_the_arms_as_csv(staff_client, experiment, traffic):
@@ -150,6 +192,20 @@ def test_a_bad_question_is_a_400_naming_the_field(staff_client, experiment, quer
     response = staff_client.get(f"/reports/experiments?{query}")
     assert response.status_code == 400
     assert response.content.decode().startswith(f"{field}:")
+
+
+def test_an_arm_that_served_no_list_shows_no_rate_and_no_test(staff_client, experiment):
+    # just started: no list served yet; the report says nothing was measured rather than CTR 0.0 in [0, 0]
+    report = experiment_report(experiment=experiment, metric="ctr", mde=0.05)
+    arms = {row[0]: row for row in report.tables[0].rows}
+    assert arms["B"][3:8] == (0, 0, None, None, None)  # lists, clicked lists, CTR and its interval
+    tests = report.tables[1].rows
+    assert [(r[1], r[4], r[8], r[9], r[12]) for r in tests] == [
+        (metric, None, None, None, "not enough data")
+        for metric in ("CTR", "Conversion rate", "Revenue per list")
+    ]  # difference, z / t and p-value
+    html = staff_client.get(f"/reports/experiments?experiment={experiment.pk}").content.decode()
+    assert '"CTR": [null, null]' in html  # no bar rather than a bar at 0
 
 
 def test_page_without_experiments_says_how_to_start(staff_client):

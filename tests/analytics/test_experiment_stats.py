@@ -88,3 +88,15 @@ def test_mean_interval_uses_the_t_quantile():
         pytest.approx(2.5 - half),
         pytest.approx(2.5 + half),
     )
+
+
+def test_an_arm_that_served_no_list_has_no_rate_no_mean_and_no_test():
+    # a just-started experiment: B has no list yet; 0 lists say nothing, so nothing reads as a measured 0
+    assert st.proportion(0, 0) == st.mean(0.0, 0.0, 0) == st.Estimate(None, None, None)
+    rates = st.compare_proportions(100, 1000, 0, 0, mde=0.3)
+    assert (rates.control, rates.arm) == (pytest.approx(0.1), None)
+    assert (rates.diff, rates.diff_low, rates.statistic, rates.p_value, rates.lift) == (None,) * 5
+    assert rates.required_n == 1774  # what the control's rate asks for, as with data
+    revenue = st.compare_means((0.0, 0.0, 0), (30.0, 900.0, 4), mde=0.05)
+    assert (revenue.control, revenue.arm, revenue.p_value, revenue.required_n) == (None, 7.5, None, None)
+    assert st.verdict(rates, arm="B") == st.verdict(revenue, arm="B") == st.NOT_ENOUGH

@@ -47,7 +47,8 @@ def browser(monkeypatch):
 
 def _traffic(experiment: Experiment, *, lists: int, clicked: dict[str, int], bought: dict[str, int]) -> None:
     """`lists` served lists per arm; the first clicked[arm] of them clicked, the first bought[arm] of those
-    bought (one item at 20.00)."""
+    bought (one item at 20.00). Serve times: control 12.5 ms each, B 20 ms for the first half and 40 ms for
+    the rest."""
     items = [
         ItemFactory(category_path=[], embedding=None, published_at=None, external_id=f"item-{i}")
         for i in range(6)
@@ -62,7 +63,8 @@ def _traffic(experiment: Experiment, *, lists: int, clicked: dict[str, int], bou
             served.append(
                 ServedList(recommendation_id=rec, user_id=f"{variant}-{n}", surface="home", scenario="user",
                            experiment=experiment.pk, variant=variant, item_pks=[i.pk for i in shown],
-                           item_ids=[i.external_id for i in shown])
+                           item_ids=[i.external_id for i in shown],
+                           latency_ms=12.5 if variant == "control" else (20.0 if n < lists // 2 else 40.0))
             )  # fmt: skip
             if n < clicked[variant]:
                 item = shown[0]
@@ -112,9 +114,21 @@ def test_experiment_report_shows_the_verdict_and_a_chart_per_arm(
     assert ctr == [0.1, 0.15]
     verdict = page.inner_text("#verdict-B")
     assert verdict.startswith("B better by 50.0% (CI +"), verdict
-    assert page.locator("#table-experiment_guardrails").is_visible()
+    guardrails = page.locator("#table-experiment_guardrails")
+    assert guardrails.is_visible()
+    header = guardrails.locator("thead th").all_inner_texts()
+    latency = {
+        cells[0]: dict(zip(header, cells, strict=True))
+        for cells in (row.locator("td").all_inner_texts() for row in guardrails.locator("tbody tr").all())
+    }
+    # B's p50 falls between its 499th and 500th of 1,000 sorted serve times (20 and 40 ms): 30
+    assert {arm: (c["p50 latency ms"], c["p95 latency ms"]) for arm, c in latency.items()} == {
+        "control": ("12.5", "12.5"),
+        "B": ("30.0", "40.0"),
+    }
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "reports-experiments.png"), full_page=True)
+    guardrails.screenshot(path=str(OUTPUT / "reports-experiments-guardrails.png"))
 
     # deciding on conversions instead: 2% against 2.4% over 1,000 lists is far too little data
     page.select_option("select[name=metric]", "conversion")

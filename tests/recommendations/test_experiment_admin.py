@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from recommendations.models import AuditEntry, Experiment, ExperimentState, RerankProfile
+from tests.factories import ItemFactory, served_list
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/recommendations/experiment/add/"
@@ -113,3 +114,26 @@ def test_stopping_from_the_list_is_audited(staff):
     ]
     assert stopped.changes == {"state": ["running", "stopped"]}
     assert "report" in staff.get("/admin/recommendations/experiment/").content.decode()
+
+
+def test_an_arm_that_has_served_lists_cannot_be_renamed(staff):
+    two = [{"name": "control", "percent": 50, "control": True}, {"name": "B", "percent": 50}]
+    staff.post(URL, _form(two))
+    experiment = Experiment.objects.get()
+    arms = {a.name: a for a in experiment.arms.all()}
+    change = f"/admin/recommendations/experiment/{experiment.pk}/change/"
+
+    def renamed(name: str) -> dict:
+        data = _form([{"name": "control", "percent": 50, "control": True}, {"name": name, "percent": 50}])
+        data.update({"arms-INITIAL_FORMS": "2", "arms-0-id": arms["control"].pk, "arms-1-id": arms["B"].pk})
+        data.update({"arms-0-experiment": experiment.pk, "arms-1-experiment": experiment.pk})
+        return data
+
+    # nothing served yet: a typo may still be fixed
+    assert staff.post(change, renamed("C")).status_code == 302
+    assert sorted(experiment.arms.values_list("name", flat=True)) == ["C", "control"]
+    served_list([ItemFactory(external_id="lamp")], experiment=experiment.pk, variant="C")
+    response = staff.post(change, renamed("D"))
+    assert response.status_code == 200
+    assert "Arm &#x27;C&#x27; has served lists" in response.content.decode()
+    assert sorted(experiment.arms.values_list("name", flat=True)) == ["C", "control"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -118,6 +119,19 @@ def test_answer_in_an_experiment_carries_experiment_and_variant_and_the_log_reco
         # the same visitor, asked again: the same arm
         again = api.get(f"/api/v1/recommendations/users/{user}", {"surface": "home", "limit": 4}).json()
         assert again["variant"] == arm
+
+
+@pytest.mark.django_db
+def test_answer_in_an_experiment_is_logged_with_its_arm_and_serve_time(api, catalog):
+    experiment = _experiment(catalog)
+    user = _user_in(experiment, "B")
+    started = time.perf_counter()
+    body = api.get(f"/api/v1/recommendations/users/{user}", {"surface": "home", "limit": 4}).json()
+    waited_ms = (time.perf_counter() - started) * 1000
+    logged = ServedList.objects.get(recommendation_id=body["recommendation_id"])
+    assert (logged.experiment, logged.variant) == (experiment.pk, "B")
+    # the time the view took, in milliseconds: positive, and within what the client waited
+    assert 0 < logged.latency_ms < waited_ms
 
 
 @pytest.mark.django_db

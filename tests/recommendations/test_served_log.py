@@ -153,3 +153,28 @@ def test_erasing_a_user_erases_their_lists_still_in_this_process_buffer(api, cat
     assert api.delete("/api/v1/users/u-erased").status_code == 200
     served_log.served_log_flush()
     assert _logged() == set(served)  # the anonymous trending lists stay, the user's is gone
+
+
+def test_a_row_logged_in_a_timed_block_is_held_to_its_end_and_carries_its_wall_time(buffer):
+    row = _row()
+    with served_log.served_log_timed():
+        served_log.served_row_log(row=row)
+        assert buffer.pending() == 0  # held: the block (the view) is not over
+        time.sleep(0.05)  # the rest of the request: rendering, say
+    assert buffer.pending() == 1
+    untimed = _row()  # logged outside any block, e.g. before serve times were recorded
+    served_log.served_row_log(row=untimed)
+    served_log.served_log_flush()  # one batch: the row without latency_ms gets the model default
+    latency = ServedList.objects.get(recommendation_id=row["recommendation_id"]).latency_ms
+    assert latency >= 50.0  # milliseconds, up to the end of the block
+    assert ServedList.objects.get(recommendation_id=untimed["recommendation_id"]).latency_ms is None
+
+
+def test_api_answers_are_logged_through_the_buffer_with_their_serve_time(api, catalog, buffer):
+    started = time.perf_counter()
+    served = _serve(api, 3)
+    waited_ms = (time.perf_counter() - started) * 1000
+    served_log.served_log_flush()
+    latencies = dict(ServedList.objects.values_list("recommendation_id", "latency_ms"))
+    assert {str(k) for k in latencies} == set(served)
+    assert all(0 < ms < waited_ms for ms in latencies.values()), latencies

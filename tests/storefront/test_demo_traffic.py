@@ -37,6 +37,7 @@ def test_simulated_days_are_served_by_the_scenarios_and_backdated(shop):
     assert {s.surface for s in lists} >= {"home", "trending"}
     assert all(now - timedelta(days=4) <= s.created_at < now for s in lists)
     assert len({s.created_at.date() for s in lists}) >= 4
+    assert all(s.latency_ms > 0 for s in lists)  # each simulated request's serve time, as if live
     # impressions: the shopper saw at least the first half of every list that had items
     assert all(
         s.seen_positions[: (len(s.item_pks) + 1) // 2] == list(range(1, (len(s.item_pks) + 1) // 2 + 1))

@@ -70,6 +70,7 @@ def test_bought_together_is_served_and_logged_for_the_visitor(client, items):
     assert body["items"] and items[0].external_id not in [i["id"] for i in body["items"]]
     served = ServedList.objects.get(recommendation_id=body["recommendation_id"])
     assert served.session_id == client.session.session_key and served.surface == "bought_together"
+    assert served.latency_ms > 0  # the time the visitor waited for it
 
 
 def test_exclude_leaves_items_out(client, items):
@@ -146,6 +147,7 @@ def test_search_answers_with_a_logged_list_narrowed_by_category(client, items):
     assert page.status_code == 200
     served = ServedList.objects.get(surface="search")
     assert served.session_id == client.session.session_key
+    assert served.latency_ms > 0  # the time the search page took
     titles = set(ServedList.objects.get().item_ids)
     assert titles and titles <= {i.external_id for i in items[5:]}  # only books
     html = page.content.decode()
