@@ -136,6 +136,28 @@ def test_training_rows_are_unchanged_by_test_period_events(protocol):
     np.testing.assert_allclose(after.features, before.features, equal_nan=True)
 
 
+def test_leave_one_out_rows_label_every_item_after_the_history(shop):
+    """LOO_POSITIVES "after_history": the validation item and the rest of the last basket are positives
+    too, beside the held-out item ("last"), so more users give a group and groups have more positives."""
+    data = evaluation.events_load()
+    vectors = evaluation.item_vectors_load(data)
+    everything = np.arange(len(data.ts))
+    last = training_rows_build(data, everything, vectors, protocol="leave-one-out", loo_positives="last")
+    after = training_rows_build(
+        data, everything, vectors, protocol="leave-one-out", loo_positives="after_history"
+    )
+    assert set(last.users) <= set(after.users)
+    assert (after.labels > 0).sum() > (last.labels > 0).sum()
+    per_group_last = dict(
+        zip(last.users, np.add.reduceat(last.labels, np.r_[0, np.cumsum(last.groups)[:-1]]), strict=True)
+    )
+    per_group_after = dict(
+        zip(after.users, np.add.reduceat(after.labels, np.r_[0, np.cumsum(after.groups)[:-1]]), strict=True)
+    )
+    assert all(per_group_after[u] >= n for u, n in per_group_last.items())
+    assert max(per_group_after.values()) >= 2
+
+
 @pytest.fixture
 def shop():
     """The planted shop, each evaluated user with two more (early) purchases: the ranker's own
