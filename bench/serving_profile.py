@@ -3,7 +3,10 @@ the scenario, JSON) through Django's test client, on the serving benchmarks' dat
 (bench/serving_data.py). Prints this process's CPU per request and, with --top, a cProfile of the
 functions with the most cumulative and own time.
 
-    .venv/bin/python bench/serving_profile.py [--endpoint users] [--requests 200] [--top 25]
+    .venv/bin/python bench/serving_profile.py [--endpoint users] [--requests 200] [--top 25] [--hits 200]
+
+With `--hits N`, `users` asks only for the first N users, after computing their pre-computed candidate lists
+(candidate_cache), and checks that every answer was served from them (`X-Recsys-Cache: hit`).
 
 CPU time (time.process_time) of this process only: Postgres's share is not in it, nor gunicorn's own
 (a few hundred microseconds). The machine is shared, so even CPU figures move by 10-20% between runs;
@@ -36,6 +39,7 @@ def main() -> None:
     parser.add_argument("--endpoint", default="users", choices=["users", "similar", "session", "search"])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=0, help="functions to list from a cProfile (0: none)")
+    parser.add_argument("--hits", type=int, default=0, help="users: only the first N, from their lists")
     args = parser.parse_args()
 
     import serving_data
@@ -46,13 +50,18 @@ def main() -> None:
 
     from recsys_project.models import ApiKey
 
+    if args.hits:
+        from recommendations.candidate_cache import candidate_lists_refresh
+
+        candidate_lists_refresh(user_ids=[f"user-{i}" for i in range(args.hits)])
     _key, raw = ApiKey.generate(name=f"profile {os.getpid()}")
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     rng = random.Random(2)
 
     def request() -> None:
         if args.endpoint == "users":
-            response = client.get(f"/api/v1/recommendations/users/user-{rng.randrange(10_000)}")
+            response = client.get(f"/api/v1/recommendations/users/user-{rng.randrange(args.hits or 10_000)}")
+            assert not args.hits or response.headers["X-Recsys-Cache"] == "hit", response.headers
         elif args.endpoint == "similar":
             response = client.get(f"/api/v1/recommendations/items/item-{rng.randrange(100_000)}/similar")
         elif args.endpoint == "session":
