@@ -14,9 +14,12 @@ gunicorn.
    cost at most 1,000 lists (fewer when a task carries several events of one user).
 3. The table's size (heap, TOAST, indexes) per list, scaled to 10,000 users.
 4. gunicorn (`--workers` sync workers) serving: `floor` (a minimal DRF endpoint with the same Api-Key
-   authentication and throttles, 10 small items from memory), `users` for users with a list (hits) and for
-   users without one (misses: the live path), at concurrency 1 and 8. Each answer's X-Recsys-Cache header
-   is counted, so a hit is a hit.
+   authentication and throttles, 10 small items from memory), `vector` (the raw vector query: one HNSW
+   search of 10 through the same stack, bench/cache_floor_urls.py), `users` for users with a list (hits)
+   and for users without one (misses: the live path), then `similar`, `session`, `bought-together` and
+   `search` (`--endpoints` picks the rows; the two references always run), at concurrency 1 and 8. Each
+   answer's X-Recsys-Cache header is counted, so a hit is a hit. Ratios are to the floor and to the vector
+   query of the same run, with the load average when each row started.
 
 The machine is shared (2 cores): compare the rows of one run, not runs.
 """
