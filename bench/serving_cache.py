@@ -14,9 +14,12 @@ gunicorn.
    cost at most 1,000 lists (fewer when a task carries several events of one user).
 3. The table's size (heap, TOAST, indexes) per list, scaled to 10,000 users.
 4. gunicorn (`--workers` sync workers) serving: `floor` (a minimal DRF endpoint with the same Api-Key
-   authentication and throttles, 10 small items from memory), `users` for users with a list (hits) and for
-   users without one (misses: the live path), at concurrency 1 and 8. Each answer's X-Recsys-Cache header
-   is counted, so a hit is a hit.
+   authentication and throttles, 10 small items from memory), `vector` (the raw vector query: one HNSW
+   search of 10 through the same stack, bench/cache_floor_urls.py), `users` for users with a list (hits)
+   and for users without one (misses: the live path), then `similar`, `session`, `bought-together` and
+   `search` (`--endpoints` picks the rows; the two references always run), at concurrency 1 and 8. Each
+   answer's X-Recsys-Cache header is counted, so a hit is a hit. Ratios are to the floor and to the vector
+   query of the same run, with the load average when each row started.
 
 The machine is shared (2 cores): compare the rows of one run, not runs.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import random
 import signal
@@ -40,32 +44,57 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from harness import load_average, percentile  # noqa: E402
+from serving_latency import QUERIES  # noqa: E402
+
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+# The rows measured, in order: the two references, then the endpoints (`--endpoints` picks among them).
+ENDPOINTS = (
+    "floor",
+    "vector",
+    "users (cache hit)",
+    "users (cache miss)",
+    "similar",
+    "session",
+    "bought-together",
+    "search",
+)
 
 
 class Client:
-    def __init__(self, port: int, key: str, users: range, seed: int):
-        self.port, self.key, self.users = port, key, users
+    def __init__(self, port: int, key: str, users: range, seed: int, n_items: int):
+        self.port, self.key, self.users, self.n_items = port, key, users, n_items
         self.rng = random.Random(seed)
         self.cache: Counter[str] = Counter()
 
     def request(self, endpoint: str) -> tuple[float, int]:
+        rng, method, body = self.rng, "GET", None
+        item = f"item-{rng.randrange(self.n_items)}"
         if endpoint == "floor":
             path = "/bench/floor"
+        elif endpoint == "vector":
+            path = "/bench/vector"
+        elif endpoint == "similar":
+            path = f"/api/v1/recommendations/items/{item}/similar"
+        elif endpoint == "bought-together":
+            path = f"/api/v1/recommendations/items/{item}/bought-together"
+        elif endpoint == "session":
+            method, path = "POST", "/api/v1/recommendations/session"
+            body = json.dumps({"item_ids": [f"item-{rng.randrange(self.n_items)}" for _ in range(3)]})
+        elif endpoint == "search":
+            path = "/api/v1/search?q=" + QUERIES[rng.randrange(len(QUERIES))].replace(" ", "+")
         else:
-            path = f"/api/v1/recommendations/users/user-{self.rng.choice(self.users)}"
+            path = f"/api/v1/recommendations/users/user-{rng.choice(self.users)}"
+        headers = {"Authorization": f"Api-Key {self.key}", "Content-Type": "application/json"}
         started = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
-            conn.request("GET", path, headers={"Authorization": f"Api-Key {self.key}"})
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             status = response.status
@@ -148,7 +177,14 @@ def main() -> None:
         help="train a ranker on this many users' events and activate it (the hybrid path); 0: none, the "
         "single-retrieval path",
     )
+    parser.add_argument(
+        "--endpoints", default=",".join(ENDPOINTS), help="rows to measure, of: " + ", ".join(ENDPOINTS)
+    )
     args = parser.parse_args()
+    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    unknown = set(endpoints) - set(ENDPOINTS)
+    assert not unknown, f"unknown endpoints {unknown}"
+    endpoints = [e for e in ENDPOINTS if e in {"floor", "vector", *endpoints}]  # the references always
     assert args.lists < args.users, "some users must be left without a list (the misses)"
 
     import serving_data
@@ -214,8 +250,8 @@ def main() -> None:
                     ) from None
                 time.sleep(0.3)
         hits, misses = range(0, args.lists), range(args.lists, args.users)
-        plan = [("floor", hits), ("users (cache hit)", hits), ("users (cache miss)", misses)]
-        warm = Client(port, raw, hits, 1)
+        plan = [(e, misses if e == "users (cache miss)" else hits) for e in endpoints]
+        warm = Client(port, raw, hits, 1, args.items)
         for endpoint, _ in plan:
             for _ in range(10 * args.workers):
                 warm.request(endpoint)
@@ -223,26 +259,34 @@ def main() -> None:
         rows_out = []
         for endpoint, pool in plan:
             for concurrency in (1, 8):
-                clients = [Client(port, raw, pool, 100 * concurrency + i) for i in range(concurrency)]
+                clients = [
+                    Client(port, raw, pool, 100 * concurrency + i, args.items) for i in range(concurrency)
+                ]
+                load = load_average()
                 lat, errors, wall = run(clients, endpoint, n=args.requests, seconds=args.seconds)
                 cache = sum((c.cache for c in clients), Counter())
                 row = (endpoint, concurrency, len(lat), percentile(lat, 50), percentile(lat, 95),
-                       percentile(lat, 99), len(lat) / wall, errors, dict(cache))  # fmt: skip
+                       percentile(lat, 99), len(lat) / wall, errors, dict(cache), load)  # fmt: skip
                 rows_out.append(row)
                 print(
                     f"{endpoint:20s} c={concurrency} n={len(lat):5d} p50={row[3]:6.1f} p95={row[4]:6.1f} "
-                    f"p99={row[5]:6.1f} ms {row[6]:6.1f} req/s errors={errors} cache={dict(cache)}",
+                    f"p99={row[5]:6.1f} ms {row[6]:6.1f} req/s errors={errors} cache={dict(cache)} "
+                    f"load {load:.1f}",
                     flush=True,
                 )
-        floor = {c: r for r in rows_out if r[0] == "floor" for c in [r[1]]}
-        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
-        print("| endpoint | c | requests | p50 ms | p95 ms | p99 ms | req/s | p50 / floor | req/s / floor |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        floor = {r[1]: r for r in rows_out if r[0] == "floor"}
+        vector = {r[1]: r for r in rows_out if r[0] == "vector"}
+        print(f"\nload average at the end: {load_average():.1f} (2 cores, shared)")
+        print(
+            "| endpoint | c | requests | p50 ms | p95 ms | p99 ms | req/s | p50 / floor | req/s / floor | "
+            "p50 / vector | req/s / vector | load |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows_out:
-            f = floor[r[1]]
+            f, v = floor[r[1]], vector[r[1]]
             print(
                 f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.0f} | "
-                f"{r[3] / f[3]:.1f}x | {r[6] / f[6]:.2f} |"
+                f"{r[3] / f[3]:.1f}x | {r[6] / f[6]:.2f} | {r[3] / v[3]:.1f}x | {r[6] / v[6]:.2f} | {r[9]:.1f} |"
             )
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)

@@ -3,7 +3,13 @@ the scenario, JSON) through Django's test client, on the serving benchmarks' dat
 (bench/serving_data.py). Prints this process's CPU per request and, with --top, a cProfile of the
 functions with the most cumulative and own time.
 
-    .venv/bin/python bench/serving_profile.py [--endpoint users] [--requests 200] [--top 25]
+    .venv/bin/python bench/serving_profile.py [--endpoint users] [--requests 200] [--top 25] [--hits 200]
+
+With `--steps`, it also prints the wall-clock p50 of the serving steps (`STEPS`: features, re-ranking,
+the user's state) per request, timed around the functions themselves.
+
+With `--hits N`, `users` asks only for the first N users, after computing their pre-computed candidate lists
+(candidate_cache), and checks that every answer was served from them (`X-Recsys-Cache: hit`).
 
 CPU time (time.process_time) of this process only: Postgres's share is not in it, nor gunicorn's own
 (a few hundred microseconds). The machine is shared, so even CPU figures move by 10-20% between runs;
@@ -36,6 +42,8 @@ def main() -> None:
     parser.add_argument("--endpoint", default="users", choices=["users", "similar", "session", "search"])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=0, help="functions to list from a cProfile (0: none)")
+    parser.add_argument("--hits", type=int, default=0, help="users: only the first N, from their lists")
+    parser.add_argument("--steps", action="store_true", help="wall-clock p50 of the serving steps")
     args = parser.parse_args()
 
     import serving_data
@@ -46,13 +54,18 @@ def main() -> None:
 
     from recsys_project.models import ApiKey
 
+    if args.hits:
+        from recommendations.candidate_cache import candidate_lists_refresh
+
+        candidate_lists_refresh(user_ids=[f"user-{i}" for i in range(args.hits)])
     _key, raw = ApiKey.generate(name=f"profile {os.getpid()}")
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     rng = random.Random(2)
 
     def request() -> None:
         if args.endpoint == "users":
-            response = client.get(f"/api/v1/recommendations/users/user-{rng.randrange(10_000)}")
+            response = client.get(f"/api/v1/recommendations/users/user-{rng.randrange(args.hits or 10_000)}")
+            assert not args.hits or response.headers["X-Recsys-Cache"] == "hit", response.headers
         elif args.endpoint == "similar":
             response = client.get(f"/api/v1/recommendations/items/item-{rng.randrange(100_000)}/similar")
         elif args.endpoint == "session":
@@ -68,17 +81,27 @@ def main() -> None:
 
     for _ in range(30):  # warm up: caches, the model for search, connection
         request()
+    timings = _steps_time() if args.steps else {}
+    walls = []
     cpu = []
     for _ in range(args.requests):
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         request()
         cpu.append((time.process_time() - started) * 1000)
+        walls.append((time.perf_counter() - wall) * 1000)
     cpu.sort()
     print(
         f"{args.endpoint}: {args.requests} requests, app CPU per request (this process): "
         f"mean {statistics.fmean(cpu):.2f} ms, p50 {cpu[len(cpu) // 2]:.2f} ms, "
         f"p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms; load average {os.getloadavg()[0]:.1f} (2 cores, shared)"
     )
+    if timings:
+        from harness import percentile
+
+        print(f"wall per request p50 {percentile(walls, 50):.2f} ms")
+        for name, values in timings.items():
+            print(f"  {name}: p50 {percentile(values, 50):.2f} ms ({len(values)} calls)")
+        _steps_time(restore=True)
     if args.top:
         profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting on Postgres
         profiler.enable()
@@ -92,6 +115,40 @@ def main() -> None:
         if os.environ.get("PROFILE_CALLERS"):
             pstats.Stats(profiler).sort_stats("tottime").print_callers(os.environ["PROFILE_CALLERS"])
     _key.delete()
+
+
+# The serving steps `--steps` times: (module, attribute as the caller looks it up).
+STEPS = (
+    ("recommendations.selectors", "user_state"),
+    ("recommendations.selectors", "items_features"),
+    ("recommendations.scenarios", "rerank"),
+)
+_originals: dict[tuple[str, str], object] = {}
+
+
+def _steps_time(*, restore: bool = False) -> dict[str, list[float]]:
+    """Wraps each of STEPS in a wall-clock timer (or puts the originals back); the lists fill as requests
+    run."""
+    import importlib
+
+    timings: dict[str, list[float]] = {}
+    for module_name, attribute in STEPS:
+        module = importlib.import_module(module_name)
+        if restore:
+            setattr(module, attribute, _originals.pop((module_name, attribute)))
+            continue
+        original = _originals.setdefault((module_name, attribute), getattr(module, attribute))
+        spent = timings.setdefault(attribute, [])
+
+        def timed(*args, _original=original, _spent=spent, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                _spent.append((time.perf_counter() - started) * 1000)
+
+        setattr(module, attribute, timed)
+    return timings
 
 
 if __name__ == "__main__":

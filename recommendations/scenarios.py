@@ -24,7 +24,7 @@ from recommendations import candidate_cache, experiments, selectors, services, s
 from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
-from recommendations.rerank.candidates import Scored, cosine, scored_new
+from recommendations.rerank.candidates import Candidates, Scored, cosine, order_by_score
 from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
 from recommendations.retrieval import get_backend
 from recommendations.retrieval.base import HardFilters
@@ -515,12 +515,14 @@ def _serve_scored(
 
     # Vectors (for near duplicates, MMR and explanations) only for the candidates that can reach the list:
     # the best by retrieval score, and pinned items. The rest are compared as if dissimilar.
-    best = sorted(scores, key=lambda pk: (-scores[pk], pk))[: pool_size(params.limit)]
+    pks = np.fromiter(scores, np.int64, len(scores))
+    values = np.fromiter(scores.values(), np.float64, len(scores))
+    best = pks[order_by_score(values, pks)[: pool_size(params.limit)]].tolist()
     pinned = [r.item_pk for r in promotions if r.pinned_slot and r.item_pk is not None]
     features = selectors.items_features(
         scores=scores, filters=filters, with_vector=[*best, *pinned], extra_pks=signal.explain_pks
     )
-    candidates, cards = features.candidates, features.cards
+    candidates = features.candidates
     if min_items and _servable(candidates, signal=signal, config=config) < min_items:
         return None
     if signal.explain_pks:
@@ -544,7 +546,7 @@ def _serve_scored(
         reason = dict(c.reason) if c.reason else _explain(c, signal, ranked_by)
         if c.explored:
             reason["explore"] = True
-        card = cards[c.pk]
+        card = features.card(c.pk, c.category_path)
         items.append(
             {
                 "pk": c.pk,
@@ -589,14 +591,15 @@ def _serve_scored(
     return answer
 
 
-def _servable(candidates: list[Scored], *, signal: _Signal, config: RerankConfig) -> int:
+def _servable(candidates: Candidates, *, signal: _Signal, config: RerankConfig) -> int:
     """How many candidates the re-ranking could show: available, and not hidden by the history."""
     hidden: set[int] = set()
     if signal.scenario in config.exclude_bought_in:
         hidden |= signal.history.bought_pks
     if signal.scenario in config.exclude_seen_in:
         hidden |= signal.history.seen_pks
-    return sum(1 for c in candidates if c.pk not in hidden and (c.available or not config.in_stock_only))
+    shown = candidates.without(np.fromiter(hidden, np.int64, len(hidden)))
+    return len(shown) if not config.in_stock_only else int(shown.available.sum())
 
 
 def _from_cache(
@@ -673,7 +676,7 @@ def user_candidates_compute(*, user_id: str) -> candidate_cache.Computed | None:
     if ranked_by is not None:
         vectors = selectors.item_vectors(item_pks=order)
         for i, pk in enumerate(order):
-            c = scored_new(pk=pk, external_id="", score=scores[pk], vector=vectors.get(pk))
+            c = Scored(pk=pk, score=scores[pk], vector=vectors.get(pk))
             reasons[i] = _source_reason(c, signal, ranked_by)
     model_version = (
         (f"ranker:{ranked_by.name}" if ranked_by is not None else "")

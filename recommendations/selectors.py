@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,7 +23,7 @@ from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion, surface_covered
 from interactions.selectors import event_weight
 from recommendations.models import DEFAULT_PROFILE, Experiment, RerankProfile, ServedList
-from recommendations.rerank.candidates import Scored, scored_new
+from recommendations.rerank.candidates import Candidates, objects
 from recommendations.rerank.promotions import PromotionRule
 from recommendations.retrieval.base import HardFilters
 from recommendations.retrieval.pgvector_backend import filters_where
@@ -296,7 +297,7 @@ def _binary_rows(sql: str, params: dict[str, Any]) -> list[tuple]:
 def pk_array_literal(pks: Iterable[int]) -> str:
     """A bigint[] parameter in Postgres's text form, '{1,2,3}': psycopg's list dumper inspects every element
     (~1 ms of CPU for the ~500 pks of a request); these are ints, so the text is built directly."""
-    return "{" + ",".join(str(int(pk)) for pk in pks) + "}"
+    return "{" + ",".join(map(str, map(int, pks))) + "}"
 
 
 def _vector(data: bytes | None) -> np.ndarray | None:
@@ -324,21 +325,49 @@ def item_vectors(*, item_pks: Iterable[int]) -> dict[int, np.ndarray]:
     return {pk: vector for pk, (_ext, vector) in history_vectors(item_pks=item_pks).items()}
 
 
-# Everything the re-ranking steps and the answer need, in one query for all candidates; the vector only for
-# the items that will be compared (the best candidates, history items that may explain them).
+# The candidates' features in one query and one row: each numeric feature comes back as one bytea, the
+# candidates' binary values end to end (`int8send` and friends), which numpy reads without a Python object
+# per value; the vector only for the items that will be compared (the best candidates, pinned items, and
+# history items that may explain them). A card (what the answer shows) is one JSON text per candidate,
+# decoded for the answer's items only. Every aggregate reads the rows in the same order: they share one scan
+# and none has an ORDER BY of its own.
 _FEATURES_SQL = """
-SELECT i.id, i.external_id, i.title, i.price, i.image_url, i.category_path, i.brand,
-       i.is_active AND i.in_stock AND (i.stock IS NULL OR i.stock > 0) AS available, i.stock,
-       COALESCE(i.published_at, i.created_at) AS published_at,
-       COALESCE((SELECT p.interaction_count FROM recommendations_itempopularity p WHERE p.item_id = i.id), 0),
-       CASE WHEN i.id = ANY(%(with_vector)s::bigint[]) AND i.embedding_model = %(model)s THEN i.embedding END
-FROM catalog_item i
-WHERE i.id = ANY(%(pks)s::bigint[])
+WITH f AS (
+    SELECT i.id, i.brand, i.is_active AND i.in_stock AND (i.stock IS NULL OR i.stock > 0) AS available,
+           COALESCE(i.stock, 0)::int8 AS stock, COALESCE(i.published_at, i.created_at) AS published,
+           COALESCE(p.interaction_count, 0)::int8 AS interactions,
+           array_to_string(i.category_path, E'\\x1f') AS category,
+           json_build_array(i.external_id, i.title, i.price::text, i.image_url)::text AS card,
+           CASE WHEN i.id = ANY(%(with_vector)s::bigint[]) AND i.embedding_model = %(model)s
+                THEN i.embedding END AS embedding,
+           i.id = ANY(%(scored)s::bigint[]) AND {where} AS candidate,
+           i.id = ANY(%(extra)s::bigint[]) AS extra, i.external_id
+    FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id
+    WHERE i.id = ANY(%(scored)s::bigint[]) OR i.id = ANY(%(extra)s::bigint[])
+)
+SELECT string_agg(int8send(id), '') FILTER (WHERE candidate),
+       string_agg(boolsend(available), '') FILTER (WHERE candidate),
+       string_agg(int8send(stock), '') FILTER (WHERE candidate),
+       string_agg(timestamptz_send(published), '') FILTER (WHERE candidate),
+       string_agg(int8send(interactions), '') FILTER (WHERE candidate),
+       string_agg(boolsend(embedding IS NOT NULL), '') FILTER (WHERE candidate),
+       string_agg(vector_send(embedding), '') FILTER (WHERE candidate AND embedding IS NOT NULL),
+       array_agg(category) FILTER (WHERE candidate),
+       array_agg(brand) FILTER (WHERE candidate),
+       array_agg(card) FILTER (WHERE candidate),
+       array_agg(id) FILTER (WHERE extra AND embedding IS NOT NULL),
+       array_agg(external_id) FILTER (WHERE extra AND embedding IS NOT NULL),
+       string_agg(vector_send(embedding), '') FILTER (WHERE extra AND embedding IS NOT NULL)
+FROM f
 """
+# timestamptz_send counts microseconds from 2000-01-01; `Candidates.published` from 1970-01-01.
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+# array_to_string's separator for a category path (a control character no category name contains)
+_PATH_SEPARATOR = "\x1f"
 
 
 class Card(NamedTuple):
-    """What a storefront needs to render an item (a NamedTuple: built for every candidate, read for ten)."""
+    """What a storefront needs to render an item."""
 
     external_id: str
     title: str
@@ -349,10 +378,15 @@ class Card(NamedTuple):
 
 @dataclass
 class Features:
-    candidates: list[Scored]
-    cards: dict[int, Card]
+    candidates: Candidates
+    # pk -> the card's JSON text ([external_id, title, price, image_url]); `card` decodes one
+    cards: dict[int, str]
     # vectors of the extra (non-candidate) items asked for, with their shop ids
     extra: dict[int, tuple[str, np.ndarray]]
+
+    def card(self, pk: int, category_path: tuple[str, ...]) -> Card:
+        external_id, title, price, image_url = json.loads(self.cards[pk])
+        return Card(external_id, title, None if price is None else Decimal(price), image_url, category_path)
 
 
 def items_features(
@@ -362,59 +396,65 @@ def items_features(
     with_vector: Iterable[int] = (),
     extra_pks: Iterable[int] = (),
 ) -> Features:
-    """Candidates with their features (scored as given), their cards for hydration, and vectors for the
-    pks in `with_vector` and `extra_pks`. The hard filters are checked again here, on fresh rows: a pinned
-    promotion or a backend with its own index may offer an item that no longer passes them."""
+    """Candidates with their features as columns (scored as given, in no particular order), their cards
+    for hydration, and vectors for the pks in `with_vector` and `extra_pks`. The hard filters are checked
+    again here, on fresh rows: a pinned promotion or a backend with its own index may offer an item that no
+    longer passes them."""
     extra = set(extra_pks)
     if not scores and not extra:
-        return Features([], {}, {})
-    rows = _binary_rows(
-        _FEATURES_SQL,
-        {
-            "pks": pk_array_literal(set(scores) | extra),
-            "with_vector": pk_array_literal(set(with_vector) | extra),
-            "model": current_model_name(),
-        },
+        return Features(Candidates.from_rows([]), {}, {})
+    where, params = filters_where(filters, require_vector=False, active_only=False)
+    params.update(
+        scored=pk_array_literal(scores),
+        with_vector=pk_array_literal(set(with_vector) | extra),
+        extra=pk_array_literal(extra),
+        model=current_model_name(),
     )
-    features = Features([], {}, {})
-    candidates, cards = features.candidates, features.cards
-    for pk, ext, title, price, image, path, brand, available, stock, published, count, data in rows:
-        vector = _vector(data)
-        if pk in extra and vector is not None:
-            features.extra[pk] = (ext, vector)
-        path = tuple(path or ())
-        if pk not in scores or not _passes(filters, pk=pk, path=path, price=price, available=available):
-            continue
-        candidates.append(
-            scored_new(
-                pk=pk,
-                external_id=ext,
-                score=scores[pk],
-                category_path=path,
-                brand=brand,
-                available=available,
-                stock=stock,
-                published_at=published,
-                interaction_count=count,
-                vector=vector,
-            )
-        )
-        cards[pk] = Card(ext, title, price, image, path)
-    return features
+    (row,) = _binary_rows(_FEATURES_SQL.format(where=where), params)
+    (pk, available, stock, published, interactions, has_vector, vectors, paths, brands, cards,
+     extra_pks_found, extra_ids, extra_vectors) = row  # fmt: skip
+    pks = _int8s(pk)
+    has = _int8s(has_vector, ">u1").astype(bool)
+    matrix = _vectors(vectors)
+    dense = np.zeros((len(pks), matrix.shape[1]), np.float32)
+    dense[has] = matrix
+    split: dict[str, tuple[str, ...]] = {}
+    candidates = Candidates.build(
+        pk=pks,
+        score=np.fromiter((scores[p] for p in pks.tolist()), np.float64, len(pks)),
+        available=_int8s(available, ">u1").astype(bool),
+        stock=_int8s(stock),
+        published=_int8s(published) + _PG_EPOCH_US,
+        interactions=_int8s(interactions),
+        category=objects(
+            [
+                split.get(p) or split.setdefault(p, tuple(p.split(_PATH_SEPARATOR)) if p else ())
+                for p in paths or ()
+            ]
+        ),
+        brand=objects(brands or []),
+        vectors=dense,
+        has_vector=has,
+    )
+    extras = dict(
+        zip(extra_pks_found or (), zip(extra_ids or (), _vectors(extra_vectors), strict=True), strict=True)
+    )
+    return Features(candidates, dict(zip(pks.tolist(), cards or (), strict=True)), extras)
 
 
-def _passes(filters: HardFilters, *, pk: int, path: tuple[str, ...], price: Any, available: bool) -> bool:
-    if pk in filters.exclude_item_pks:
-        return False
-    if filters.in_stock_only and not available:
-        return False
-    if filters.category_prefix and path[: len(filters.category_prefix)] != filters.category_prefix:
-        return False
-    if filters.min_price is not None and (price is None or price < filters.min_price):
-        return False
-    if filters.max_price is not None and (price is None or price > filters.max_price):
-        return False
-    return True
+def _int8s(data: bytes | None, dtype: str = ">i8") -> np.ndarray:
+    """Big-endian values end to end (`int8send`, `boolsend`, ...) as a native int64 array."""
+    return np.frombuffer(data or b"", dtype=dtype).astype(np.int64)
+
+
+def _vectors(data: bytes | None) -> np.ndarray:
+    """pgvector's binary forms end to end (`vector_send`: uint16 dimensions, uint16 unused, big-endian
+    float32s) as an (n, dim) float32 matrix."""
+    if not data:
+        return np.zeros((0, 0), np.float32)
+    dim = int.from_bytes(data[:2], "big")
+    rows = np.frombuffer(data, dtype=np.dtype([("dim", ">u2"), ("unused", ">u2"), ("v", ">f4", (dim,))]))
+    return rows["v"].astype(np.float32)
 
 
 def trending_scores(*, filters: HardFilters, k: int) -> dict[int, float]:

@@ -4,54 +4,47 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Candidates
 
 
-def mmr_select(candidates: list[Scored], *, k: int, lam: float) -> list[Scored]:
+def mmr_select(candidates: Candidates, *, k: int, lam: float) -> Candidates:
     """Picks `k` items greedily by `lam * score - (1 - lam) * max similarity to the items picked so far`
     (Carbonell & Goldstein, 1998). lam = 1 keeps the ranking; lower values trade relevance for variety.
-    Items without a vector count as dissimilar to everything."""
+    Items without a vector count as dissimilar to everything (their row of `vectors` is zeros)."""
     if lam >= 1.0 or len(candidates) <= 1:
-        return sorted(candidates, key=lambda c: (-c.score, c.pk))[:k]
-    pool = list(candidates)
-    dim = next((len(c.vector) for c in pool if c.vector is not None), 0)
-    matrix = (
-        np.stack([c.vector if c.vector is not None else np.zeros(dim, np.float32) for c in pool])
-        if dim
-        else None
-    )
-    scores = np.array([c.score for c in pool])
-    max_sim = np.zeros(len(pool))
+        return candidates.by_score().take(slice(0, k))
+    matrix = candidates.vectors
+    scores = candidates.score
+    max_sim = np.zeros(len(candidates))
     chosen: list[int] = []
-    remaining = np.ones(len(pool), dtype=bool)
-    while len(chosen) < min(k, len(pool)):
+    remaining = np.ones(len(candidates), dtype=bool)
+    while len(chosen) < min(k, len(candidates)):
         mmr = lam * scores - (1.0 - lam) * max_sim
         mmr[~remaining] = -np.inf
         best = int(np.argmax(mmr))  # argmax takes the first of ties: pool order (rank) breaks them
         chosen.append(best)
         remaining[best] = False
-        if matrix is not None:
+        if matrix.shape[1]:
             max_sim = np.maximum(max_sim, matrix @ matrix[best])
-    return [pool[i] for i in chosen]
+    return candidates.take(np.array(chosen, dtype=np.intp))
 
 
-def caps_select(
-    candidates: list[Scored], *, k: int, max_per_category: int, max_per_brand: int
-) -> list[Scored]:
+def caps_select(candidates: Candidates, *, k: int, max_per_category: int, max_per_brand: int) -> Candidates:
     """Best first, skipping an item once its category (full path) or brand already has its cap (0 = no
     cap). Items without a brand are not capped by brand."""
-    picked: list[Scored] = []
+    ranked = candidates.by_score()
+    picked: list[int] = []
     per_category: dict[tuple[str, ...], int] = {}
     per_brand: dict[str, int] = {}
-    for c in sorted(candidates, key=lambda c: (-c.score, c.pk)):
+    for i, (path, brand) in enumerate(zip(ranked.category, ranked.brand, strict=True)):
         if len(picked) == k:
             break
-        if max_per_category and per_category.get(c.category_path, 0) >= max_per_category:
+        if max_per_category and per_category.get(path, 0) >= max_per_category:
             continue
-        if max_per_brand and c.brand and per_brand.get(c.brand, 0) >= max_per_brand:
+        if max_per_brand and brand and per_brand.get(brand, 0) >= max_per_brand:
             continue
-        picked.append(c)
-        per_category[c.category_path] = per_category.get(c.category_path, 0) + 1
-        if c.brand:
-            per_brand[c.brand] = per_brand.get(c.brand, 0) + 1
-    return picked
+        picked.append(i)
+        per_category[path] = per_category.get(path, 0) + 1
+        if brand:
+            per_brand[brand] = per_brand.get(brand, 0) + 1
+    return ranked.take(np.array(picked, dtype=np.intp))

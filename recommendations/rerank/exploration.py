@@ -5,36 +5,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from recommendations.rerank.candidates import Scored, evolve
+import numpy as np
+
+from recommendations.rerank.candidates import NO_TIME, Candidates, concat, order_by_score, time_us
 
 
 def exploration_slots(
-    ranked: list[Scored],
-    pool: list[Scored],
+    ranked: Candidates,
+    pool: Candidates,
     *,
     limit: int,
     share: float,
     max_age_days: float,
     now: datetime,
-) -> list[Scored]:
+) -> Candidates:
     """Returns `ranked` (at most `limit` items) with its last `int(share * limit)` slots (at least one when
     share > 0 and limit >= 2) given to the best-scored items of `pool` that are not in `ranked`, have no
     interactions and are at most `max_age_days` old. Only slots that such items exist for are changed."""
-    ranked = list(ranked[:limit])
+    ranked = ranked.take(slice(0, limit))
     if share <= 0 or limit < 2:
         return ranked
     slots = max(1, int(share * limit))
-    in_ranked = {c.pk for c in ranked}
-    eligible = [  # filtered before sorting: the test is per item, and few of ~500 candidates pass it
-        c
-        for c in pool
-        if c.interaction_count == 0
-        and c.pk not in in_ranked
-        and c.published_at is not None
-        and (now - c.published_at).total_seconds() <= max_age_days * 86400
-    ]
-    fresh = sorted(eligible, key=lambda c: (-c.score, c.pk))[:slots]
-    if not fresh:
+    known = pool.published != NO_TIME
+    now_us = time_us(now)
+    age_seconds = (now_us - np.where(known, pool.published, now_us)) / 1e6
+    eligible = (
+        (pool.interactions == 0)
+        & ~np.isin(pool.pk, ranked.pk)
+        & known
+        & (age_seconds <= max_age_days * 86400)
+    )
+    fresh = pool.take(eligible)
+    fresh = fresh.take(order_by_score(fresh.score, fresh.pk)[:slots])
+    if not len(fresh):
         return ranked
-    keep = ranked[: max(len(ranked) - len(fresh), 0)] if len(ranked) + len(fresh) > limit else ranked
-    return keep + [evolve(c, explored=True) for c in fresh]
+    keep = (
+        ranked.take(slice(0, max(len(ranked) - len(fresh), 0)))
+        if len(ranked) + len(fresh) > limit
+        else ranked
+    )
+    return concat([keep, fresh.with_columns(explored=np.ones(len(fresh), dtype=bool))])

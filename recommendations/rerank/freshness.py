@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from recommendations.rerank.candidates import Scored, evolve
+import numpy as np
+
+from recommendations.rerank.candidates import NO_TIME, Candidates, time_us
 
 
 def freshness_boost(
-    candidates: list[Scored], *, now: datetime, weight: float, half_life_days: float
-) -> list[Scored]:
+    candidates: Candidates, *, now: datetime, weight: float, half_life_days: float
+) -> Candidates:
     """Adds `weight * 0.5 ** (age / half_life)`: `weight` for an item published now, half of it after one
     half-life. Items of unknown age get nothing."""
     if weight == 0:
-        return list(candidates)
-    out = []
-    for c in candidates:
-        if c.published_at is None:
-            out.append(c)
-            continue
-        age_days = max((now - c.published_at).total_seconds() / 86400.0, 0.0)
-        out.append(evolve(c, score=c.score + weight * 0.5 ** (age_days / half_life_days)))
-    return out
+        return candidates
+    known = candidates.published != NO_TIME
+    # integer microseconds, then seconds: the same float as timedelta.total_seconds()
+    age_days = np.maximum((time_us(now) - candidates.published[known]) / 1e6 / 86400.0, 0.0)
+    score = candidates.score.copy()
+    score[known] = score[known] + weight * np.power(0.5, age_days / half_life_days)
+    return candidates.with_score(score)

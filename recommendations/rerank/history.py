@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from recommendations.rerank.candidates import Scored
+import numpy as np
+
+from recommendations.rerank.candidates import Candidates
 
 
 def history_exclude(
-    candidates: list[Scored],
+    candidates: Candidates,
     *,
     bought_pks: Collection[int],
     seen_pks: Collection[int],
     exclude_bought: bool,
     exclude_seen: bool,
-) -> list[Scored]:
+) -> Candidates:
     hidden: set[int] = set()
     if exclude_bought:
         hidden.update(bought_pks)
     if exclude_seen:
         hidden.update(seen_pks)
-    if not hidden:
-        return list(candidates)
-    return [c for c in candidates if c.pk not in hidden]
+    return candidates.without(np.fromiter(hidden, np.int64, len(hidden)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from recommendations.rerank.candidates import Scored, by_score
+from recommendations.rerank.candidates import Candidates
 from recommendations.rerank.diversity import caps_select, mmr_select
 from recommendations.rerank.duplicates import duplicates_collapse
 from recommendations.rerank.exploration import exploration_slots
@@ -83,12 +83,12 @@ STEPS = (
 
 
 def rerank(
-    candidates: list[Scored],
+    candidates: Candidates,
     *,
     config: RerankConfig,
     context: RerankContext,
     skip: Collection[str] = frozenset(),
-) -> list[Scored]:
+) -> Candidates:
     """Candidates (any order) -> the answer, at most `context.limit` items, best first. `skip` names steps
     of STEPS to leave out; with every step skipped the answer is the candidates by score."""
     unknown = set(skip) - set(STEPS)
@@ -96,7 +96,7 @@ def rerank(
         raise ValueError(
             f"unknown re-ranking step(s) {', '.join(sorted(unknown))}; known: {', '.join(STEPS)}"
         )
-    items = list(candidates)
+    items = candidates
     if "inventory" not in skip:
         items = inventory_apply(
             items,
@@ -124,12 +124,12 @@ def rerank(
     promotions = config.promotions_enabled and "promotions" not in skip
     if promotions:
         items = promotions_boost(items, rules=context.promotions)
-    items = by_score(items)
-    pool = items[: pool_size(context.limit)]
+    items = items.by_score()
+    pool = items.take(slice(0, pool_size(context.limit)))
     if "duplicates" not in skip:
         pool = duplicates_collapse(pool, threshold=config.duplicate_similarity)
     if "diversity" in skip or config.diversity_mode not in ("mmr", "caps"):
-        ranked = pool[: context.limit]
+        ranked = pool.take(slice(0, context.limit))
     elif config.diversity_mode == "mmr":
         ranked = mmr_select(pool, k=context.limit, lam=config.mmr_lambda)
     else:
@@ -140,16 +140,14 @@ def rerank(
             max_per_brand=config.max_per_brand,
         )
     if "exploration" not in skip:
-        chosen = {c.pk for c in ranked}
         ranked = exploration_slots(
             ranked,
-            [c for c in items if c.pk not in chosen],
+            items.without(ranked.pk),
             limit=context.limit,
             share=config.exploration_share,
             max_age_days=config.exploration_max_age_days,
             now=context.now,
         )
     if not promotions:
-        return ranked[: context.limit]
-    chosen = {c.pk for c in ranked}
-    return promotions_pin(ranked, [c for c in items if c.pk not in chosen], limit=context.limit)
+        return ranked.take(slice(0, context.limit))
+    return promotions_pin(ranked, items.without(ranked.pk), limit=context.limit)

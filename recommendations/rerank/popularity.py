@@ -3,21 +3,17 @@ gets a chance when it is about as relevant."""
 
 from __future__ import annotations
 
-import math
+import numpy as np
 
-from recommendations.rerank.candidates import Scored, evolve
+from recommendations.rerank.candidates import Candidates
 
 
-def popularity_penalize(candidates: list[Scored], *, penalty: float) -> list[Scored]:
+def popularity_penalize(candidates: Candidates, *, penalty: float) -> Candidates:
     """Subtracts `penalty * log1p(count) / log1p(max count among the candidates)`: the full penalty for the
     most interacted-with candidate, nothing for one without interactions."""
-    top = max((c.interaction_count for c in candidates), default=0)
+    top = int(candidates.interactions.max()) if len(candidates) else 0
     if penalty == 0 or top == 0:
-        return list(candidates)
-    scale = math.log1p(top)
-    return [
-        evolve(c, score=c.score - penalty * math.log1p(c.interaction_count) / scale)
-        if c.interaction_count
-        else c
-        for c in candidates
-    ]
+        return candidates
+    return candidates.with_score(
+        candidates.score - penalty * np.log1p(candidates.interactions) / np.log1p(top)
+    )

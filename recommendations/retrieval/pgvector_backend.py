@@ -40,16 +40,21 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32).ravel()) + "]"
 
 
-def filters_where(filters: HardFilters, *, require_vector: bool = True) -> tuple[str, dict[str, Any]]:
+def filters_where(
+    filters: HardFilters, *, require_vector: bool = True, active_only: bool = True
+) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on `catalog_item i`) for the hard filters, and its parameters. Trending, which
-    needs no vector, passes `require_vector=False`."""
-    clauses = ["i.is_active"]
+    needs no vector, passes `require_vector=False`. The candidates' features (`active_only=False`) leave
+    an inactive item to `in_stock_only`, as its `available` feature does."""
+    clauses = ["i.is_active" if active_only else "TRUE"]
     params: dict[str, Any] = {}
     if require_vector:
         clauses += ["i.embedding IS NOT NULL", "i.embedding_model = %(model)s"]
         params["model"] = current_model_name()
     if filters.in_stock_only:
-        clauses.append("i.in_stock AND (i.stock IS NULL OR i.stock > 0)")
+        clauses.append(
+            ("" if active_only else "i.is_active AND ") + "i.in_stock AND (i.stock IS NULL OR i.stock > 0)"
+        )
     if filters.category_prefix:
         # `@>` lets the planner estimate the selectivity from the array statistics; the slice makes it a
         # true prefix match (a name may occur at several depths).

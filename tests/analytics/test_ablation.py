@@ -16,7 +16,7 @@ from interactions.models import Event
 from recommendations.models import RerankProfile
 from recommendations.ranker.serving import active_ranker_clear
 from recommendations.rerank.pipeline import STEPS, RerankConfig, RerankContext
-from tests.recommendations.rerank.conftest import NOW, axis, cand
+from tests.recommendations.rerank.conftest import NOW, axis, cand, cands
 from tests.recommendations.two_tower_factories import planted_shop
 
 
@@ -51,12 +51,12 @@ def test_settings_are_parsed_as_the_config_types_and_bad_ones_name_the_setting()
 
 
 def test_each_variant_re_applies_rerank_to_the_traced_input():
-    candidates = [
+    candidates = cands(
         cand(1, 0.9, vector=axis(0), interaction_count=50),
         cand(2, 0.89, vector=axis(0)),  # a near copy of 1
         cand(3, 0.5, vector=axis(1), available=False),
         cand(4, 0.4, vector=axis(2)),
-    ]
+    )
     config = RerankConfig(freshness_weight=0.0, popularity_penalty=0.5, exploration_share=0.0)
     trace = {
         "rerank": {

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from recommendations.rerank.candidates import Scored
+from recommendations.rerank.candidates import Candidates, Scored
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -18,5 +18,9 @@ def axis(i: int, dim: int = 8) -> np.ndarray:
 
 
 def cand(pk: int, score: float = 0.5, **fields) -> Scored:
-    fields.setdefault("external_id", f"sku-{pk}")
     return Scored(pk=pk, score=score, **fields)
+
+
+def cands(*rows: Scored) -> Candidates:
+    """The steps' input: these rows as columns."""
+    return Candidates.from_rows(rows)

@@ -1,17 +1,18 @@
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from recommendations.rerank.pipeline import STEPS, RerankConfig, RerankContext, rerank
 from recommendations.rerank.promotions import PromotionRule
-from tests.recommendations.rerank.conftest import NOW, axis, cand
+from tests.recommendations.rerank.conftest import NOW, axis, cand, cands
 
 OLD = NOW - timedelta(days=400)
 
 
 def _candidates():
-    return [
+    return cands(
         cand(1, 0.95, vector=axis(0), published_at=OLD, interaction_count=3, category_path=("A",)),
         cand(
             2, 0.94, vector=axis(0), published_at=OLD, interaction_count=3, category_path=("A",)
@@ -21,7 +22,7 @@ def _candidates():
         cand(5, 0.80, vector=axis(3), published_at=OLD, interaction_count=3, category_path=("C",)),  # bought
         cand(6, 0.75, vector=axis(4), published_at=OLD, interaction_count=3, brand="Acme"),
         cand(7, 0.20, vector=axis(5), published_at=NOW, interaction_count=0),  # new, never seen
-    ]
+    )
 
 
 CONFIG = RerankConfig(
@@ -159,3 +160,35 @@ def test_steps_are_named_in_the_order_rerank_runs_them():
         "diversity",
         "exploration",
     )
+
+
+def test_the_answer_does_not_depend_on_the_order_of_the_candidate_rows():
+    # the features come back in no particular order: every step that ranks breaks ties by pk
+    rules = [
+        PromotionRule(1, "brand", brand="Acme", boost=2.0),
+        PromotionRule(2, "item", item_pk=7, pinned_slot=2),
+    ]
+    context = _ctx(bought_pks={5}, promotions=rules, limit=5)
+    config = RerankConfig(exploration_share=0.2)
+    candidates = _candidates()
+    expected = [
+        (c.pk, c.score, c.explored, c.reason) for c in rerank(candidates, config=config, context=context)
+    ]
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        shuffled = candidates.take(rng.permutation(len(candidates)))
+        out = rerank(shuffled, config=config, context=context)
+        assert [(c.pk, c.score, c.explored, c.reason) for c in out] == expected
+
+
+def test_steps_leave_their_input_columns_untouched():
+    candidates = _candidates()
+    before = candidates.score.copy()
+    rules = [PromotionRule(1, "brand", brand="Acme", boost=2.0)]
+    rerank(
+        candidates,
+        config=RerankConfig(freshness_weight=1.0, popularity_penalty=0.5),
+        context=_ctx(promotions=rules),
+    )
+    assert candidates.score.tolist() == before.tolist()
+    assert not candidates.promotion_id.any()
