@@ -119,7 +119,7 @@ def main() -> None:
 
     from catalog.item_vectors import items_embed
     from catalog.services import item_upsert
-    from interactions.demo_shop import DemoShop
+    from demo.shop import DemoShop
     from recsys_project.models import ApiKey
 
     print(f"database {BENCH_DB}, redis {settings.REDIS_URL}")

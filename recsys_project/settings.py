@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "analytics",
     "accelerator",
     "storefront",
+    "demo",  # the demo shop and `manage.py demo` (top floor: imports every app, nothing imports it)
     "axes",  # admin login lockout (last, as its docs ask)
 ]
 

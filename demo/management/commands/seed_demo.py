@@ -8,7 +8,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
-from interactions.demo_shop import DemoShop, demo_shop_is_loaded, demo_shop_load
+from demo.shop import DemoShop, demo_shop_is_loaded, demo_shop_load
 
 DEFAULT_ITEMS = 3000
 DEFAULT_USERS = 1000

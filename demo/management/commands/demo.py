@@ -22,18 +22,18 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from interactions.demo_shop import demo_shop_is_loaded
-from interactions.management.commands.seed_demo import (
+from demo.management.commands.seed_demo import (
     DEFAULT_ITEMS,
     DEFAULT_SEED,
     DEFAULT_USERS,
     seed_shop,
     shop_from_options,
 )
+from demo.shop import demo_shop_is_loaded
+from demo.supervisor import Supervisor
 from recsys_project import embedded
 from recsys_project.celery import QUEUES as CELERY_QUEUES
 from recsys_project.models import ApiKey, api_key_hash
-from recsys_project.supervisor import Supervisor
 
 ADMIN_USERNAME = "admin"
 DEMO_KEY_NAME = "demo"

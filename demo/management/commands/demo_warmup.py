@@ -3,7 +3,7 @@ demo shop to life before anyone opens it.
 
 In order: embed the catalog in-process (every core: nothing else runs yet), rebuild the co-visitation
 tables, compute trending, replay `--days` days of simulated shoppers through the
-real serving path (`storefront.demo_traffic`), compute trending again (with that traffic), roll up the
+real serving path (`demo.traffic`), compute trending again (with that traffic), roll up the
 daily metrics of those days (`rollup_metrics --since`) and save an offline evaluation run. `manage.py demo`
 runs it once after loading the shop.
 
@@ -22,14 +22,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from interactions.management.commands.seed_demo import (
+from demo.management.commands.seed_demo import (
     DEFAULT_ITEMS,
     DEFAULT_SEED,
     DEFAULT_USERS,
     shop_from_options,
 )
+from demo.traffic import DEFAULT_DAYS, demo_traffic_simulate
 from recommendations.services import item_popularity_refresh
-from storefront.demo_traffic import DEFAULT_DAYS, demo_traffic_simulate
 
 # The evaluation saved at load time: the baselines only (~2 s on the 3,000-item shop); the served path's
 # own evaluation replays serving per user and is started from the evaluation report page instead.

@@ -11,11 +11,11 @@ from django.utils import timezone
 
 from analytics.models import Attribution, DailyMetric
 from analytics.rollups import daily_metrics_rollups
-from interactions.demo_shop import DemoShop, demo_shop_load
+from demo.shop import DemoShop, demo_shop_load
+from demo.traffic import demo_traffic_simulate
 from interactions.models import Event
 from recommendations.models import ServedList
 from recommendations.services import item_popularity_refresh
-from storefront.demo_traffic import demo_traffic_simulate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -640,11 +640,11 @@ def demo_shop_load(
 def demo_shop_is_loaded(*, shop: DemoShop) -> bool:
     """Whether this shop's catalog and its very last event are stored (events load in order and each batch
     commits, so the last event being there means the load finished)."""
-    from catalog.models import Item
-    from interactions.models import Event
+    from catalog.selectors import items_stored_count
+    from interactions.selectors import event_is_stored
 
     items = shop.items_build()
-    if Item.objects.filter(external_id__in=[item["id"] for item in items]).count() < len(items):
+    if items_stored_count(external_ids=[item["id"] for item in items]) < len(items):
         return False
     last_event = shop.last_event_id()
-    return last_event is None or Event.objects.filter(event_id=last_event).exists()
+    return last_event is None or event_is_stored(event_id=last_event)

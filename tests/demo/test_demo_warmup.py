@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from analytics.models import DailyMetric, EvaluationRun
 from catalog.models import Item
-from interactions.demo_shop import DemoShop, demo_shop_load
+from demo.shop import DemoShop, demo_shop_load
 from recommendations.models import ItemPopularity, ServedList
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from interactions.demo_shop import DemoShop, Taste
+from demo.shop import DemoShop, Taste
 from interactions.services import events_ingest
 from interactions.validation import check_event
 from recommendations import scenarios, services

@@ -1,4 +1,4 @@
-"""The demo-shop generator (interactions/demo_shop.py) and its loader command `seed_demo`."""
+"""The demo-shop generator (demo/shop.py) and its loader command `seed_demo`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from catalog.models import Category, Item
 from catalog.validation import check_item
-from interactions.demo_shop import HISTORY_DAYS, DemoShop, demo_shop_is_loaded, demo_shop_load
+from demo.shop import HISTORY_DAYS, DemoShop, demo_shop_is_loaded, demo_shop_load
 from interactions.models import Event, UserProfile
 from interactions.validation import check_event
 
