@@ -103,8 +103,8 @@ def run(clients: list[Client], endpoint: str, *, n: int, seconds: float) -> tupl
 def ranker_use(users: int) -> None:
     """Activate a ranker trained on `users` users' events (leave-one-out rows, no gate), or none."""
     from recommendations.models import ModelVersion
-    from recommendations.ranker.registry import ranker_activate
     from recommendations.ranker.serving import active_ranker_clear
+    from training.ranker.registry import ranker_activate
 
     ModelVersion.objects.filter(kind=ModelVersion.Kind.RANKER, is_active=True).update(is_active=False)
     active_ranker_clear()
@@ -114,7 +114,7 @@ def ranker_use(users: int) -> None:
 
     from analytics import evaluation
     from recommendations.ranker.model import ranker_save, ranker_train
-    from recommendations.ranker.training import DEFAULT_SOURCES, training_rows_build
+    from training.ranker.training import DEFAULT_SOURCES, training_rows_build
 
     started = time.perf_counter()
     data = evaluation.events_load()

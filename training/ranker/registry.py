@@ -1,5 +1,5 @@
 """The ranker's versions in the model registry (ModelVersion, kind "ranker"): train, gate, activate,
-roll back, the same way as the two-tower model's (recommendations/two_tower/registry.py).
+roll back, the same way as the two-tower model's (training/two_tower/registry.py).
 
 - **Gate.** One `analytics.evaluation.evaluation_run` (protocol and metric from the two-tower's settings)
   scores, on the same split and users: `served` with the candidate ranker (trained on that split's training
@@ -23,7 +23,7 @@ from recommendations.models import ModelVersion
 from recommendations.ranker.model import ranker_load, ranker_save
 from recommendations.ranker.serving import active_ranker_clear
 
-LOCK_KEY = zlib.crc32(b"recommendations.ranker.training")
+LOCK_KEY = zlib.crc32(b"training.ranker.training")
 KIND = ModelVersion.Kind.RANKER
 
 
@@ -53,8 +53,8 @@ def ranker_train_and_gate(*, seed: int | None = None, progress: bool = False, da
 
 def _train_and_gate(*, seed, progress, data) -> ModelVersion:
     from analytics import evaluation  # the gate is the offline evaluation
-    from analytics.ranker_evaluation import ranker_methods
     from analytics.served_recommender import served_scorer_factory
+    from training.ranker.evaluation import ranker_methods
 
     seed = seed if seed is not None else int(_setting("RECSYS_TWO_TOWER_SEED", 0))
     protocol = _setting("RECSYS_TWO_TOWER_GATE_PROTOCOL", "leave-one-out")

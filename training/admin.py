@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from recommendations.models import ModelVersion
-from recommendations.two_tower import registry
+from training.two_tower import registry
 
 
 @admin.register(ModelVersion)

@@ -4,7 +4,7 @@ each source's own list (`src_<name>`), the ranker's order before any business ru
 answer as served, re-ranking profile included (`served`).
 
 No leakage: the ranker is trained on the split's training events only (its own inner time cut,
-`recommendations.ranker.training`); during the pass the popularity table holds training-only numbers
+`training.ranker.training`); during the pass the popularity table holds training-only numbers
 (replaced inside a transaction that is rolled back), co-visitation is read from matrices built from the
 training events, and each user's history and vector come from their training events.
 
@@ -20,10 +20,11 @@ import numpy as np
 from django.db import transaction
 from tqdm import tqdm
 
+from analytics.ablation import Ablation, Variant
 from recommendations import scenarios, selectors, sources
 from recommendations.ranker import serving as ranker_serving
 from recommendations.ranker.model import Ranker
-from recommendations.ranker.training import (
+from training.ranker.training import (
     DEFAULT_SOURCES,
     covisitation_neighbours_for,
     popularity_replace,
@@ -219,3 +220,23 @@ def cooccurrence_visit_factory(data, split, stats, vectors, *, k: int = 50):
         return out + tie
 
     return score
+
+
+def ablation_methods(variants: list[Variant], *, progress: bool = False, **ranker_options):
+    """extra_scorers for `evaluation_run`: `ranker_methods` (served, ranker, src_*) plus one method per
+    variant, all from the same serving pass."""
+    holder: list = []
+    methods = ranker_methods(progress=progress, holder=holder, **ranker_options)
+    served = methods["served"]
+    ablation = Ablation(variants)
+
+    def factory_for(method: str):
+        def factory(data, split, stats, vectors, *, k: int = 50):
+            served(data, split, stats, vectors, k=k)  # builds the shared pass for this split
+            ranker_pass = holder[-1]
+            ranker_pass.ablation = ablation
+            return ranker_pass.scorer(method)
+
+        return factory
+
+    return {**methods, **{v.method: factory_for(v.method) for v in variants}}

@@ -30,10 +30,10 @@ from django.utils import timezone
 from catalog.models import Item
 from recommendations.models import TWO_TOWER_DIM, ModelItemVector, ModelVersion
 from recommendations.two_tower.artifacts import artifact_delete, artifact_load, artifact_save
-from recommendations.two_tower.evaluation import scorer_for, two_tower_factory
 from recommendations.two_tower.features import item_features_load
 from recommendations.two_tower.serving import active_version_clear
 from recommendations.two_tower.training import TrainConfig, TrainedModel
+from training.two_tower.evaluation import scorer_for, two_tower_factory
 
 logger = logging.getLogger(__name__)
 

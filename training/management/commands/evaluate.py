@@ -11,7 +11,7 @@ import math
 from django.core.management.base import BaseCommand, CommandError
 
 from analytics import ablation, evaluation
-from analytics.models import EvaluationRun
+from analytics.selectors import EvaluationRun, evaluation_runs
 
 
 def _fmt(value) -> str:
@@ -56,7 +56,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["compare"]:
-            runs = list(EvaluationRun.objects.filter(pk__in=options["compare"]).order_by("pk"))
+            runs = evaluation_runs(ids=options["compare"])
             missing = sorted(set(options["compare"]) - {r.pk for r in runs})
             if missing:
                 raise CommandError(f"No evaluation run with id {', '.join(map(str, missing))}.")
@@ -93,15 +93,15 @@ class Command(BaseCommand):
         data = evaluation.events_load()
         if len(data.ts) == 0:
             raise CommandError("No events linked to catalog items: nothing to evaluate.")
-        from analytics.ranker_evaluation import cooccurrence_visit_factory, ranker_methods
         from analytics.served_recommender import served_scorer_factory
-        from recommendations.two_tower.evaluation import two_tower_scorer_factory
+        from training.ranker.evaluation import ablation_methods, cooccurrence_visit_factory, ranker_methods
+        from training.two_tower.evaluation import two_tower_scorer_factory
 
         progress = not options["no_progress"]
         for protocol in protocols:
             # served (the default path), the ranker's raw order and each source alone: one pass
             served = (
-                ablation.ablation_methods(variants, progress=progress)
+                ablation_methods(variants, progress=progress)
                 if variants
                 else ranker_methods(progress=progress)
             )

@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.models import ModelVersion
-from recommendations.ranker import registry as ranker_registry
-from recommendations.two_tower import registry
+from training.ranker import registry as ranker_registry
+from training.two_tower import registry
 
 FALLBACK = {"two_tower": "content vectors", "ranker": "single retrieval"}
 

@@ -1,14 +1,14 @@
 """`python manage.py train_model`: the one refresh after a bulk import. In order: train a two-tower version
 on a window of recent events, gate it on the held-out evaluation and promote it only if it wins
-(recommendations/two_tower/registry.py); bring co-visitation up to date from the events; then train and
-gate the ranker the same way (recommendations/ranker/registry.py)."""
+(training/two_tower/registry.py); bring co-visitation up to date from the events; then train and
+gate the ranker the same way (training/ranker/registry.py)."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.ranker import registry as ranker_registry
-from recommendations.two_tower import registry
+from training.ranker import registry as ranker_registry
+from training.two_tower import registry
 
 
 class Command(BaseCommand):

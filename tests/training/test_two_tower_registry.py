@@ -14,8 +14,8 @@ from django.db import connection
 from analytics.models import EvaluationRun
 from catalog.models import Item
 from recommendations.models import ModelItemVector, ModelVersion
-from recommendations.two_tower import registry
 from tests.recommendations.two_tower_factories import TINY, planted_shop
+from training.two_tower import registry
 
 pytestmark = pytest.mark.django_db
 
