@@ -156,8 +156,8 @@ def main() -> None:
     serving_data.ensure(n_items=args.items, n_users=args.users)
     from django.db import connection
 
+    from core.models import ApiKey
     from recommendations.candidate_cache import candidate_lists_refresh
-    from recsys_project.models import ApiKey
 
     ranker_use(args.ranker_users)
     with connection.cursor() as cur:  # not DELETE: its dead rows would count in the size below

@@ -44,7 +44,7 @@ def main() -> None:
     serving_data.ensure()
     from django.test import Client
 
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
 
     _key, raw = ApiKey.generate(name=f"profile {os.getpid()}")
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {raw}")

@@ -23,12 +23,12 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
+from core.replicas import read_connection
 from recommendations.models import ModelItemVector, ModelVersion
 from recommendations.retrieval.base import Candidate, HardFilters
 from recommendations.retrieval.pgvector_backend import filters_where, vector_literal
 from recommendations.two_tower.features import distinct_first, sequence_encode
 from recommendations.two_tower.user_tower import user_vector_numpy
-from recsys_project.replicas import read_connection
 
 # Events read per request for the user tower (it looks at the last max_len distinct items of them).
 RECENT_EVENTS = 200

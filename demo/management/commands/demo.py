@@ -22,6 +22,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from core import embedded
+from core.models import ApiKey, api_key_hash
 from demo.management.commands.seed_demo import (
     DEFAULT_ITEMS,
     DEFAULT_SEED,
@@ -31,9 +33,7 @@ from demo.management.commands.seed_demo import (
 )
 from demo.shop import demo_shop_is_loaded
 from demo.supervisor import Supervisor
-from recsys_project import embedded
 from recsys_project.celery import QUEUES as CELERY_QUEUES
-from recsys_project.models import ApiKey, api_key_hash
 
 ADMIN_USERNAME = "admin"
 DEMO_KEY_NAME = "demo"

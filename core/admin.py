@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from recsys_project.models import ApiKey
+from core.models import ApiKey
 
 
 @admin.register(ApiKey)

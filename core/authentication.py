@@ -1,5 +1,5 @@
 """`Authorization: Api-Key <key>` authentication, its permission and the API's throttles: per key, and per
-client address for requests with no key or a bad one (recsys_project/ratelimit.py).
+client address for requests with no key or a bad one (core/ratelimit.py).
 
 A valid key is remembered by the process for RECSYS_API_KEY_CACHE_SECONDS (a query per request was a
 tenth of a cached answer's time): revoking or deleting a key takes effect at once in the process that did
@@ -16,8 +16,8 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
-from recsys_project.models import ApiKey, api_key_hash
-from recsys_project.ratelimit import client_address, rate_limit_hit
+from core.models import ApiKey, api_key_hash
+from core.ratelimit import client_address, rate_limit_hit
 
 KEYWORD = "Api-Key"
 

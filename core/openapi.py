@@ -5,7 +5,7 @@ but not what the shared layers answer, so the schema said less than the API does
 - 401 (no or bad key) and 429 (throttled: per key, or per client address without a valid key) on every
   operation, in the error shape;
 - 404 on every operation with a path parameter (an id that no route matches, e.g. with a newline), and
-  400 (an id with a NUL character, refused by recsys_project/middleware.py);
+  400 (an id with a NUL character, refused by core/middleware.py);
 - 413 (body over the cap) and 415 (not JSON) on every operation that takes a body;
 - a batch endpoint's 400 is either the error shape (the body is not a batch) or the batch answer with
   every entry rejected (which also carries "error" and "detail").

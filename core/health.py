@@ -9,7 +9,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from recsys_project import replicas
+from core import replicas
 from recsys_project.celery import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 

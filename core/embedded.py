@@ -27,7 +27,7 @@ DB_NAME = "recsys"
 # Appended once to the embedded cluster's postgresql.conf, before its first start.
 # maintenance_work_mem: an HNSW build over 100k x 384-d vectors needs ~600 MB to stay in memory.
 PG_TUNING = """
-# --- recsys tuning (written by recsys_project/embedded.py) ---
+# --- recsys tuning (written by core/embedded.py) ---
 max_connections = 300
 shared_buffers = 1GB
 work_mem = 32MB
@@ -178,7 +178,7 @@ def database_settings() -> dict:
 def _health_checks() -> bool:
     """Off unless RECSYS_DB_HEALTH_CHECKS=1: the check is a SELECT 1 round trip per request. Without it a
     connection broken by a Postgres restart fails the one request that finds it (an API answer 503,
-    recsys_project/errors.py), Django closes it at the end of that request, and the next one reconnects."""
+    core/errors.py), Django closes it at the end of that request, and the next one reconnects."""
     return os.environ.get("RECSYS_DB_HEALTH_CHECKS", "0").lower() in ("1", "true", "yes", "on")
 
 

@@ -11,7 +11,7 @@ from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView, exception_handler
 
-from recsys_project.parsers import PayloadTooLarge
+from core.parsers import PayloadTooLarge
 
 
 class DatabaseUnavailable(exceptions.APIException):

@@ -1,4 +1,4 @@
-"""Request rate limits counted in Redis: the API throttles (recsys_project/authentication.py) and the public
+"""Request rate limits counted in Redis: the API throttles (core/authentication.py) and the public
 storefront (storefront/urls.py).
 
 Fixed windows: a request in window `w = now // period` increments the key `...:<ident>:<w>` and sets its

@@ -1,6 +1,6 @@
 """The API's JSON parser: DRF's, made strict (NaN/Infinity and absurd nesting are parse errors, not 500s)
 and capped at DATA_UPLOAD_MAX_MEMORY_SIZE whatever stream it is handed. DRF 3.18 hands JSON parsers
-`request.body`, where Django enforces the same cap by raising RequestDataTooBig; recsys_project.errors turns
+`request.body`, where Django enforces the same cap by raising RequestDataTooBig; core.errors turns
 both into one 413."""
 
 from __future__ import annotations

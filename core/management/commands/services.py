@@ -12,7 +12,7 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recsys_project import embedded
+from core import embedded
 
 
 class Command(BaseCommand):
