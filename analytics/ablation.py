@@ -112,28 +112,6 @@ class Ablation:
         return out
 
 
-def ablation_methods(variants: list[Variant], *, progress: bool = False, **ranker_options):
-    """extra_scorers for `evaluation_run`: `ranker_methods` (served, ranker, src_*) plus one method per
-    variant, all from the same serving pass."""
-    from analytics.ranker_evaluation import ranker_methods
-
-    holder: list = []
-    methods = ranker_methods(progress=progress, holder=holder, **ranker_options)
-    served = methods["served"]
-    ablation = Ablation(variants)
-
-    def factory_for(method: str):
-        def factory(data, split, stats, vectors, *, k: int = 50):
-            served(data, split, stats, vectors, k=k)  # builds the shared pass for this split
-            ranker_pass = holder[-1]
-            ranker_pass.ablation = ablation
-            return ranker_pass.scorer(method)
-
-        return factory
-
-    return {**methods, **{v.method: factory_for(v.method) for v in variants}}
-
-
 def table_k(ks: list[int]) -> int:
     return TABLE_K if TABLE_K in ks else min(ks)
 

@@ -13,7 +13,7 @@ from django.urls import include, path
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recsys_project.authentication import HasApiKey
+from core.authentication import HasApiKey
 
 _ITEMS = [{"id": f"item-{i}", "title": f"Item {i}", "score": 1.0 - i / 10} for i in range(10)]
 _QUERIES: list[str] = []

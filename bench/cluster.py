@@ -395,7 +395,7 @@ class Cluster:
     def beat_holder(self) -> list[str]:
         """The addresses of the sessions holding the beat lock (one, or none)."""
         sys.path.insert(0, str(REPO))
-        from recsys_project.beat_lock import BEAT_LOCK_KEY
+        from core.beat_lock import BEAT_LOCK_KEY
 
         rows = self.sql(
             "pg",

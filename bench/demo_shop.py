@@ -24,7 +24,7 @@ from bench.harness import REPO
 
 
 def generate(items: int, users: int, seed: int) -> int:
-    from interactions.demo_shop import DemoShop
+    from demo.shop import DemoShop
 
     shop = DemoShop(items=items, users=users, seed=seed)
     started = time.perf_counter()

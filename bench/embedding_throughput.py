@@ -4,7 +4,7 @@ setting's vectors are from the reference (batch 64, default threads, fp32).
     .venv/bin/python -m bench.embedding_throughput [--limit N]
 
 Datasets: the distinct Online Retail descriptions (../shared/data, skipped if absent) and the demo
-catalog's item texts (interactions.demo_shop.DemoShop, 3,000 items, through Item.embedding_text()).
+catalog's item texts (demo.shop.DemoShop, 3,000 items, through Item.embedding_text()).
 Settings tried: the untuned baseline (64 texts per encode call, in file order, so only each call's 64 texts
 are length-sorted), length-bucketed (one call: sentence-transformers sorts every text by length, then
 batches), batch 128, 1 vs 2 torch threads, and torch dynamic int8 quantisation of the Linear layers.
@@ -49,7 +49,7 @@ def demo_texts(n: int = 3000) -> list[str]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
     django.setup()
     from catalog.models import Item
-    from interactions.demo_shop import DemoShop
+    from demo.shop import DemoShop
 
     texts = []
     for raw in DemoShop(items=n, users=0, seed=42).items_build():

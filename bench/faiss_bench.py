@@ -447,7 +447,7 @@ def main() -> None:
 
     api = {}
     if not args.no_api:
-        from recsys_project.models import ApiKey
+        from core.models import ApiKey
 
         _key, raw = ApiKey.generate(name=f"faiss bench {os.getpid()}")
         connection.close()

@@ -119,8 +119,8 @@ def main() -> None:
 
     from catalog.item_vectors import items_embed
     from catalog.services import item_upsert
-    from interactions.demo_shop import DemoShop
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
+    from demo.shop import DemoShop
 
     print(f"database {BENCH_DB}, redis {settings.REDIS_URL}")
     assert settings.REDIS_URL.endswith(f"/{REDIS_DB}"), "settings were loaded before setup_env()"

@@ -41,7 +41,7 @@ def main() -> None:
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from recsys_project import embedded
+    from core import embedded
 
     conn = psycopg.connect(
         host=str(embedded.pgdata_dir()), user="postgres", dbname="bench_embed", autocommit=True

@@ -74,7 +74,7 @@ def create_key_and_items(env) -> str:
 
     django.setup()
     from catalog.services import item_upsert
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
 
     _key, raw = ApiKey.generate(name="bench")
     for start in range(0, N_ITEMS, 1000):

@@ -45,7 +45,7 @@ def drop_queued_tasks(env: dict[str, str]) -> int:
     import redis
 
     client = redis.Redis.from_url(env["REDIS_URL"])
-    prefix = f"recsys:{env['RECSYS_INSTANCE']}:"  # recsys_project.instance.redis_key_prefix
+    prefix = f"recsys:{env['RECSYS_INSTANCE']}:"  # core.instance.redis_key_prefix
     dropped = 0
     for queue in ("default", "embeddings", "maintenance", "training", "analytics"):
         dropped += client.llen(prefix + queue)

@@ -291,7 +291,7 @@ class Cluster:
         import redis
 
         client = redis.Redis(port=self.redis_port, socket_timeout=2)
-        prefix = f"recsys:{self.env['RECSYS_INSTANCE']}:"  # recsys_project.instance.redis_key_prefix
+        prefix = f"recsys:{self.env['RECSYS_INSTANCE']}:"  # core.instance.redis_key_prefix
         counts = {queue: client.llen(prefix + queue) for queue in QUEUES}
         counts["unacked"] = client.hlen(prefix + "unacked")
         return counts

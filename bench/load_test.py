@@ -205,8 +205,8 @@ def main() -> None:
     serving_data.ensure(n_items=args.items, n_users=args.users)
     from django.db import connection
 
+    from core.models import ApiKey
     from interactions.models import Event
-    from recsys_project.models import ApiKey
 
     run = f"load{int(time.time())}"
     _key, raw = ApiKey.generate(name=f"load test {run}")

@@ -105,8 +105,8 @@ def quality_one(
 ) -> dict:
     _setup()
     from analytics import evaluation
-    from analytics.ranker_evaluation import cooccurrence_visit_factory, ranker_methods
     from analytics.served_recommender import served_scorer_factory
+    from training.ranker.evaluation import cooccurrence_visit_factory, ranker_methods
 
     data = evaluation.events_load()
     if validation:
@@ -122,7 +122,7 @@ def quality_one(
     offered = [f"src_{n}" for n in names] if names else SOURCES
     methods = [*BASELINES, *offered, "served_single_retrieval", "ranker", "served"]
     if two_tower:
-        from recommendations.two_tower.evaluation import two_tower_factory
+        from training.two_tower.evaluation import two_tower_factory
 
         extra["two_tower"] = two_tower_factory(seed=seed)
         methods.insert(len(BASELINES), "two_tower")
@@ -255,7 +255,7 @@ def cost(users: int = 150) -> None:
     from recommendations import scenarios, sources
     from recommendations.ranker.features import feature_names
     from recommendations.ranker.serving import ranker_override
-    from recommendations.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, ranker_fit
+    from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, ranker_fit
 
     data = evaluation.events_load()
     vectors = evaluation.item_vectors_load(data)

@@ -42,6 +42,7 @@ def main() -> None:
 
     django.setup()
     from analytics import ablation, evaluation
+    from training.ranker.evaluation import ablation_methods
 
     settings = [ablation.settings_parse(text) for text in args.set]
     variants = ablation.variants_build(settings)
@@ -55,9 +56,7 @@ def main() -> None:
     result = evaluation.evaluation_run(
         protocol=args.protocol,
         methods=["ranker", "served", *(v.method for v in variants)],
-        extra_scorers=ablation.ablation_methods(
-            variants, seed=args.seed, max_users=RANKER_USERS, progress=True
-        ),
+        extra_scorers=ablation_methods(variants, seed=args.seed, max_users=RANKER_USERS, progress=True),
         label="bench rerank ablation" + ("" if args.test else " validation"),
         progress=True,
         data=data,

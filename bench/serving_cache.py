@@ -132,8 +132,8 @@ def run(clients: list[Client], endpoint: str, *, n: int, seconds: float) -> tupl
 def ranker_use(users: int) -> None:
     """Activate a ranker trained on `users` users' events (leave-one-out rows, no gate), or none."""
     from recommendations.models import ModelVersion
-    from recommendations.ranker.registry import ranker_activate
     from recommendations.ranker.serving import active_ranker_clear
+    from training.ranker.registry import ranker_activate
 
     ModelVersion.objects.filter(kind=ModelVersion.Kind.RANKER, is_active=True).update(is_active=False)
     active_ranker_clear()
@@ -143,7 +143,7 @@ def ranker_use(users: int) -> None:
 
     from analytics import evaluation
     from recommendations.ranker.model import ranker_save, ranker_train
-    from recommendations.ranker.training import DEFAULT_SOURCES, training_rows_build
+    from training.ranker.training import DEFAULT_SOURCES, training_rows_build
 
     started = time.perf_counter()
     data = evaluation.events_load()
@@ -192,8 +192,8 @@ def main() -> None:
     serving_data.ensure(n_items=args.items, n_users=args.users)
     from django.db import connection
 
+    from core.models import ApiKey
     from recommendations.candidate_cache import candidate_lists_refresh
-    from recsys_project.models import ApiKey
 
     ranker_use(args.ranker_users)
     with connection.cursor() as cur:  # not DELETE: its dead rows would count in the size below

@@ -63,7 +63,7 @@ def setup_env() -> str:
     os.environ["RECSYS_DATA_DIR"] = str(data_dir)
     os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(pgdata), safe='')}/{BENCH_DB}"
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    from recsys_project import embedded
+    from core import embedded
 
     embedded.embedded_postgres_start()
     import psycopg

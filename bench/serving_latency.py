@@ -241,7 +241,7 @@ def main() -> None:
     import serving_data
 
     serving_data.ensure(n_items=args.items, n_users=args.users)
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
 
     _key, raw = ApiKey.generate(name=f"bench {os.getpid()}")
     from django.db import connection

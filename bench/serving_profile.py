@@ -52,7 +52,7 @@ def main() -> None:
     serving_data.ensure()
     from django.test import Client
 
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
 
     if args.hits:
         from recommendations.candidate_cache import candidate_lists_refresh

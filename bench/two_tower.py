@@ -55,7 +55,7 @@ def quality_one(seed: int, protocol: str) -> dict:
     """One evaluation run: every method, the two-tower trained with this seed."""
     _setup()
     from analytics import evaluation
-    from recommendations.two_tower.evaluation import two_tower_factory
+    from training.two_tower.evaluation import two_tower_factory
 
     trained = []
     result = evaluation.evaluation_run(
@@ -185,10 +185,11 @@ def _latency(users: int = 200) -> None:
 
     from recommendations import scenarios
     from recommendations.models import ModelVersion
-    from recommendations.two_tower import registry, serving
+    from recommendations.two_tower import serving
     from recommendations.two_tower.artifacts import artifact_load
     from recommendations.two_tower.features import distinct_first, sequence_encode
     from recommendations.two_tower.user_tower import user_vector_numpy
+    from training.two_tower import registry
 
     version = ModelVersion.objects.filter(kind=ModelVersion.Kind.TWO_TOWER, is_active=True).first()
     if version is None:

@@ -73,3 +73,8 @@ def item_vectors_changed_at() -> datetime | None:
 def items_active_count() -> int:
     """How many items can be recommended (the denominator of coverage)."""
     return Item.objects.filter(is_active=True).count()
+
+
+def items_stored_count(*, external_ids: list[str]) -> int:
+    """How many of these items are stored (active or not): one indexed count."""
+    return Item.objects.filter(external_id__in=external_ids).count()

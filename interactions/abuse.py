@@ -9,7 +9,7 @@ Retail invoices have up to hundreds of lines), and buying is not a cheap way to 
 - up to RECSYS_BOT_EVENTS_PER_MINUTE events a minute: full weight (people browse fast, but not that fast);
 - past it: bot-like, down-weighted to RECSYS_BOT_WEIGHT;
 - past RECSYS_MAX_USER_EVENTS_PER_MINUTE: weight 0, the cap.
-Per-key request rates are the API throttle's job (recsys_project/authentication.py)."""
+Per-key request rates are the API throttle's job (core/authentication.py)."""
 
 from __future__ import annotations
 

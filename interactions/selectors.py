@@ -65,3 +65,8 @@ def users_active(*, since: datetime) -> list[tuple[str, datetime]]:
         .order_by("-updated_at")
         .values_list("external_id", "updated_at")
     )
+
+
+def event_is_stored(*, event_id: str) -> bool:
+    """Whether the event with this id is stored (an indexed lookup)."""
+    return Event.objects.filter(event_id=event_id).exists()

@@ -373,4 +373,3 @@ class ServedListAdmin(admin.ModelAdmin):
 
 # The experiments' admin lives in its own module (registered on import).
 from recommendations import experiment_admin  # noqa: E402, F401
-from recommendations.two_tower import admin as _two_tower_admin  # noqa: E402, F401  (ModelVersion admin)

@@ -15,10 +15,6 @@ class RecommendationsConfig(AppConfig):
 
         user_sessions.connect(_served_list_sessions, dispatch_uid="recommendations.served_list_sessions")
         user_erasure.connect(_erase_served_lists, dispatch_uid="recommendations.served_lists_erase")
-        from catalog.signals import item_vectors_changed
-        from recommendations.two_tower.serving import on_item_vectors_changed
-
-        item_vectors_changed.connect(on_item_vectors_changed, dispatch_uid="recommendations.two_tower_items")
         from interactions.signals import events_stored
         from recommendations.tasks import covisitation_enqueue
 

@@ -29,9 +29,9 @@ import numpy as np
 from django.db import connection, transaction
 from scipy import sparse
 
+from core.replicas import read_connection
 from interactions.selectors import event_weight
 from recommendations.retrieval.base import HardFilters
-from recsys_project.replicas import read_connection
 
 KINDS = ("bought", "viewed", "shoppers")
 # the kinds built from event pairs inside the window, with the pair weights below

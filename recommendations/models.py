@@ -338,7 +338,7 @@ class ModelVersion(models.Model):
 
 class ModelItemVector(models.Model):
     """An item-tower vector of one model version. Each version gets its own partial HNSW index (built
-    before the version is activated: recommendations.two_tower.registry), so switching versions needs no
+    before the version is activated: training.two_tower.registry), so switching versions needs no
     rebuild and content vectors (catalog_item.embedding) stay untouched as the fallback."""
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")

@@ -21,13 +21,13 @@ from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion, surface_covered
+from core.replicas import read_connection
 from interactions.selectors import event_weight
 from recommendations.models import DEFAULT_PROFILE, Experiment, RerankProfile, ServedList
 from recommendations.rerank.candidates import Candidates, objects
 from recommendations.rerank.promotions import PromotionRule
 from recommendations.retrieval.base import HardFilters
 from recommendations.retrieval.pgvector_backend import filters_where
-from recsys_project.replicas import read_connection
 
 # How much of a user's recent history is read per request: enough for seen/bought exclusion and for
 # explanations, bounded so a heavy user costs the same as a light one.

@@ -19,7 +19,7 @@ import time
 from celery import Celery, bootsteps, signals
 from kombu import Queue
 
-from recsys_project import beat_lock
+from core import beat_lock
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 
@@ -106,7 +106,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 app.steps["worker"].add(WorkerHeartbeat)
 
-# Beat runs once: a beat schedules only while it holds the beat lock (recsys_project/beat_lock.py).
+# Beat runs once: a beat schedules only while it holds the beat lock (core/beat_lock.py).
 signals.beat_init.connect(beat_lock.beat_lock_wait, weak=False)
 
 from recsys_project import schedule  # noqa: E402  (the one beat schedule)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
-from recsys_project import embedded, instance, replicas
+from core import embedded, instance, replicas
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -66,13 +66,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: /api/docs/ works offline
-    "recsys_project.apps.CoreConfig",
+    "core.apps.CoreConfig",
     "catalog",
     "interactions",
     "recommendations",
     "analytics",
+    "training",  # trains and gates the models recommendations serves (above analytics: the gate is its evaluation)
     "accelerator",
     "storefront",
+    "demo",  # the demo shop and `manage.py demo` (top floor: imports every app, nothing imports it)
     "axes",  # admin login lockout (last, as its docs ask)
 ]
 
@@ -81,7 +83,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "recsys_project.middleware.RejectNulInApiUrlMiddleware",  # NUL in an API URL: 400, not a 500
+    "core.middleware.RejectNulInApiUrlMiddleware",  # NUL in an API URL: 400, not a 500
     "storefront.middleware.RejectControlCharactersInStorefrontUrlMiddleware",  # likewise, storefront
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -113,13 +115,13 @@ DATABASES["default"].setdefault("TEST", {})
 # Lets several test runs share one embedded server without clobbering each other's test database.
 DATABASES["default"]["TEST"]["NAME"] = "test_recsys" + os.environ.get("RECSYS_TEST_DB_SUFFIX", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Read replicas (recsys_project/replicas.py, docs/deploy.md): serving reads go to one of them, everything
+# Read replicas (core/replicas.py, docs/deploy.md): serving reads go to one of them, everything
 # else to the primary. Unset: no replica, everything on `default` as before.
 DATABASES.update(
     replicas.replica_settings(env_list("DATABASE_REPLICA_URLS", ""), primary=DATABASES["default"])
 )
 RECSYS_REPLICA_ALIASES = [alias for alias in DATABASES if alias.startswith(replicas.REPLICA_ALIAS_PREFIX)]
-DATABASE_ROUTERS = ["recsys_project.replicas.ReplicaRouter"]
+DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
 # A replica further behind than this is skipped (serving reads go to another replica, or the primary).
 RECSYS_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("RECSYS_REPLICA_MAX_LAG_SECONDS", "5"))
 # How often each web process measures a replica's lag (and retries one that was down).
@@ -127,7 +129,7 @@ RECSYS_REPLICA_CHECK_SECONDS = float(os.environ.get("RECSYS_REPLICA_CHECK_SECOND
 
 REDIS_URL = embedded.redis_url()
 # Copies of the project sharing one Redis never share a key: every key (queues, cache, heartbeats) starts
-# with RECSYS_REDIS_PREFIX, `recsys:<instance>:` (recsys_project/instance.py).
+# with RECSYS_REDIS_PREFIX, `recsys:<instance>:` (core/instance.py).
 RECSYS_INSTANCE = instance.instance_id(database=DATABASES["default"])
 RECSYS_REDIS_PREFIX = instance.redis_key_prefix(RECSYS_INSTANCE)
 CACHES = {
@@ -170,7 +172,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("RECSYS_LOGIN_COOLOFF
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
-AXES_CLIENT_IP_CALLABLE = "recsys_project.ratelimit.client_address"  # REMOTE_ADDR, or RECSYS_NUM_PROXIES
+AXES_CLIENT_IP_CALLABLE = "core.ratelimit.client_address"  # REMOTE_ADDR, or RECSYS_NUM_PROXIES
 # django-admin-charts loads d3/nvd3 from a CDN by default: use the vendored copies (no network needed).
 ADMIN_CHARTS_D3_JS_PATH = "vendor/d3/d3.min.js"
 ADMIN_CHARTS_NVD3_JS_PATH = "vendor/nvd3/nv.d3.min.js"
@@ -211,7 +213,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# --- Rate limits (recsys_project/ratelimit.py). Client addresses are REMOTE_ADDR; behind N trusted reverse
+# --- Rate limits (core/ratelimit.py). Client addresses are REMOTE_ADDR; behind N trusted reverse
 # proxies that append to X-Forwarded-For, set RECSYS_NUM_PROXIES=N (never trust the header otherwise).
 RECSYS_NUM_PROXIES = int(os.environ.get("RECSYS_NUM_PROXIES", "0"))
 # The public storefront (pages, its recommendations and events endpoints), per client address.
@@ -219,9 +221,9 @@ RECSYS_STOREFRONT_RATE = os.environ.get("RECSYS_STOREFRONT_RATE", "300/min")
 
 # --- REST framework
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["recsys_project.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["recsys_project.authentication.HasApiKey"],
-    "DEFAULT_THROTTLE_CLASSES": ["recsys_project.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.authentication.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.authentication.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": os.environ.get("RECSYS_API_RATE", "6000/min"),
         "api_anon": os.environ.get("RECSYS_API_ANON_RATE", "120/min"),
@@ -229,8 +231,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": RECSYS_NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["recsys_project.parsers.CappedJSONParser"],
-    "EXCEPTION_HANDLER": "recsys_project.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.CappedJSONParser"],
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -243,12 +245,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # the ApiKey security scheme, with what to type in Swagger's Authorize box, comes from
-    # recsys_project/authentication.py (ApiKeyScheme): one definition
+    # core/authentication.py (ApiKeyScheme): one definition
     "SECURITY": [{"ApiKey": []}],
     # 401/429/404/413/415 answered by the shared layers, documented on every operation (fuzzing found them)
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "recsys_project.openapi.postprocess_shared_answers",
+        "core.openapi.postprocess_shared_answers",
     ],
 }
 
@@ -363,7 +365,7 @@ RECSYS_API_KEY_CACHE_SECONDS = float(os.environ.get("RECSYS_API_KEY_CACHE_SECOND
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_user_ids": {"()": "recsys_project.log_redaction.RedactUserIds"}},
+    "filters": {"redact_user_ids": {"()": "core.log_redaction.RedactUserIds"}},
     "formatters": {
         "django.server": {
             "()": "django.utils.log.ServerFormatter",

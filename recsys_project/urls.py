@@ -4,8 +4,8 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from recsys_project.errors import ApiNotFoundView
-from recsys_project.health import healthz
+from core.errors import ApiNotFoundView
+from core.health import healthz
 
 api_v1 = [
     path("", include("catalog.api.urls")),
@@ -20,8 +20,8 @@ def _staff_only(patterns):
     return [path(str(p.pattern), staff_member_required(p.callback), name=p.name) for p in patterns]
 
 
-# JSON 404s under /api/ (recsys_project/errors.py)
-handler404 = "recsys_project.errors.not_found"
+# JSON 404s under /api/ (core/errors.py)
+handler404 = "core.errors.not_found"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

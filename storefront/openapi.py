@@ -6,7 +6,7 @@ Authentication is the visitor's Django session (cookie), and the POST needs Djan
 
 from __future__ import annotations
 
-from recsys_project.openapi import NO_CONTROL, NOT_BLANK_NO_CONTROL
+from core.openapi import NO_CONTROL, NOT_BLANK_NO_CONTROL
 from storefront.views import (
     BROWSER_EVENT_TYPES,
     KINDS,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recsys_project.ratelimit import rate_limited_by_address
+from core.ratelimit import rate_limited_by_address
 from storefront import views
 
 app_name = "storefront"

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture
 def api_key(db) -> str:
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
 
     _key, raw = ApiKey.generate(name="test shop")
     return raw
@@ -40,7 +40,7 @@ def pytest_sessionfinish(session, exitstatus):
     session's fixtures are torn down: `make test` leaves nothing running that it started. A server that
     was already running is left alone, and so is one that another process (a demo, a second test run)
     has connected to since."""
-    from recsys_project import embedded
+    from core import embedded
 
     if not embedded.started_here:
         return

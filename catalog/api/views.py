@@ -20,8 +20,8 @@ from catalog.api.serializers import (
     ItemPatchSerializer,
 )
 from catalog.validation import check_item, printable
-from recsys_project.authentication import HasApiKey
-from recsys_project.batches import check_batch
+from core.authentication import HasApiKey
+from core.batches import check_batch
 
 
 class ItemBatchUpsertView(APIView):

@@ -9,6 +9,8 @@ from rest_framework.views import APIView
 
 from catalog.api.serializers import ErrorSerializer
 from catalog.validation import printable
+from core.authentication import HasApiKey
+from core.batches import check_batch
 from interactions import selectors, services
 from interactions.api.serializers import (
     EventBatchInSerializer,
@@ -18,8 +20,6 @@ from interactions.api.serializers import (
     UserQuerySerializer,
 )
 from interactions.validation import check_event
-from recsys_project.authentication import HasApiKey
-from recsys_project.batches import check_batch
 
 
 class EventBatchIngestView(APIView):

@@ -12,6 +12,8 @@ from rest_framework.views import APIView
 
 from catalog import selectors as catalog_selectors
 from catalog.api.serializers import ErrorSerializer
+from core import replicas
+from core.authentication import HasApiKey
 from recommendations import scenarios
 from recommendations.api.serializers import (
     AnswerSerializer,
@@ -25,8 +27,6 @@ from recommendations.api.serializers import (
     list_params,
 )
 from recommendations.served_log import served_log_timed
-from recsys_project import replicas
-from recsys_project.authentication import HasApiKey
 
 _ERRORS = {400: ErrorSerializer, 401: ErrorSerializer}
 _LIST_PARAMS = [ListParamsSerializer]
@@ -34,7 +34,7 @@ _LIST_PARAMS = [ListParamsSerializer]
 
 def _serving(method):
     """The view's reads go to a read replica when one is usable, and again to the primary if it fails
-    under them (recsys_project/replicas.py); the served-list log is written to the primary."""
+    under them (core/replicas.py); the served-list log is written to the primary."""
 
     @functools.wraps(method)
     def view(self, request, *args, **kwargs):

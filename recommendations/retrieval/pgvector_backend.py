@@ -22,8 +22,8 @@ import numpy as np
 from django.conf import settings
 
 from catalog.embedding import current_model_name
+from core.replicas import read_connection
 from recommendations.retrieval.base import Candidate, HardFilters
-from recsys_project.replicas import read_connection
 
 # Below this many estimated matching rows the exact plan is used. Measured on 100k items (bench/
 # filtered_recall.py): an exact scan of ~1,000 filtered rows takes a few ms, while an ANN scan for a

@@ -6,7 +6,9 @@ softmax over in-batch negatives with a logQ popularity correction.
 - `model.py`: the towers (torch), and the user tower's numpy forward used on the request path.
 - `training.py`: the training loop (early stopping on a held-out validation slice).
 - `artifacts.py`: saving and loading a trained model.
-- `evaluation.py`: the model as a method of `analytics.evaluation` (trained on the split's training events).
-- `registry.py`: ModelVersion life cycle: train, gate, write the item vectors, activate, roll back.
 - `serving.py`: the user tower online and retrieval over the active version's item vectors.
+
+In the training app: `training.two_tower.evaluation` (the model as a method of `analytics.evaluation`,
+trained on the split's training events) and `training.two_tower.registry` (ModelVersion life cycle: train,
+gate, write the item vectors, activate, roll back).
 """

@@ -14,7 +14,6 @@ session has no history, or none of its items has a model vector.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -22,16 +21,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
+from core.replicas import read_connection
 from recommendations.models import ModelItemVector, ModelVersion
 from recommendations.retrieval.base import Candidate, HardFilters
 from recommendations.retrieval.pgvector_backend import filters_where, vector_literal
 from recommendations.two_tower.features import distinct_first, sequence_encode
 from recommendations.two_tower.user_tower import user_vector_numpy
-from recsys_project.replicas import read_connection
-
-logger = logging.getLogger(__name__)
 
 # Events read per request for the user tower (it looks at the last max_len distinct items of them).
 RECENT_EVENTS = 200
@@ -275,23 +272,3 @@ def _faiss_search(
     if len(kept) < k and fetch < n:
         return None
     return sorted(kept, key=lambda c: (c.distance, c.item_pk))
-
-
-def on_item_vectors_changed(sender, item_pks=(), **kwargs) -> None:
-    """catalog.signals.item_vectors_changed: queue the item-tower vectors of these items for the active
-    version (after commit; the web process never loads torch for it)."""
-    pks = sorted({int(pk) for pk in item_pks})
-    if not pks or active_version() is None:
-        return
-
-    def enqueue() -> None:
-        from recommendations.tasks import two_tower_items_refresh_task
-
-        try:
-            two_tower_items_refresh_task.delay(pks)
-        except Exception:  # noqa: BLE001 - a broker outage must not fail the write that sent the signal
-            logger.warning(
-                "two-tower: could not queue the vectors of %s items; the next training run will", len(pks)
-            )
-
-    transaction.on_commit(enqueue)

@@ -9,7 +9,7 @@ import pytest
 
 from analytics.models import EvaluationJob
 from analytics.tasks import evaluation_job_maintenance_task
-from interactions.demo_shop import DemoShop, demo_shop_load
+from demo.shop import DemoShop, demo_shop_load
 from tests.storefront.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, needs_chromium, wait_for
 
 pytestmark = needs_chromium

@@ -9,7 +9,7 @@ from analytics import evaluation
 from analytics.models import EvaluationJob, EvaluationRun
 from analytics.services import evaluation_job_claim
 from analytics.tasks import evaluation_job_maintenance_task
-from interactions.demo_shop import DemoShop, demo_shop_load
+from demo.shop import DemoShop, demo_shop_load
 
 pytestmark = pytest.mark.django_db
 

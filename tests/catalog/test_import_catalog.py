@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.feeds import Feed
 from catalog.models import Category, Item
+from core.feeds import Feed
 
 pytestmark = pytest.mark.django_db
 

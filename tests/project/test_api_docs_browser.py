@@ -40,7 +40,7 @@ def browser(monkeypatch):
 def test_authorize_box_says_to_type_api_key_and_the_key_so_typed_works(
     live_server, transactional_db, browser
 ):
-    from recsys_project.models import ApiKey
+    from core.models import ApiKey
 
     OUTPUT.mkdir(exist_ok=True)
     _key, raw = ApiKey.generate(name="docs")

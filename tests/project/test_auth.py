@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from recsys_project import authentication
-from recsys_project.authentication import ApiKeyRateThrottle
-from recsys_project.models import ApiKey, api_key_hash
+from core import authentication
+from core.authentication import ApiKeyRateThrottle
+from core.models import ApiKey, api_key_hash
 
 pytestmark = pytest.mark.django_db
 ITEM_URL = "/api/v1/items/sku-1"

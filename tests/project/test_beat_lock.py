@@ -1,4 +1,4 @@
-"""recsys_project/beat_lock.py: a second beat, here or on another machine, gets no lock (and schedules
+"""core/beat_lock.py: a second beat, here or on another machine, gets no lock (and schedules
 nothing) while the first one's session lives. tests/cluster runs two real beats on two hosts."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connections
 
-from recsys_project.beat_lock import BEAT_LOCK_KEY, beat_lock_try
+from core.beat_lock import BEAT_LOCK_KEY, beat_lock_try
 
 
 def _lock_holders() -> int:

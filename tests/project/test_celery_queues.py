@@ -28,7 +28,7 @@ def test_tasks_are_routed_to_the_queue_of_their_kind(task, queue):
 
 
 def test_every_scheduled_task_goes_to_a_queue_the_demo_worker_consumes():
-    from recsys_project.management.commands.demo import QUEUES as DEMO_QUEUES
+    from demo.management.commands.demo import QUEUES as DEMO_QUEUES
 
     assert DEMO_QUEUES.split(",") == list(QUEUES)
     for entry in BEAT_SCHEDULE.values():

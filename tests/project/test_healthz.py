@@ -52,7 +52,7 @@ def test_healthz_says_redis_is_down_and_still_answers_200(anon_api, settings):
 
 
 def test_healthz_answers_503_when_the_database_is_unreachable(anon_api, monkeypatch):
-    from recsys_project import health
+    from core import health
 
     class Unreachable:
         def __enter__(self):

@@ -1,4 +1,4 @@
-"""Two copies of recsys on one Redis (recsys_project/instance.py): each has its own queues, cache keys and
+"""Two copies of recsys on one Redis (core/instance.py): each has its own queues, cache keys and
 workers in /healthz."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
+from core.instance import instance_id, redis_key_prefix
 from recsys_project.celery import app
-from recsys_project.instance import instance_id, redis_key_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_SECONDS = 180  # a cold start of Django + Celery on 2 busy cores; not a speed assertion

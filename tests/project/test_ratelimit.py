@@ -12,9 +12,9 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from recsys_project import ratelimit
-from recsys_project.authentication import AddressRateThrottle, ApiKeyRateThrottle
-from recsys_project.models import ApiKey
+from core import ratelimit
+from core.authentication import AddressRateThrottle, ApiKeyRateThrottle
+from core.models import ApiKey
 
 ITEM_URL = "/api/v1/items/sku-1"
 

@@ -1,4 +1,4 @@
-"""Read replicas (recsys_project/replicas.py): which database each serving read goes to, the lag limit, and
+"""Read replicas (core/replicas.py): which database each serving read goes to, the lag limit, and
 losing a replica. Against the real PostgreSQL: `stand_in_replica` (test_settings) is a second connection to
 the test database, standing in for a replica where what matters is which connection a query used. The real
 streaming replica (lag, kill) is exercised by tests/cluster/test_cluster.py."""
@@ -10,8 +10,8 @@ import socket
 import pytest
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
+from core import replicas
 from recommendations.selectors import serving_config_clear
-from recsys_project import replicas
 from tests.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
 STAND_IN = "stand_in_replica"

@@ -11,7 +11,7 @@ import pytest
 from tests.project.processes import REPO, child_env, cleanup_data_dir, manage, postmaster_pid, short_data_dir
 
 # A test that needs no database: the run's cost is loading the settings (initdb + start on a fresh dir).
-TINY = "tests/project/test_demo_command.py::test_demo_refuses_a_port_in_use_before_doing_anything"
+TINY = "tests/demo/test_demo_command.py::test_demo_refuses_a_port_in_use_before_doing_anything"
 
 
 def pytest_run(data_dir) -> subprocess.CompletedProcess:

@@ -23,10 +23,10 @@ from recommendations.candidate_cache import (
 from recommendations.models import CandidateList, RerankProfile
 from recommendations.ranker.model import ranker_train
 from recommendations.ranker.serving import active_ranker_clear, ranker_override
-from recommendations.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
 from recommendations.selectors import profile_for_surface, serving_config_clear
 from recsys_project.celery import app as celery_app
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations/users/{}"
@@ -258,7 +258,7 @@ def test_a_ranker_promoted_through_the_registry_makes_the_next_answer_live(ranke
     from recommendations.models import ModelVersion
     from recommendations.ranker import serving as ranker_serving
     from recommendations.ranker.model import ranker_save
-    from recommendations.ranker.registry import ranker_activate
+    from training.ranker.registry import ranker_activate
 
     _, ranker = ranked
     monkeypatch.setitem(ranker_serving._state, "override", None)  # the registry decides, as in production

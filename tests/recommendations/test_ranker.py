@@ -15,12 +15,12 @@ from analytics import evaluation, metrics
 from interactions.models import Event
 from recommendations import scenarios, sources
 from recommendations.models import ModelVersion
-from recommendations.ranker import registry
 from recommendations.ranker.features import feature_names
 from recommendations.ranker.model import ranker_load, ranker_save, ranker_train
 from recommendations.ranker.serving import active_ranker_clear, ranker_override
-from recommendations.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from training.ranker import registry
+from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ import pytest
 
 from analytics import evaluation
 from recommendations import sources
-from recommendations.ranker.training import covisitation_neighbours_for
 from recommendations.retrieval.base import HardFilters
 from tests.factories import EventFactory, ItemFactory, blend, topic
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from training.ranker.training import covisitation_neighbours_for
 
 pytestmark = pytest.mark.django_db
 

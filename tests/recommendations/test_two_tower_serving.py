@@ -12,11 +12,12 @@ from catalog.embedding import current_model_name
 from catalog.models import Item
 from recommendations import scenarios
 from recommendations.models import ModelItemVector, ServedList
-from recommendations.two_tower import registry, serving
+from recommendations.two_tower import serving
 from recommendations.two_tower.artifacts import artifact_load
 from recommendations.two_tower.features import distinct_first, sequence_encode
 from recommendations.two_tower.user_tower import user_vector_numpy
 from tests.recommendations.two_tower_factories import TINY, buy_now, planted_shop, random_unit
+from training.two_tower import registry
 
 pytestmark = pytest.mark.django_db
 

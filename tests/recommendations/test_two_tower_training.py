@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from analytics import evaluation
-from recommendations.two_tower.evaluation import two_tower_factory
 from recommendations.two_tower.features import item_features_load
 from recommendations.two_tower.training import TrainConfig, model_train
 from tests.recommendations.two_tower_factories import GROUPS, TINY, planted_shop
+from training.two_tower.evaluation import two_tower_factory
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
-from recsys_project.models import ApiKey
+from core.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parents[2]

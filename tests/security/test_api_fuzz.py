@@ -135,7 +135,7 @@ def test_without_a_key_every_operation_answers_401_in_the_error_shape(case):
     response = case.call()
     path = case.formatted_path.upper()
     resolves = "\n" not in path and "%0A" not in path  # no route matches: 404 comes before auth
-    # Before authentication: no route (404) and a NUL in the URL (400, recsys_project/middleware.py).
+    # Before authentication: no route (404) and a NUL in the URL (400, core/middleware.py).
     nul_in_url = response.status_code == 400 and "Null characters" in response.json()["detail"]
     assert response.status_code == (401 if resolves else 404) or nul_in_url, (
         case.method,

@@ -1,5 +1,5 @@
 """Property tests (hypothesis) for everything that parses untrusted input outside the API: the import
-reader (catalog/feeds.py), the Online Retail adapter's row mapping, and the event and item validators.
+reader (core/feeds.py), the Online Retail adapter's row mapping, and the event and item validators.
 Whatever the input, they answer with records, rejections or a FeedError, never with another exception.
 Examples per property: RECSYS_PROPERTY_EXAMPLES (CI: 200)."""
 
@@ -16,8 +16,8 @@ from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.feeds import Feed, FeedError
 from catalog.validation import MAX_ATTRIBUTES_DEPTH, check_item
+from core.feeds import Feed, FeedError
 from interactions.management.commands.import_online_retail import COLUMNS, RowError
 from interactions.management.commands.import_online_retail import Command as OnlineRetailCommand
 from interactions.validation import check_event

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from analytics.models import EvaluationRun
-from interactions.demo_shop import DemoShop, demo_shop_load
+from demo.shop import DemoShop, demo_shop_load
 from recommendations.models import ServedList
 from tests.storefront.browser import OUTPUT, needs_chromium, wait_for
 

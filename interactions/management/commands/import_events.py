@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from catalog.feeds import Feed, FeedImportCommand
+from core.feeds import Feed, FeedImportCommand
 from interactions.services import events_ingest
 from interactions.validation import check_event
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from catalog.feeds import Feed, FeedImportCommand
 from catalog.services import item_upsert
+from core.feeds import Feed, FeedImportCommand
 from interactions.services import events_ingest
 
 # The same path and the same measurement as import_events.EVENT_IMPORT_BATCH (5,000 rows: 0.5-0.6 s a
