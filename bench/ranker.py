@@ -58,7 +58,7 @@ def _setup() -> None:
 
     if connection.settings_dict["NAME"] != "recsys_bench_twotower":
         sys.exit("refusing to run outside the recsys_bench_twotower database")
-    from recommendations.ranker import training
+    from training.ranker import training
 
     training.MATRIX_CACHE_DIR = OUT / "cache"
 

@@ -1,6 +1,6 @@
 """Ranker settings side by side on the VALIDATION targets, cheaply: the candidates and features of every
 validation user and of the ranker's training users are built once (through the serving code, as
-`recommendations.ranker.training` does) and cached; each variant then only trains LightGBM and re-orders
+`training.ranker.training` does) and cached; each variant then only trains LightGBM and re-orders
 the cached candidates. Prints NDCG@10 of each variant's raw order against the best single source's, with a
 paired bootstrap interval over the users, and the load average.
 
@@ -25,7 +25,7 @@ from bench import ranker as bench_ranker
 
 
 def _groups_build(data, rows, protocol: str, max_users: int, seed: int, cache: Path, **fit):
-    from recommendations.ranker.training import TrainingRows, training_rows_build
+    from training.ranker.training import TrainingRows, training_rows_build
 
     if cache.exists():
         z = np.load(cache)
@@ -92,7 +92,7 @@ def main() -> None:
     from analytics import evaluation
     from recommendations.ranker.features import feature_names
     from recommendations.ranker.model import ranker_train
-    from recommendations.ranker.training import DEFAULT_SOURCES
+    from training.ranker.training import DEFAULT_SOURCES
 
     data = bench_ranker.validation_data(evaluation.events_load(), args.protocol)
     split = evaluation.split_build(data, protocol=args.protocol)
