@@ -54,7 +54,10 @@ class RerankProfile(models.Model):
     surface = models.CharField(max_length=100, unique=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     candidate_k = models.PositiveIntegerField(
-        default=500, validators=[MinValueValidator(10), MaxValueValidator(2000)], help_text="ANN candidates."
+        default=100,
+        validators=[MinValueValidator(10), MaxValueValidator(2000)],
+        help_text="Candidates retrieved before re-ranking: ANN, trending, bought together (the ranker's "
+        "sources take their own). 100: chosen by the offline evaluation (docs/serving-speed.md).",
     )
     # freshness
     freshness_weight = models.FloatField(default=0.05, help_text="Added to the score of a brand-new item.")

@@ -29,8 +29,11 @@ from recommendations.retrieval.base import Candidate, HardFilters
 # filtered_recall.py): an exact scan of ~1,000 filtered rows takes a few ms, while an ANN scan for a
 # 1%-selective filter visits tens of thousands of graph nodes.
 EXACT_MAX_ROWS = int(getattr(settings, "RECSYS_EXACT_SEARCH_MAX_ROWS", 10_000))
-# ef_search: the HNSW candidate list per scan step. 200 gives recall@100 around 0.99 on the bench catalog.
-EF_SEARCH = int(getattr(settings, "RECSYS_HNSW_EF_SEARCH", 200))
+# ef_search: the HNSW candidate list per scan step. By default serving asks for more candidates than that
+# (candidate_k 100, the ranker's sources 150 each), so the iterative scan goes on past it anyway. 40, 100
+# and 200 gave the same NDCG@10 in the offline evaluation (bench/candidate_k.py), and recall@100 on the
+# 100k serving catalog did not separate them (docs/serving-speed.md, "candidate_k and ef_search").
+EF_SEARCH = int(getattr(settings, "RECSYS_HNSW_EF_SEARCH", 40))
 # How many tuples an iterative scan may visit before giving up (pgvector default 20,000).
 MAX_SCAN_TUPLES = int(getattr(settings, "RECSYS_HNSW_MAX_SCAN_TUPLES", 40_000))
 

@@ -102,7 +102,7 @@ def test_the_ann_search_effort_is_fixed_whatever_the_request_asks(api):
     for sql in ann:
         assert f"hnsw.ef_search = {EF_SEARCH}" in sql and f"hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}" in sql
         k = [int(n) for n in re.findall(r"LIMIT (\d+)", sql)]
-        assert k and max(k) <= 2000  # candidate_k: 500 by default, at most 2,000 (RerankProfile validator)
+        assert k and max(k) <= 2000  # candidate_k: 100 by default, at most 2,000 (RerankProfile validator)
 
 
 def test_batches_bodies_and_strings_have_caps(api, settings):
