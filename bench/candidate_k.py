@@ -122,8 +122,8 @@ class Sweep:
 
         from recommendations import scenarios, selectors
         from recommendations.ranker.serving import ranker_override
-        from recommendations.ranker.training import popularity_replace
         from recommendations.retrieval import pgvector_backend
+        from training.ranker.training import popularity_replace
 
         np, data = self._np, self.data
         todo = [u for u in users if u not in self.lists[self.settings[0].method]]
@@ -161,7 +161,7 @@ class Sweep:
 
     def _call(self, user: str, rows, *, end_ts: float, scenarios, utc, dt):
         """The serving call for this user and scenario, as a function of no arguments."""
-        from recommendations.ranker.training import user_history, user_vector
+        from training.ranker.training import user_history, user_vector
 
         data = self.data
         last_ts = float(data.ts[rows].max()) if len(rows) else end_ts
