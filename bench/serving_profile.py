@@ -3,7 +3,7 @@ the scenario, JSON) through Django's test client, on the serving benchmarks' dat
 (bench/serving_data.py). Prints this process's CPU per request and, with --top, a cProfile of the
 functions with the most cumulative and own time.
 
-    .venv/bin/python bench/serving_profile.py [--endpoint users] [--requests 200] [--top 25]
+    .venv/bin/python -m bench.serving_profile [--endpoint users] [--requests 200] [--top 25]
 
 CPU time (time.process_time) of this process only: Postgres's share is not in it, nor gunicorn's own
 (a few hundred microseconds). The machine is shared, so even CPU figures move by 10-20% between runs;
@@ -20,13 +20,9 @@ import os
 import pstats
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_line, percentile
 
 
 def main() -> None:
@@ -38,8 +34,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=0, help="functions to list from a cProfile (0: none)")
     args = parser.parse_args()
 
-    import serving_data
-    from serving_latency import QUERIES
+    from bench import serving_data
+    from bench.serving_latency import QUERIES
 
     serving_data.ensure()
     from django.test import Client
@@ -76,8 +72,8 @@ def main() -> None:
     cpu.sort()
     print(
         f"{args.endpoint}: {args.requests} requests, app CPU per request (this process): "
-        f"mean {statistics.fmean(cpu):.2f} ms, p50 {cpu[len(cpu) // 2]:.2f} ms, "
-        f"p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms; load average {os.getloadavg()[0]:.1f} (2 cores, shared)"
+        f"mean {statistics.fmean(cpu):.2f} ms, p50 {percentile(cpu, 50):.2f} ms, "
+        f"p90 {percentile(cpu, 90):.2f} ms; {load_line()}"
     )
     if args.top:
         profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting on Postgres
