@@ -92,9 +92,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def load_line(where: str = "now") -> str:
-    """'load average <where> 1.2 (2 cores, shared)': for a bench that prints its figures as they come."""
-    return f"load average {where} {load_average():.1f} ({cores()} cores, shared)"
+def load_line(when: str = "") -> str:
+    """'load average 1.2 (2 cores, shared)', or with `when` 'load average at the end: 1.2 (...)': for a bench
+    that prints its figures as they come rather than in a `Results` table."""
+    label = f"load average {when}: " if when else "load average "
+    return f"{label}{load_average():.1f} ({cores()} cores, shared)"
 
 
 def load_average() -> float:
