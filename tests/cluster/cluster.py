@@ -9,7 +9,6 @@ uses), created if missing. Everything is stopped, and the namespaces and bridge 
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import pwd
@@ -39,6 +38,7 @@ from recsys_project.processes import (
     server_env,
     wait_port,
 )
+from tests.reliability.cluster import api_request
 
 PG_USER = "pgserver"
 HOSTS = {"pg": 2, "replica": 3, "redis": 4, "web1": 11, "web2": 12, "worker": 21}
@@ -372,18 +372,7 @@ class Cluster:
 
     # --- HTTP
     def request(self, node: str, method: str, path: str, body: dict | None = None, timeout: float = 30):
-        conn = http.client.HTTPConnection(self.ip[node], WEB_PORT, timeout=timeout)
-        try:
-            conn.request(
-                method, path, body=json.dumps(body) if body is not None else None,
-                headers={"Authorization": f"Api-Key {self.key}", "Content-Type": "application/json"},
-            )  # fmt: skip
-            response = conn.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            return 0, b""
-        finally:
-            conn.close()
+        return api_request(self.ip[node], WEB_PORT, self.key, method, path, body, timeout=timeout)
 
     _turn = 0
     _turn_lock = threading.Lock()

@@ -42,6 +42,24 @@ N_USERS = 40
 DRAIN_SECONDS = 180
 
 
+def api_request(
+    host: str, port: int, key: str, method: str, path: str, body: dict | None = None, *, timeout: float = 30
+) -> tuple[int, bytes]:
+    """One API request with `key`: (status, body), or (0, b"") when nothing answered."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(
+            method, path, body=json.dumps(body) if body is not None else None,
+            headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+    finally:
+        conn.close()
+
+
 @dataclass
 class PhaseCounts:
     sent: set[str] = field(default_factory=set)
@@ -179,18 +197,7 @@ class Cluster:
     def request(
         self, method: str, path: str, body: dict | None = None, timeout: float = 30
     ) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=timeout)
-        try:
-            conn.request(
-                method, path, body=json.dumps(body) if body is not None else None,
-                headers={"Authorization": f"Api-Key {self.key}", "Content-Type": "application/json"},
-            )  # fmt: skip
-            response = conn.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            return 0, b""
-        finally:
-            conn.close()
+        return api_request("127.0.0.1", self.web_port, self.key, method, path, body, timeout=timeout)
 
     # --- the database, read directly
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
