@@ -168,8 +168,12 @@ class Process:
         self.pipe = pipe
         self.popen: subprocess.Popen | None = None
         self._log_file: IO | None = None
+        # Set once stop_all has reaped it: its pid (the session id) may then be reused by an unrelated
+        # process, which a second stop must not signal.
+        self._stopped = False
 
     def start(self) -> Self:
+        self._stopped = False
         if self.pipe:
             out: int | IO = subprocess.PIPE
         elif self.log is not None:
@@ -225,7 +229,7 @@ class Process:
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the child's whole session: the child and its own children."""
-        if self.popen is None:
+        if self.popen is None or self._stopped:
             return
         try:
             os.killpg(self.popen.pid, sig)
@@ -283,7 +287,7 @@ def stop_all(
     """Stop these children together: `sig` to every session at once, up to `grace` seconds for each to
     exit (`on_timeout` is told of one that does not), then SIGKILL to what is left in the sessions (the
     pool processes of a killed worker) and reap."""
-    started = [p for p in processes if p.popen is not None]
+    started = [p for p in processes if p.popen is not None and not p._stopped]
     for process in started:
         if process.poll() is None:
             process.signal(sig)
@@ -297,6 +301,7 @@ def stop_all(
         process.signal(signal.SIGKILL)
     for process in started:
         process.wait()
+        process._stopped = True
 
 
 class Group:
