@@ -353,6 +353,15 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def _listening(process: Process, port: int, *, host: str, timeout: float) -> Process:
+    """`process` once it listens on host:port; stopped (nothing left running) when it does not."""
+    try:
+        return process.wait_port(port, host=host, timeout=timeout)
+    except ProcessError:
+        process.stop()
+        raise
+
+
 def gunicorn_argv(
     *,
     bind: str,
@@ -394,7 +403,7 @@ def start_gunicorn(
     """gunicorn serving the project on host:port, returned once the port is open."""
     argv = gunicorn_argv(bind=f"{host}:{port}", workers=workers, timeout=timeout, log_level=log_level)
     process = Process(name, argv, env=env, log=log, **kwargs).start()
-    return process.wait_port(port, host=host, timeout=listen_timeout)
+    return _listening(process, port, host=host, timeout=listen_timeout)
 
 
 def celery_worker_argv(
@@ -483,7 +492,7 @@ def start_redis(
 ) -> Process:
     """A private redis-server on host:port, returned once it listens."""
     process = Process(name, redis_server_argv(port=port, dir=dir, bind=host), log=log, **kwargs).start()
-    return process.wait_port(port, host=host)
+    return _listening(process, port, host=host, timeout=90)
 
 
 def manage_argv(*args: str) -> list[str]:
