@@ -1,6 +1,6 @@
 """Backfill: time and peak memory to embed the whole Online Retail catalog with `manage.py embed_items`.
 
-    .venv/bin/python bench/backfill.py
+    .venv/bin/python -m bench.backfill
 
 Loads the distinct Online Retail stock codes (title = Description) into the bench database (`bench_embed`,
 see bench/freshness.py) with item_upsert, then runs `manage.py embed_items --all` as a child process and
@@ -16,18 +16,16 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import REPO
+
 ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 
 
 def main() -> None:
     if not ONLINE_RETAIL.exists():
         raise SystemExit(f"{ONLINE_RETAIL} not found: the backfill bench needs the Online Retail data")
-    from freshness import setup_env
+    from bench.freshness import setup_env
 
     setup_env()
     import os

@@ -12,7 +12,7 @@ Setup once, in its own database (like bench/two_tower.py):
   createdb recsys_bench_covisit; DATABASE_URL=postgresql://postgres@/recsys_bench_covisit?host=$PWD/var/pg
   manage.py migrate; manage.py import_online_retail ../shared/data/online_retail/online_retail.csv.gz
 
-  nice .venv/bin/python bench/covisitation.py              # grid on validation, then test for the best
+  nice .venv/bin/python -m bench.covisitation              # grid on validation, then test for the best
 
 Window sweep (`--sweep-windows`, validation only, both protocols, the served reading): the validation data
 of bench/ranker.py (leave-one-out: each user's test item removed, so the validation item is the target;
@@ -21,7 +21,7 @@ user's last training visit (30 minutes before their newest training event, as th
 rows compacted as the table is (KEEP_NEIGHBOURS best per item, weights under MIN_WEIGHT dropped). Any
 database with Online Retail imported, e.g. the ranker's:
   DATABASE_URL="postgresql://postgres@/recsys_bench_twotower?host=$PWD/var/pg" \
-    nice .venv/bin/python bench/covisitation.py --sweep-windows 7:1 30:7 90:30 365:0
+    nice .venv/bin/python -m bench.covisitation --sweep-windows 7:1 30:7 90:30 365:0
 (window days : half-life days, 0 = no decay)
 """
 
@@ -32,16 +32,14 @@ import itertools
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_URL = "postgresql://postgres@/recsys_bench_covisit?host=" + str(ROOT / "var" / "pg")
-os.environ.setdefault("DATABASE_URL", DB_URL)
+from bench.harness import database_url
+
+os.environ.setdefault("DATABASE_URL", database_url("recsys_bench_covisit"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
 
 DAY = 86400.0
 K = 10
@@ -145,10 +143,8 @@ def _sweep_score(m: np.ndarray, pop: np.ndarray, *, data, split, users, targets,
 def sweep_windows(configs: list[tuple[float, float]], keeps: list[int]) -> None:
     """Validation NDCG@10 of "bought" co-visitation per (window, half-life), on both protocols."""
     from analytics import evaluation
+    from bench.ranker import validation_data
     from recommendations import covisitation as cv
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    from ranker import validation_data
 
     full = evaluation.events_load()
     for protocol in ("leave-one-out", "temporal"):

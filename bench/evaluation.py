@@ -1,6 +1,6 @@
 """Offline evaluation on Online Retail: wall time and peak memory of `manage.py evaluate`, per protocol.
 
-    .venv/bin/python bench/evaluation.py [--setup] [--baselines-only]
+    .venv/bin/python -m bench.evaluation [--setup] [--baselines-only]
 
 Uses its own database on the embedded server, `recsys_bench_analytics` (never the development database).
 `--setup` creates it, migrates, imports ../shared/data/online_retail with `import_online_retail` and embeds
@@ -17,20 +17,18 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.harness import REPO, create_database, database_url, load_line
+
 ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 DB_NAME = "recsys_bench_analytics"
-SOCKET_DIR = REPO / "var" / "pg"
-DATABASE_URL = f"postgresql://postgres@/{DB_NAME}?host={SOCKET_DIR}"
 BASELINES = ["popularity", "cooccurrence", "content", "user_vector"]
 
 
 def manage(*args: str) -> None:
     env = {
         **os.environ,
-        "DATABASE_URL": DATABASE_URL,
+        "DATABASE_URL": database_url(DB_NAME),
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
@@ -38,13 +36,9 @@ def manage(*args: str) -> None:
 
 
 def setup() -> None:
-    import psycopg
-
     if not ONLINE_RETAIL.exists():
         raise SystemExit(f"{ONLINE_RETAIL} not found: this bench needs the Online Retail data")
-    with psycopg.connect(f"host={SOCKET_DIR} user=postgres dbname=postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    create_database(DB_NAME)
     manage("migrate", "-v0")
     manage("import_online_retail", str(ONLINE_RETAIL))
     manage("embed_items")
@@ -73,7 +67,9 @@ def main() -> None:
     )
     print("\nprotocol       evaluated        run time (saved in the EvaluationRun)")
     manage("shell", "-v0", "-c", code)
-    print(f"whole command: {wall:.1f} s wall, peak RSS of the child processes {peak_mb:.0f} MB")
+    print(
+        f"whole command: {wall:.1f} s wall, peak RSS of the child processes {peak_mb:.0f} MB; {load_line()}"
+    )
 
 
 if __name__ == "__main__":

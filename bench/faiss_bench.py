@@ -29,10 +29,7 @@ import http.client
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -41,7 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import REPO, cores, create_database, embedded_pg_host, load_average, percentile
+from bench.harness import (
+    REPO,
+    cores,
+    create_database,
+    embedded_pg_host,
+    load_average,
+    percentile,
+    start_gunicorn,
+)
 
 BENCH_DB = "recsys_bench_faiss"
 PGDATA = embedded_pg_host()
@@ -266,9 +271,10 @@ def measure_backend(
 def faiss_build(index_type: str) -> dict:
     """`manage.py build_faiss_index` in a child: wall time, and its peak RSS (the build's memory)."""
     started = time.perf_counter()
+    from core.processes import manage_argv
+
     child = subprocess.Popen(
-        [sys.executable, "manage.py", "build_faiss_index", "--threads", "2", "--index-type", index_type],
-        cwd=REPO,
+        manage_argv("build_faiss_index", "--threads", "2", "--index-type", index_type), cwd=REPO
     )
     _pid, status, usage = os.wait4(child.pid, 0)  # this child's own rusage (peak RSS in KiB)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -289,21 +295,11 @@ def faiss_build(index_type: str) -> dict:
 # --- end to end through the API
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def api_measure(*, backend: str, n_items: int, key: str, workers: int, requests: int, seconds: float) -> dict:
-    port = _free_port()
-    log = (WORK_DIR / f"gunicorn_{backend}.log").open("w")
     env = dict(os.environ, DEBUG="0", RECSYS_VECTOR_BACKEND=backend)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(workers), "--timeout", "300", "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    server, port = start_gunicorn(
+        f"bench_faiss_gunicorn_{backend}", workers=workers, env=env, timeout=300, listen_timeout=60
+    )
 
     def get(rng: random.Random) -> tuple[float, int]:
         path = f"/api/v1/recommendations/items/item-{rng.randrange(n_items)}/similar?limit=10"
@@ -318,15 +314,6 @@ def api_measure(*, backend: str, n_items: int, key: str, workers: int, requests:
             conn.close()
 
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"gunicorn did not start; see {log.name}") from None
-                time.sleep(0.3)
         warm = random.Random(0)
         # Every worker loads the index on its first request (FAISS); enough requests to reach them all.
         threads = [
@@ -370,12 +357,7 @@ def api_measure(*, backend: str, n_items: int, key: str, workers: int, requests:
             "errors": errors,
         }
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        server.stop(grace=30)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Filtered recall: recall@100 of the pgvector backend's ANN candidates against exact search, without a
 filter and with filters of decreasing selectivity, on 100,000 items (bench/serving_data.py).
 
-    .venv/bin/python bench/filtered_recall.py [--queries 200]
+    .venv/bin/python -m bench.filtered_recall [--queries 200]
 
 For each filter, every query runs through `PgvectorBackend`:
 - exact (the index disabled): the ground truth, the exact top 100;
@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_line, percentile
 
 K = 100  # recall@K against the exact top K
 CANDIDATES = 500  # what serving asks the backend for (RerankProfile.candidate_k default)
@@ -39,7 +35,7 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, default=None, help="override RECSYS_HNSW_EF_SEARCH")
     args = parser.parse_args()
 
-    import serving_data
+    from bench import serving_data
 
     serving_data.ensure(n_items=args.items, n_users=args.users)
     import numpy as np
@@ -117,7 +113,7 @@ def main() -> None:
                     recalls[mode].append(len(set(got) & set(truth)) / len(truth))
         row = {"filter": name}
         for mode in modes:
-            row[mode] = (statistics.fmean(recalls[mode]), float(np.percentile(recalls[mode], 5)))
+            row[mode] = (statistics.fmean(recalls[mode]), percentile(recalls[mode], 5))
         row["ms"] = {m: statistics.fmean(v) for m, v in times.items()}
         rows.append(row)
         print(
@@ -127,7 +123,9 @@ def main() -> None:
             + " ".join(f"{m}={v:.1f}" for m, v in row["ms"].items()),
             flush=True,
         )
-    print(f"\nrecall@{K} against exact search: mean / worst 5% (5th percentile); mean ms per query")
+    print(
+        f"\nrecall@{K} against exact search: mean / worst 5% (5th percentile); mean ms per query; {load_line()}"
+    )
     print("| filter | " + " | ".join(modes) + " | " + " | ".join(f"{m} ms" for m in [*modes, "exact"]) + " |")
     print("|---" * (1 + 2 * len(modes) + 1) + "|")
     for r in rows:

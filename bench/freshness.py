@@ -5,7 +5,7 @@ first item answers with the second one first, and (`users`) from a purchase of t
 answer served from their pre-computed candidates until `GET .../users/{id}` no longer shows it, and until
 it is served from the recomputed list again (X-Recsys-Cache: hit).
 
-    .venv/bin/python bench/freshness.py [--trials 20] [--catalog 1000] [--only bought-together]
+    .venv/bin/python -m bench.freshness [--trials 20] [--catalog 1000] [--only bought-together]
 
 Runs against its own database (`bench_embed` on the embedded PostgreSQL) and its own Redis DB
 (RECSYS_BENCH_REDIS_DB, default 13, flushed at start), with its own worker process (2 prefork children on
@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness import create_database, database_url, load_line, percentile
+
 BENCH_DB = "bench_embed"
 REDIS_DB = os.environ.get("RECSYS_BENCH_REDIS_DB", "13")
 
@@ -43,26 +39,17 @@ def setup_env() -> str:
     os.environ["RECSYS_API_RATE"] = "100000/min"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    pgdata = Path(os.environ.get("RECSYS_DATA_DIR", REPO / "var")).expanduser().resolve() / "pg"
-    os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(pgdata), safe='')}/{BENCH_DB}"
-    import psycopg
-
-    # The embedded PostgreSQL must be running (any manage.py command or the test suite starts it).
-    with psycopg.connect(host=str(pgdata), user="postgres", dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = database_url(BENCH_DB)
+    return create_database(BENCH_DB)
 
 
-def start_worker(log_path: Path) -> subprocess.Popen:
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "recsys_project", "worker",
-            "-Q", "default,embeddings,maintenance,training,analytics", "-c", "2", "-l", "info",
-            "-n", f"benchfresh-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-        ],
-        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+def start_worker(log_path: Path):
+    from core.processes import start_celery_worker
+    from recsys_project.celery import QUEUES
+
+    process = start_celery_worker(
+        queues=QUEUES, concurrency=2, hostname=f"benchfresh-{os.getpid()}@%h", env=dict(os.environ),
+        log=log_path, extra=["--without-gossip", "--without-mingle"],
     )  # fmt: skip
     deadline = time.monotonic() + 90
     # Ready means both children have loaded the model (worker_process_init) and the consumer is up.
@@ -76,21 +63,12 @@ def start_worker(log_path: Path) -> subprocess.Popen:
         if process.poll() is not None:
             raise SystemExit("worker died:\n" + text[-3000:])
         time.sleep(0.2)
-    stop_worker(process)
+    process.stop(grace=30)
     raise SystemExit("worker did not start:\n" + log_path.read_text()[-3000:])
 
 
-def stop_worker(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 def summary(name: str, seconds: list[float], target: float) -> str:
-    median, worst = statistics.median(seconds), max(seconds)
+    median, worst = percentile(seconds, 50), max(seconds)
     verdict = "meets" if worst <= target else "misses"
     return (
         f"{name:<34} median {median:6.3f} s   worst {worst:6.3f} s   best {min(seconds):6.3f} s   "
@@ -273,13 +251,13 @@ def main() -> None:
             )
             time.sleep(0.3)
     finally:
-        stop_worker(worker)
+        worker.stop(grace=30)
     print()
     print(
         f"catalog: {args.catalog} embedded demo items; worker: 2 prefork children, poll every {args.poll} s"
     )
     if item_times:
-        print(f"POST /api/v1/items latency: median {statistics.median(post_times):.3f} s")
+        print(f"POST /api/v1/items latency: median {percentile(post_times, 50):.3f} s")
         print(summary("item POST -> retrievable by NN", item_times, 2.0))
     if event_times:
         print(summary("event POST -> in the user vector", event_times, 1.0))
@@ -288,6 +266,7 @@ def main() -> None:
     if answer_times:
         print(summary("purchase POST -> users answer without it", answer_times, 1.0))
         print(summary("purchase POST -> served from the list", hit_times, 1.0))
+    print(load_line("at the end"))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""The benchmarks' one harness: the bench databases (where they live, how they are created), percentiles,
-and the printing of results with the machine's load average, without which a figure taken on a shared
-machine says little.
+"""The benchmarks' one harness: the bench databases (where they live, how they are created), gunicorn
+start-up, percentiles, and the printing of results with the machine's load average, without which a figure
+taken on a shared machine says little.
 
 Benchmarks are modules of the `bench` package: run them from the repository root with
-`.venv/bin/python -m bench.<name>` (no script patches `sys.path`)."""
+`.venv/bin/python -m bench.<name>` (no script patches `sys.path`). Their processes are started and stopped
+by core.processes, imported late: importing `recsys_project` evaluates the settings, so a bench
+that points DATABASE_URL at its own database does so first."""
 
 from __future__ import annotations
 
@@ -11,7 +13,11 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from core.processes import Process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,6 +49,37 @@ def create_database(name: str, *, host: Path | None = None) -> str:
     return database_url(name, host=host)
 
 
+def without_embedded_servers() -> None:
+    """For a bench whose own process only drives children that have their own servers (a private cluster):
+    importing recsys_project evaluates the settings, which would otherwise start the embedded PostgreSQL and
+    Redis under ./var for nothing. Call it before that import."""
+    os.environ["RECSYS_EMBEDDED_AUTOSTART"] = "0"
+
+
+def start_gunicorn(
+    log_name: str,
+    *,
+    workers: int,
+    env: dict[str, str] | None = None,
+    timeout: int = 120,
+    listen_timeout: float = 90,
+) -> tuple[Process, int]:
+    """gunicorn serving the project on a free loopback port, its output in var/<log_name>.log, returned
+    with the port once the port is open; SystemExit naming the log when it does not start."""
+    from core.processes import ProcessError, free_port
+    from core.processes import start_gunicorn as start
+
+    port = free_port()
+    log = REPO / "var" / f"{log_name}.log"
+    try:
+        server = start(
+            port=port, workers=workers, env=env, log=log, timeout=timeout, listen_timeout=listen_timeout
+        )
+    except ProcessError:
+        raise SystemExit(f"gunicorn did not start; see {log}") from None
+    return server, port
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) with linear interpolation between the closest ranks (numpy's default);
     NaN when there are no values."""
@@ -53,6 +90,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def load_line(when: str = "") -> str:
+    """'load average 1.2 (2 cores, shared)', or with `when` 'load average at the end: 1.2 (...)': for a bench
+    that prints its figures as they come rather than in a `Results` table."""
+    label = f"load average {when}: " if when else "load average "
+    return f"{label}{load_average():.1f} ({cores()} cores, shared)"
 
 
 def load_average() -> float:

@@ -1,7 +1,7 @@
 """The ANN index: HNSW on `vector` (m / ef_construction variants) against an HNSW expression index on
 `embedding::halfvec(384)`: build time, size, recall@10 against exact search, and query latency.
 
-    .venv/bin/python bench/hnsw.py [--rows 50000] [--queries 200]
+    .venv/bin/python -m bench.hnsw [--rows 50000] [--queries 200]
 
 Vectors: the real item vectors in the bench database (run bench/backfill.py first: ~4k Online Retail
 items), topped up to --rows with synthetic neighbours of them (a real vector plus Gaussian noise,
@@ -13,16 +13,12 @@ the bench database, dropped at the end. The machine is shared: timings are noisy
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_line, percentile
+
 DIM = 384
 
 
@@ -35,7 +31,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50000)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    from freshness import setup_env
+    from bench.freshness import setup_env
 
     setup_env()
     import psycopg
@@ -129,13 +125,14 @@ def main() -> None:
                 latencies.append((time.perf_counter() - t) * 1000)
                 hits += len(set(ids) & set(truth.tolist()))
             recall = hits / (10 * len(queries))
-            p95 = statistics.quantiles(latencies, n=20)[18]
+            p95 = percentile(latencies, 95)
             print(
                 f"{label:<40} {build:>8.1f} {size_mb:>8.1f} {ef_search:>9} {recall:>9.3f} "
-                f"{statistics.median(latencies):>7.2f} {p95:>7.2f}",
+                f"{percentile(latencies, 50):>7.2f} {p95:>7.2f}",
                 flush=True,
             )
     conn.execute("DROP TABLE bench_hnsw")
+    print(load_line("at the end"))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 for each (m, ef_construction), build time, index size, and recall@100 of user-vector queries against exact
 search at the serving ef_search, with the serving scan settings (iterative scan, relaxed order).
 
-    .venv/bin/python bench/hnsw_params.py [--queries 200] [--params 16:64,16:200,32:128]
+    .venv/bin/python -m bench.hnsw_params [--queries 200] [--params 16:64,16:200,32:128]
 
 Works on a scratch copy of (id, embedding) in the bench database (`bench_hnsw_params`, dropped at the end),
 so the real index is not touched. Exact top-100 comes from numpy over the same vectors. The machine is
@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_line, percentile
 
 K = 100
 TABLE = "bench_hnsw_params"
@@ -34,7 +30,7 @@ def main() -> None:
     parser.add_argument("--ef-search", default="100,200,400")
     args = parser.parse_args()
 
-    import serving_data
+    from bench import serving_data
 
     serving_data.ensure()
     import numpy as np
@@ -102,8 +98,8 @@ def main() -> None:
                         got = {r[0] for r in cur.fetchall()}
                     times.append((time.perf_counter() - started) * 1000)
                     recalls.append(len(got & want) / K)
-                row = (m, ef_c, build_s, size_mb, ef, statistics.fmean(recalls), float(np.percentile(recalls, 5)),
-                       statistics.median(times))  # fmt: skip
+                row = (m, ef_c, build_s, size_mb, ef, statistics.fmean(recalls), percentile(recalls, 5),
+                       percentile(times, 50))  # fmt: skip
                 results.append(row)
                 print(
                     f"  ef_search={ef}: recall@{K} mean {row[5]:.3f}, worst 5% {row[6]:.3f}, p50 {row[7]:.1f} ms",
@@ -112,7 +108,8 @@ def main() -> None:
     finally:
         with connection.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
-    print("\n| m | ef_construction | build s | size MB | ef_search | recall@100 mean | worst 5% | p50 ms |")
+    print(f"\n{load_line('at the end')}")
+    print("| m | ef_construction | build s | size MB | ef_search | recall@100 mean | worst 5% | p50 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(

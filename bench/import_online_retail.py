@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import Results
-from bench.ingest_env import REPO, CpuSampler, bench_env, drop_queued_tasks, migrate_and_empty
+from bench.harness import REPO, Results
+from bench.ingest_env import CpuSampler, bench_env, drop_queued_tasks, migrate_and_empty
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 

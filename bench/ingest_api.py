@@ -17,29 +17,19 @@ import os
 import random
 import resource
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from bench.harness import Results, percentile
-from bench.ingest_env import REPO, CpuSampler, bench_env, child_pids, drop_queued_tasks, migrate_and_empty
+from bench.harness import Results, percentile, start_gunicorn
+from bench.ingest_env import CpuSampler, bench_env, drop_queued_tasks, migrate_and_empty
 
 EVENT_TYPES = (
     ["view"] * 60 + ["click"] * 20 + ["add_to_cart"] * 10 + ["add_to_favorites"] * 5 + ["purchase"] * 5
 )
 N_ITEMS = 5_000
 N_USERS = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_batches(n_batches: int, size: int, *, tag: str) -> list[bytes]:
@@ -85,21 +75,6 @@ def create_key_and_items(env) -> str:
             ]
         )
     return raw
-
-
-def wait_for_server(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit("gunicorn exited during start-up")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status in (200, 503):
-                return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit("gunicorn did not answer within 60 s")
 
 
 def send_all(port: int, key: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], dict]:
@@ -171,37 +146,20 @@ def main() -> None:
     bodies = make_batches(args.batches, args.size, tag="run")
     warmup = make_batches(4, args.size, tag="warm")
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "recsys_project.wsgi",
-            "--workers",
-            str(args.workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    server, port = start_gunicorn("bench_ingest_gunicorn", workers=args.workers, env=env)
     try:
-        wait_for_server(port, server)
+        server.wait_http(
+            f"http://127.0.0.1:{port}/healthz", timeout=60, accept=lambda status: status in (200, 503)
+        )
         send_all(port, key, warmup, args.workers)  # connections, imports, statement caches
         results = Results(f"measure ({args.workers} gunicorn workers, {args.concurrency} client connections)")
         client_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-        with CpuSampler(env, extra_pids=lambda: child_pids(server.pid)) as server_cpu:
+        with CpuSampler(env, extra_pids=server.children) as server_cpu:
             wall, latencies, totals = send_all(port, key, bodies, args.concurrency)
         client_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - client_cpu
         replay_wall, _, replay = send_all(port, key, bodies[: max(1, args.batches // 4)], args.concurrency)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop(grace=30)
 
     from interactions.models import Event
 

@@ -47,6 +47,8 @@ def drop_queued_tasks(env: dict[str, str]) -> int:
     client = redis.Redis.from_url(env["REDIS_URL"])
     prefix = f"recsys:{env['RECSYS_INSTANCE']}:"  # core.instance.redis_key_prefix
     dropped = 0
+    # recsys_project.celery.QUEUES, not imported: importing recsys_project evaluates the settings in this
+    # process, from its own environment (not `env`)
     for queue in ("default", "embeddings", "maintenance", "training", "analytics"):
         dropped += client.llen(prefix + queue)
         client.delete(prefix + queue)
@@ -106,14 +108,3 @@ class CpuSampler:
     @property
     def seconds(self) -> float:
         return sum(self._last[pid] - self._first[pid] for pid in self._last)
-
-
-def child_pids(parent: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                pids.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return pids

@@ -1,6 +1,6 @@
 """Load test: a storefront's mix of reads and writes against gunicorn + a Celery worker, on loopback.
 
-    .venv/bin/python bench/load_test.py [--minutes 10] [--clients 8] [--workers 3] [--items 100000]
+    .venv/bin/python -m bench.load_test [--minutes 10] [--clients 8] [--workers 3] [--items 100000]
 
 Mix (by request): 80% recommendations (users 40%, similar 20%, session 10%, trending 10%), 15% event
 batches (1-5 events, unique ids; every fifth one a click carrying a served recommendation_id) and 5%
@@ -23,30 +23,19 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO))
+from bench.harness import REPO, load_average, percentile, start_gunicorn
 
 LOAD_DB = "recsys_bench_load"
 LOAD_REDIS_DB = 12
 RSS_SAMPLE_SECONDS = 10
 RECS = [("users", 40), ("similar", 20), ("session", 10), ("trending", 10)]
 WRITES = [("events", 15), ("item_update", 5)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -57,20 +46,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 class Client:
@@ -149,39 +124,21 @@ class Client:
         return op, elapsed, status
 
 
-def start_processes(args, env: dict[str, str], port: int) -> tuple[subprocess.Popen, subprocess.Popen]:
-    log_dir = REPO / "var"
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.workers), "--timeout", "120", "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=(log_dir / "bench_load_gunicorn.log").open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "-Q", "default,embeddings,maintenance,training,analytics",
-         "--concurrency", "1", "--loglevel", "WARNING", "-n", f"load-{os.getpid()}@%h"],
-        cwd=REPO, env=env, stdout=(log_dir / "bench_load_worker.log").open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return gunicorn, worker
-        except OSError:
-            if time.monotonic() > deadline or gunicorn.poll() is not None:
-                raise SystemExit("gunicorn did not start; see var/bench_load_gunicorn.log") from None
-            time.sleep(0.3)
+def start_processes(args, env: dict[str, str]):
+    """gunicorn and one Celery worker on every queue; (gunicorn, worker, port)."""
+    from core.processes import start_celery_worker
+    from recsys_project.celery import QUEUES
 
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    worker = start_celery_worker(
+        queues=QUEUES, hostname=f"load-{os.getpid()}@%h", loglevel="WARNING", env=env,
+        log=REPO / "var" / "bench_load_worker.log",
+    )  # fmt: skip
+    try:
+        gunicorn, port = start_gunicorn("bench_load_gunicorn", workers=args.workers, env=env)
+    except SystemExit:
+        worker.stop()
+        raise
+    return gunicorn, worker, port
 
 
 def main() -> None:
@@ -196,8 +153,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="per client, a hard bound")
     args = parser.parse_args()
 
-    import serving_data
     from tqdm import tqdm
+
+    from bench import serving_data
 
     # The serving bench's generator, pointed at this bench's own database and Redis db.
     serving_data.BENCH_DB = LOAD_DB
@@ -206,6 +164,7 @@ def main() -> None:
     from django.db import connection
 
     from core.models import ApiKey
+    from core.processes import children
     from interactions.models import Event
 
     run = f"load{int(time.time())}"
@@ -214,8 +173,7 @@ def main() -> None:
     connection.close()
 
     env = dict(os.environ, DEBUG="0", RECSYS_EMBEDDING_THREADS="1", RECSYS_API_RATE="1000000/min")
-    port = free_port()
-    gunicorn, worker = start_processes(args, env, port)
+    gunicorn, worker, port = start_processes(args, env)
     stats: dict[str, list[float]] = {name: [] for name, _ in RECS + WRITES}
     errors: dict[str, int] = {name: 0 for name in stats}
     rss: list[tuple[float, float, float]] = []  # (t, web MB, worker MB)
@@ -264,8 +222,8 @@ def main() -> None:
         work = rss_mb(worker.pid) + sum(rss_mb(p) for p in children(worker.pid))
         rss.append((wall, web, work))
     finally:
-        stop(gunicorn)
-        stop(worker)
+        gunicorn.stop(grace=30)
+        worker.stop(grace=30)
 
     stored = Event.objects.count() - events_before
     total = sum(len(v) for v in stats.values())
@@ -273,7 +231,7 @@ def main() -> None:
     print()
     print(
         f"### load: {args.minutes:g} min, {args.clients} clients, {args.workers} gunicorn workers + 1 Celery "
-        f"worker, {args.items:,} items / {args.users:,} users; load average now {os.getloadavg()[0]:.1f}"
+        f"worker, {args.items:,} items / {args.users:,} users; load average now {load_average():.1f}"
     )
     print()
     print("| endpoint | share | requests | req/s | p50 ms | p95 ms | p99 ms | errors |")

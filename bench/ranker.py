@@ -12,9 +12,9 @@ Blind tuning: `--validation` evaluates on the validation targets instead (leave-
 test item is removed from the data, so the validation item becomes the target; temporal: the last
 `test_days` are removed, so the cut moves back). Settings are chosen there; test figures once.
 
-  .venv/bin/python bench/ranker.py --validation --seeds 0 --protocols leave-one-out --max-users 800
-  .venv/bin/python bench/ranker.py --seeds 0 1 2 --jobs 2 --max-users 1000
-  .venv/bin/python bench/ranker.py --cost-only
+  .venv/bin/python -m bench.ranker --validation --seeds 0 --protocols leave-one-out --max-users 800
+  .venv/bin/python -m bench.ranker --seeds 0 1 2 --jobs 2 --max-users 1000
+  .venv/bin/python -m bench.ranker --cost-only
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_URL = "postgresql://postgres@/recsys_bench_twotower?host=" + str(ROOT / "var" / "pg")
-os.environ.setdefault("DATABASE_URL", DB_URL)
+from bench.harness import REPO, database_url, load_average, load_line, percentile
+
+os.environ.setdefault("DATABASE_URL", database_url("recsys_bench_twotower"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
 
 BASELINES = ["popularity", "cooccurrence", "cooccurrence_visit", "content", "user_vector"]
 SOURCES = [
@@ -45,7 +44,7 @@ SOURCES = [
     "src_trending",
 ]
 COLUMNS = ["ndcg@10", "ndcg@50", "recall@10", "recall@50", "coverage@10", "diversity@10"]
-OUT = ROOT / "var" / "bench_ranker"
+OUT = REPO / "var" / "bench_ranker"
 # Users whose next items train the ranker (each costs one pass through the sources and features).
 RANKER_USERS = 1000
 
@@ -150,7 +149,7 @@ def quality_one(
         "metrics": result.run.metrics,
         "seconds": time.perf_counter() - started,
         "ranker_info": {k: v for k, v in ranker_pass.ranker.info.items() if k != "params"},
-        "pass_ms_median": 1000 * statistics.median(ranker_pass.seconds_per_user),
+        "pass_ms_median": 1000 * percentile(ranker_pass.seconds_per_user, 50),
     }
 
 
@@ -174,8 +173,8 @@ def _paired(result, single: list[str], resamples: int = 2000) -> dict:
         means = diff[draws].mean(axis=1)
         out[method] = [
             float(diff.mean()),
-            float(np.percentile(means, 2.5)),
-            float(np.percentile(means, 97.5)),
+            percentile(means, 2.5),
+            percentile(means, 97.5),
         ]
     return out
 
@@ -190,14 +189,14 @@ def quality(args) -> None:
         while todo and len(running) < args.jobs:
             seed, protocol = todo.pop(0)
             path = OUT / f"{tag}{args.tag}-{protocol}-{seed}.json"
-            cmd = [sys.executable, __file__, "--one", str(seed), protocol, str(path)]
+            cmd = [sys.executable, "-m", "bench.ranker", "--one", str(seed), protocol, str(path)]
             cmd += ["--max-users", str(args.max_users)]
             cmd += ["--validation"] if args.validation else []
             cmd += ["--two-tower"] if args.two_tower else []
             cmd += ["--ranker-users", str(args.ranker_users)]
             cmd += ["--sources", *args.sources] if args.sources else []
             cmd += ["--ranker-params", args.ranker_params] if args.ranker_params else []
-            running.append((subprocess.Popen(cmd), path))
+            running.append((subprocess.Popen(cmd, cwd=REPO), path))
         for proc, path in list(running):
             if proc.poll() is not None:
                 running.remove((proc, path))
@@ -276,7 +275,7 @@ def cost(users: int = 150) -> None:
         ranker.predict(x)
         times.append((time.perf_counter() - t) * 1000)
     print(
-        f"ranker.predict on 500 candidates: median {np.median(times):.2f} ms, p95 {np.percentile(times, 95):.2f} ms"
+        f"ranker.predict on 500 candidates: median {percentile(times, 50):.2f} ms, p95 {percentile(times, 95):.2f} ms"
     )
 
     with connection.cursor() as cur:
@@ -303,9 +302,9 @@ def cost(users: int = 150) -> None:
         with ranker_override(model):
             timed()  # warm
             results[label] = timed()
-    print(f"recommendations_for_user, {len(ids)} users, load average {os.getloadavg()[0]:.1f}:")
+    print(f"recommendations_for_user, {len(ids)} users, {load_line()}:")
     for label, values in results.items():
-        print(f"  {label}: median {np.median(values):.1f} ms, p95 {np.percentile(values, 95):.1f} ms")
+        print(f"  {label}: median {percentile(values, 50):.1f} ms, p95 {percentile(values, 95):.1f} ms")
 
 
 def main() -> None:
@@ -348,7 +347,7 @@ def main() -> None:
         )
         Path(out).write_text(json.dumps(result))
         return
-    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    print(f"load average at start: {load_average():.1f}")
     if args.cost_only:
         cost()
         return

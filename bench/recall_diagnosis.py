@@ -2,7 +2,7 @@
 queries on the serving benchmarks' database, compares the HNSW answer (the serving plan: iterative scan,
 relaxed order) with exact search and prints, for the worst queries, what distinguishes them.
 
-    .venv/bin/python bench/recall_diagnosis.py [--queries 200] [--ef-search 200]
+    .venv/bin/python -m bench.recall_diagnosis [--queries 200] [--ef-search 200]
 
 Per query: recall@100 strict and with a distance tolerance (an ANN hit counts when its distance <= the exact
 100th distance + 1e-6, so ties cannot lower it), the exact 1st and 100th distances, how many leaf categories
@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_line, percentile
 
 K = 100
 TOLERANCE = 1e-6
@@ -33,7 +29,7 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, default=200)
     args = parser.parse_args()
 
-    import serving_data
+    from bench import serving_data
 
     serving_data.ensure()
     import numpy as np
@@ -100,8 +96,7 @@ def main() -> None:
     for name in ("strict", "tolerant", "off", "ef1000"):
         values = sorted(r[name] for r in rows)
         print(
-            f"recall@{K} {name:8s}: mean {statistics.fmean(values):.3f}, "
-            f"worst 5% {np.percentile(values, 5):.3f}"
+            f"recall@{K} {name:8s}: mean {statistics.fmean(values):.3f}, worst 5% {percentile(values, 5):.3f}"
         )
     print(f"\nworst {len(worst)} queries (strict recall):")
     for r in worst:
@@ -115,6 +110,7 @@ def main() -> None:
     print(
         f"median query: exact d1 {median['d1']:.3f} d100 {median['d100']:.3f}, leaves {median['leaves_exact']}"
     )
+    print(load_line("at the end"))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 costs the served path (the same table as `manage.py evaluate --ablation`), plus the rows of candidate
 settings (`--set`, repeatable).
 
-    RECSYS_DATA_DIR=/tmp/rab .venv/bin/python bench/rerank_ablation.py --protocol temporal --max-users 300 \\
+    RECSYS_DATA_DIR=/tmp/rab .venv/bin/python -m bench.rerank_ablation --protocol temporal --max-users 300 \\
         --set popularity_penalty=0,mmr_lambda=0.95 --set mmr_lambda=0.7
 
 Runs against the database the environment points at (DATABASE_URL, or the embedded server under
@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
 
 RANKER_USERS = 400
 
@@ -48,8 +44,7 @@ def main() -> None:
     variants = ablation.variants_build(settings)
     data = evaluation.events_load()
     if not args.test:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from ranker import validation_data  # bench/ranker.py: the data without the test targets
+        from bench.ranker import validation_data  # bench/ranker.py: the data without the test targets
 
         data = validation_data(data, args.protocol)
     started = time.perf_counter()

@@ -1,9 +1,9 @@
 """What kill -9 of gunicorn loses of the served-list log (recommendations/served_log.py), against SIGTERM.
 
-    .venv/bin/python bench/served_log_loss.py [--rounds 3] [--seconds 8] [--clients 8] [--flush 0.5]
+    .venv/bin/python -m bench.served_log_loss [--rounds 3] [--seconds 8] [--clients 8] [--flush 0.5]
 
-A private cluster (bench/jepsen_ingest.py's: PostgreSQL under /tmp, its own redis-server, gunicorn with 2
-sync workers; no Celery worker). Each round: `--clients` threads request `trending` for `--seconds`, keeping
+A private cluster (tests/reliability/cluster.py's, as in bench/jepsen_ingest.py: PostgreSQL under /tmp, its own
+redis-server, gunicorn with 2 sync workers; no Celery worker). Each round: `--clients` threads request `trending` for `--seconds`, keeping
 every acknowledged recommendation_id with the time its answer arrived; then every gunicorn process is
 killed with SIGKILL (or, in the control round, the master gets SIGTERM) while the clients are still
 sending, and the acknowledged ids missing from recommendations_servedlist are counted, with how long
@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import sys
 import threading
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO))
+from bench.harness import load_average, load_line, without_embedded_servers
 
-from jepsen_ingest import Cluster, children, kill9  # noqa: E402
+if TYPE_CHECKING:
+    from tests.reliability.cluster import Cluster
 
 
 def one_round(c: Cluster, *, seconds: float, clients: int, fault: str) -> dict:
@@ -45,10 +42,7 @@ def one_round(c: Cluster, *, seconds: float, clients: int, fault: str) -> dict:
         t.start()
     time.sleep(seconds)
     killed_at = time.monotonic()
-    if fault == "kill -9":
-        kill9([*children(c.web.pid), c.web.pid])
-    else:
-        os.killpg(c.web.pid, signal.SIGTERM)
+    c.web.signal(signal.SIGKILL if fault == "kill -9" else signal.SIGTERM)
     c.web.wait(timeout=60)
     stop.set()
     for t in threads:
@@ -83,6 +77,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--flush", type=float, default=0.5, help="RECSYS_SERVED_LOG_FLUSH_SECONDS")
     args = parser.parse_args()
+    without_embedded_servers()  # the cluster's children get their own environment
+    from tests.reliability.cluster import Cluster
 
     c = Cluster(log=lambda *_: None)
     c.env["RECSYS_SERVED_LOG_FLUSH_SECONDS"] = str(args.flush)
@@ -96,7 +92,7 @@ def main() -> None:
         assert status == 200, body
         print(
             f"gunicorn 2 sync workers, flush interval {args.flush} s, {args.clients} clients, "
-            f"load average {os.getloadavg()[0]:.1f}",
+            f"load average {load_average():.1f}",
             flush=True,
         )
         rows = []
@@ -109,7 +105,7 @@ def main() -> None:
                 f"{r['oldest_lost_ms']:.0f} ms before the kill",
                 flush=True,
             )
-        print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
+        print(load_line("at the end"))
         print(
             "| signal | acknowledged | answers/s | lost | lost, in ms of answers | oldest lost, ms before the kill |"
         )

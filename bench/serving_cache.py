@@ -2,7 +2,7 @@
 in memory, and the `users` latency on a cache hit and a miss beside a floor, in the same run, through
 gunicorn.
 
-    RECSYS_BENCH_REDIS_DB=12 .venv/bin/python bench/serving_cache.py [--items 100000] [--users 10000] \
+    RECSYS_BENCH_REDIS_DB=12 .venv/bin/python -m bench.serving_cache [--items 100000] [--users 10000] \
         [--lists 2000] [--requests 300] [--seconds 10] [--workers 3]
 
 1. The bench database (bench/serving_data.py): `--items` items, `--users` users with ~20 events each.
@@ -31,27 +31,12 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from harness import load_average, percentile  # noqa: E402
-from serving_latency import QUERIES  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
+from bench.harness import load_average, load_line, percentile, start_gunicorn
+from bench.serving_latency import QUERIES
 
 # The rows measured, in order: the two references, then the endpoints (`--endpoints` picks among them).
 ENDPOINTS = (
@@ -187,26 +172,27 @@ def main() -> None:
     endpoints = [e for e in ENDPOINTS if e in {"floor", "vector", *endpoints}]  # the references always
     assert args.lists < args.users, "some users must be left without a list (the misses)"
 
-    import serving_data
+    from bench import serving_data
 
     serving_data.ensure(n_items=args.items, n_users=args.users)
     from django.db import connection
 
     from core.models import ApiKey
+    from core.processes import cpu_seconds
     from recommendations.candidate_cache import candidate_lists_refresh
 
     ranker_use(args.ranker_users)
     with connection.cursor() as cur:  # not DELETE: its dead rows would count in the size below
         cur.execute("TRUNCATE recommendations_candidatelist")
     users = [f"user-{i}" for i in range(args.lists)]
-    print(f"load average {os.getloadavg()[0]:.1f}; computing {len(users)} lists ...", flush=True)
+    print(f"{load_line()}; computing {len(users)} lists ...", flush=True)
     candidate_lists_refresh(user_ids=users[:20])  # warm: the model version lookups, the first queries
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         backend = cur.fetchone()[0]
-    app0, db0, wall0 = time.process_time(), cpu_seconds(backend), time.perf_counter()
+    app0, db0, wall0 = time.process_time(), cpu_seconds([backend]), time.perf_counter()
     done = candidate_lists_refresh(user_ids=users)
-    app, db, wall = time.process_time() - app0, cpu_seconds(backend) - db0, time.perf_counter() - wall0
+    app, db, wall = time.process_time() - app0, cpu_seconds([backend]) - db0, time.perf_counter() - wall0
     with connection.cursor() as cur:
         cur.execute(
             "SELECT count(*), pg_total_relation_size('recommendations_candidatelist'), "
@@ -227,35 +213,18 @@ def main() -> None:
 
     _key, raw = ApiKey.generate(name=f"bench cache {os.getpid()}")
     connection.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (REPO / "var" / "bench_serving_cache_gunicorn.log").open("w")
-    env = dict(os.environ, DEBUG="0", DJANGO_SETTINGS_MODULE="cache_floor_settings")
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.workers), "--timeout", "120", "--log-level", "warning", "--pythonpath", "bench"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    env = dict(os.environ, DEBUG="0", DJANGO_SETTINGS_MODULE="bench.cache_floor_settings")
+    gunicorn, port = start_gunicorn(
+        "bench_serving_cache_gunicorn", workers=args.workers, env=env, listen_timeout=60
+    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or gunicorn.poll() is not None:
-                    raise SystemExit(
-                        "gunicorn did not start; see var/bench_serving_cache_gunicorn.log"
-                    ) from None
-                time.sleep(0.3)
         hits, misses = range(0, args.lists), range(args.lists, args.users)
         plan = [(e, misses if e == "users (cache miss)" else hits) for e in endpoints]
         warm = Client(port, raw, hits, 1, args.items)
         for endpoint, _ in plan:
             for _ in range(10 * args.workers):
                 warm.request(endpoint)
-        print(f"gunicorn: {args.workers} sync workers; load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"gunicorn: {args.workers} sync workers; {load_line()}", flush=True)
         rows_out = []
         for endpoint, pool in plan:
             for concurrency in (1, 8):
@@ -276,7 +245,7 @@ def main() -> None:
                 )
         floor = {r[1]: r for r in rows_out if r[0] == "floor"}
         vector = {r[1]: r for r in rows_out if r[0] == "vector"}
-        print(f"\nload average at the end: {load_average():.1f} (2 cores, shared)")
+        print(f"\n{load_line('at the end')}")
         print(
             "| endpoint | c | requests | p50 ms | p95 ms | p99 ms | req/s | p50 / floor | req/s / floor | "
             "p50 / vector | req/s / vector | load |"
@@ -289,12 +258,7 @@ def main() -> None:
                 f"{r[3] / f[3]:.1f}x | {r[6] / f[6]:.2f} | {r[3] / v[3]:.1f}x | {r[6] / v[6]:.2f} | {r[9]:.1f} |"
             )
     finally:
-        os.killpg(gunicorn.pid, signal.SIGTERM)
-        try:
-            gunicorn.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(gunicorn.pid, signal.SIGKILL)
-        log.close()
+        gunicorn.stop()
 
 
 if __name__ == "__main__":

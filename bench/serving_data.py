@@ -1,7 +1,7 @@
 """The serving benchmarks' database: `recsys_bench_serve` on the embedded server (never the dev database),
 with a generated catalog of 100,000 items and 10,000 users.
 
-    .venv/bin/python bench/serving_data.py [--items 100000] [--users 10000] [--force]
+    .venv/bin/python -m bench.serving_data [--items 100000] [--users 10000] [--force]
 
 Vectors are synthetic but clustered like real product embeddings, instead of running the model over
 100k texts: 10 departments x 4 families x 5 leaf categories (200 leaves); an item's vector is its
@@ -23,13 +23,10 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness import create_database, data_dir, database_url
 
 BENCH_DB = "recsys_bench_serve"
 REDIS_DB = int(os.environ.get("RECSYS_BENCH_REDIS_DB", "14"))  # a concurrent run sets its own
@@ -58,20 +55,13 @@ def setup_env() -> str:
     os.environ["LOG_LEVEL"] = "WARNING"
     if "recsys_project" in sys.modules:
         raise RuntimeError("setup_env() must run before recsys_project is imported")
-    data_dir = Path(os.environ.get("RECSYS_DATA_DIR", str(REPO / "var"))).expanduser().resolve()
-    pgdata = data_dir / "pg"
-    os.environ["RECSYS_DATA_DIR"] = str(data_dir)
-    os.environ["DATABASE_URL"] = f"postgresql://postgres@{quote(str(pgdata), safe='')}/{BENCH_DB}"
+    os.environ["RECSYS_DATA_DIR"] = str(data_dir())
+    os.environ["DATABASE_URL"] = database_url(BENCH_DB)
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
     from core import embedded
 
     embedded.embedded_postgres_start()
-    import psycopg
-
-    with psycopg.connect(host=str(pgdata), user="postgres", dbname="postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return os.environ["DATABASE_URL"]
+    return create_database(BENCH_DB)
 
 
 def _check_bench_database() -> None:

@@ -4,7 +4,7 @@ hydration, the served-list log, JSON. p50/p95/p99 at concurrency 1 and requests 
 a floor measured in the same run: a minimal DRF endpoint returning 10 small items through the same gunicorn
 (bench/floor_urls.py).
 
-    .venv/bin/python bench/serving_latency.py [--requests 400] [--seconds 15] [--workers 4]
+    .venv/bin/python -m bench.serving_latency [--requests 400] [--seconds 15] [--workers 4]
         [--items 100000 --users 10000] [--endpoints floor,users,...] [--configs after | before,after]
 
 `--configs before,after` runs two gunicorns side by side, measured in turns, endpoint by endpoint:
@@ -25,18 +25,11 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_average, load_line, percentile, start_gunicorn
 
 QUERIES = [
     "wireless headphones", "running shoes for women", "stainless steel kettle", "kids winter jacket",
@@ -45,36 +38,6 @@ QUERIES = [
     "baby stroller lightweight", "desk lamp led", "phone case iphone", "mechanical keyboard",
     "garden hose 30m", "camping tent 4 person", "electric toothbrush", "sofa cushion covers",
 ]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (from /proc; processes gone count zero)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _server_pids(master: int) -> list[int]:
-    """gunicorn's workers. (Postgres backends come and go with CONN_MAX_AGE, and an exited process takes
-    its CPU count with it, so the database's share is not in this figure.)"""
-    return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class Client:
@@ -185,41 +148,16 @@ CONFIGS = {
 }
 
 
-def _gunicorn_start(*, config: str, workers: int) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    log = (REPO / "var" / f"bench_serving_gunicorn_{config}.log").open("w")
+def _gunicorn_start(*, config: str, workers: int):
+    """The config's gunicorn, with the floor endpoint (bench/floor_settings.py); (process, port)."""
     env = dict(
         os.environ,
         DEBUG="0",
         RECSYS_EMBEDDING_THREADS="1",
-        DJANGO_SETTINGS_MODULE="floor_settings",
-        PYTHONPATH=str(REPO / "bench"),
+        DJANGO_SETTINGS_MODULE="bench.floor_settings",
         **CONFIGS[config],
     )
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "recsys_project.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(workers), "--timeout", "120", "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return gunicorn, port
-        except OSError:
-            if time.monotonic() > deadline or gunicorn.poll() is not None:
-                raise SystemExit(
-                    f"gunicorn did not start; see var/bench_serving_gunicorn_{config}.log"
-                ) from None
-            time.sleep(0.3)
-
-
-def _gunicorn_stop(gunicorn: subprocess.Popen) -> None:
-    os.killpg(gunicorn.pid, signal.SIGTERM)
-    try:
-        gunicorn.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(gunicorn.pid, signal.SIGKILL)
+    return start_gunicorn(f"bench_serving_gunicorn_{config}", workers=workers, env=env)
 
 
 def main() -> None:
@@ -238,24 +176,25 @@ def main() -> None:
     if unknown := set(configs) - set(CONFIGS):
         raise SystemExit(f"unknown configs {sorted(unknown)}; choose from {sorted(CONFIGS)}")
 
-    import serving_data
+    from bench import serving_data
 
     serving_data.ensure(n_items=args.items, n_users=args.users)
     from core.models import ApiKey
+    from core.processes import cpu_seconds, stop_all
 
     _key, raw = ApiKey.generate(name=f"bench {os.getpid()}")
     from django.db import connection
 
     connection.close()
 
-    servers: dict[str, tuple[subprocess.Popen, int]] = {}
+    servers: dict = {}  # config: (gunicorn, port)
     try:
         for config in configs:
             servers[config] = _gunicorn_start(config=config, workers=args.workers)
         endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
         print(
             f"gunicorn: {args.workers} sync workers per config ({', '.join(configs)}); {args.items} items, "
-            f"{args.users} users; load average {os.getloadavg()[0]:.1f}; warming up ...",
+            f"{args.users} users; {load_line()}; warming up ...",
             flush=True,
         )
         for _, port in servers.values():
@@ -268,8 +207,10 @@ def main() -> None:
         rows = []
         for endpoint in endpoints:
             for concurrency in (1, 8):
-                pids = {config: _server_pids(gunicorn.pid) for config, (gunicorn, _) in servers.items()}
-                cpu_before = {config: _cpu_seconds(p) for config, p in pids.items()}
+                # gunicorn's workers. (Postgres backends come and go with CONN_MAX_AGE, and an exited process
+                # takes its CPU count with it, so the database's share is not in this figure.)
+                pids = {config: gunicorn.children() for config, (gunicorn, _) in servers.items()}
+                cpu_before = {config: cpu_seconds(p) for config, p in pids.items()}
                 if concurrency == 1:
                     measured = run_sequential_paired(
                         {c: Client(port, raw, args.items, args.users, 2) for c, (_, port) in servers.items()},
@@ -294,15 +235,15 @@ def main() -> None:
                         "concurrency": concurrency,
                         "requests": len(lat),
                         "errors": errors,
-                        "p50": _percentile(lat, 50),
-                        "p95": _percentile(lat, 95),
-                        "p99": _percentile(lat, 99),
+                        "p50": percentile(lat, 50),
+                        "p95": percentile(lat, 95),
+                        "p99": percentile(lat, 99),
                         "mean": statistics.fmean(lat),
                         "rps": len(lat) / wall,
                         # CPU the gunicorn workers spent per request: what a request costs the app, whatever
                         # else the shared machine is doing at the time (with the served-list flusher thread)
-                        "cpu_ms": (_cpu_seconds(pids[config]) - cpu_before[config]) / max(len(lat), 1) * 1000,
-                        "load": os.getloadavg()[0],
+                        "cpu_ms": (cpu_seconds(pids[config]) - cpu_before[config]) / max(len(lat), 1) * 1000,
+                        "load": load_average(),
                     }
                     rows.append(row)
                     print(
@@ -312,7 +253,7 @@ def main() -> None:
                         f"load {row['load']:.1f}",
                         flush=True,
                     )
-        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
+        print(f"\n{load_line('at the end')}")
         floor = {
             (r["config"], r["concurrency"]): r for r in rows if r["endpoint"] == "floor"
         }  # ratios against the floor of the same gunicorn
@@ -331,8 +272,7 @@ def main() -> None:
                 f"{r['cpu_ms']:.1f} | {r['errors']} |"
             )
     finally:
-        for gunicorn, _ in servers.values():
-            _gunicorn_stop(gunicorn)
+        stop_all([gunicorn for gunicorn, _ in servers.values()])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ the scenario, JSON) through Django's test client, on the serving benchmarks' dat
 (bench/serving_data.py). Prints this process's CPU per request and, with --top, a cProfile of the
 functions with the most cumulative and own time.
 
-    .venv/bin/python bench/serving_profile.py [--endpoint users] [--requests 200] [--top 25] [--hits 200]
+    .venv/bin/python -m bench.serving_profile [--endpoint users] [--requests 200] [--top 25] [--hits 200]
 
 With `--steps`, it also prints the wall-clock p50 of the serving steps (`STEPS`: features, re-ranking,
 the user's state) per request, timed around the functions themselves.
@@ -26,13 +26,9 @@ import os
 import pstats
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import load_line, percentile
 
 
 def main() -> None:
@@ -46,8 +42,8 @@ def main() -> None:
     parser.add_argument("--steps", action="store_true", help="wall-clock p50 of the serving steps")
     args = parser.parse_args()
 
-    import serving_data
-    from serving_latency import QUERIES
+    from bench import serving_data
+    from bench.serving_latency import QUERIES
 
     serving_data.ensure()
     from django.test import Client
@@ -92,12 +88,10 @@ def main() -> None:
     cpu.sort()
     print(
         f"{args.endpoint}: {args.requests} requests, app CPU per request (this process): "
-        f"mean {statistics.fmean(cpu):.2f} ms, p50 {cpu[len(cpu) // 2]:.2f} ms, "
-        f"p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms; load average {os.getloadavg()[0]:.1f} (2 cores, shared)"
+        f"mean {statistics.fmean(cpu):.2f} ms, p50 {percentile(cpu, 50):.2f} ms, "
+        f"p90 {percentile(cpu, 90):.2f} ms; {load_line()}"
     )
     if timings:
-        from harness import percentile
-
         print(f"wall per request p50 {percentile(walls, 50):.2f} ms")
         for name, values in timings.items():
             print(f"  {name}: p50 {percentile(values, 50):.2f} ms ({len(values)} calls)")

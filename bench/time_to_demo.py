@@ -1,7 +1,7 @@
 """Time from `make demo` to a populated demo, from a clean clone (issue 16 §4: within 2 minutes after the
 install step, on 2 cores).
 
-    .venv/bin/python bench/time_to_demo.py [--branch wt-f] [--redis redis://127.0.0.1:6379/15]
+    .venv/bin/python -m bench.time_to_demo [--branch wt-f] [--redis redis://127.0.0.1:6379/15]
 
 Clones the branch (committed work only) into a temporary directory, links this checkout's virtualenv into
 it (the install step is not timed: `make -o .venv/.installed demo` treats it as done), gives it its own
@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,15 +31,10 @@ from pathlib import Path
 
 import psycopg
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.harness import REPO, cores, load_average, without_embedded_servers
+
 BANNER = "recsys demo is running"
 TIMEOUT = 900
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:
@@ -50,6 +44,9 @@ def main() -> int:
     parser.add_argument("--branch", default=None, help="branch to clone (default: the current one)")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", ""), help="REDIS_URL for the demo")
     args = parser.parse_args()
+    without_embedded_servers()  # this process only drives the clone's `make demo`
+    from core.processes import Process, free_port
+
     branch = (
         args.branch
         or subprocess.check_output(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO, text=True).strip()
@@ -61,25 +58,23 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "RECSYS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("RECSYS_EMBEDDED_AUTOSTART", None)
     if args.redis:
         env["REDIS_URL"] = args.redis
-    load_before = os.getloadavg()
+    load_before = load_average()
 
     lines: list[str] = []
     started = time.monotonic()
-    demo = subprocess.Popen(
+    demo = Process(
+        "demo",
         ["make", "-o", ".venv/.installed", "demo", f"DEMO_ARGS=--port {port}"],
-        cwd=clone,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+        cwd=clone,
+        pipe=True,
+    ).start()
     stamps: list[tuple[float, str]] = []
 
     def read() -> None:
-        assert demo.stdout is not None
         for line in demo.stdout:
             lines.append(line.rstrip("\n"))
             stamps.append((time.monotonic() - started, line.rstrip("\n")))
@@ -116,11 +111,7 @@ def main() -> int:
                 0
             ]
     finally:
-        os.killpg(demo.pid, signal.SIGINT)
-        try:
-            demo.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(demo.pid, signal.SIGKILL)
+        demo.stop(grace=120, sig=signal.SIGINT)  # Ctrl-C, as a user stops the demo
         reader.join(timeout=5)
 
     floor_started = time.monotonic()
@@ -132,7 +123,7 @@ def main() -> int:
         capture_output=True,
     )
     floor = time.monotonic() - floor_started
-    load_after = os.getloadavg()
+    load_after = load_average()
 
     print("warm-up steps (seconds since `make demo` started):")
     for at, line in stamps:
@@ -142,7 +133,7 @@ def main() -> int:
         print(f"check: {name}: {value}")
     print(f"time to a populated demo: {ready:.1f} s (from `make demo` to the banner, install step excluded)")
     print(f"floor, `manage.py check` in the clone: {floor:.1f} s; ratio {ready / floor:.1f}x")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} ({os.cpu_count()} cores)")
+    print(f"load average before {load_before:.2f}, after {load_after:.2f} ({cores()} cores)")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -11,8 +11,8 @@ latency with the version active and with content vectors (after a rollback).
 Setup once (see docs/two-tower.md):
   createdb recsys_bench_twotower; DATABASE_URL=... manage.py migrate; import_online_retail; embed_items
 
-  .venv/bin/python bench/two_tower.py --seeds 0 1 2 --jobs 2      # quality (+ cost unless --no-cost)
-  .venv/bin/python bench/two_tower.py --cost-only
+  .venv/bin/python -m bench.two_tower --seeds 0 1 2 --jobs 2      # quality (+ cost unless --no-cost)
+  .venv/bin/python -m bench.two_tower --cost-only
 
 The machine is 2 shared cores with other jobs running: times are noisy (the load average is printed).
 """
@@ -29,16 +29,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_URL = "postgresql://postgres@/recsys_bench_twotower?host=" + str(ROOT / "var" / "pg")
-os.environ.setdefault("DATABASE_URL", DB_URL)
+from bench.harness import REPO, database_url, load_average, load_line, percentile
+
+os.environ.setdefault("DATABASE_URL", database_url("recsys_bench_twotower"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
 
 METHODS = ["popularity", "cooccurrence", "content", "user_vector", "two_tower"]
 COLUMNS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "recall@50", "ndcg@50"]
-OUT = ROOT / "var" / "bench_two_tower"
+OUT = REPO / "var" / "bench_two_tower"
 
 
 def _setup() -> None:
@@ -100,8 +99,8 @@ def _paired_ndcg10(result, resamples: int = 2000) -> dict:
         means = diff[draws].mean(axis=1)
         out[method] = [
             float(diff.mean()),
-            float(np.percentile(means, 2.5)),
-            float(np.percentile(means, 97.5)),
+            percentile(means, 2.5),
+            percentile(means, 97.5),
         ]
     return out
 
@@ -115,8 +114,8 @@ def quality(seeds: list[int], protocols: list[str], jobs: int) -> None:
         while todo and len(running) < jobs:
             seed, protocol = todo.pop(0)
             path = OUT / f"quality-{protocol}-{seed}.json"
-            cmd = [sys.executable, __file__, "--one", str(seed), protocol, str(path)]
-            running.append((subprocess.Popen(cmd), path))
+            cmd = [sys.executable, "-m", "bench.two_tower", "--one", str(seed), protocol, str(path)]
+            running.append((subprocess.Popen(cmd, cwd=REPO), path))
         for proc, path in list(running):
             if proc.poll() is not None:
                 running.remove((proc, path))
@@ -161,10 +160,10 @@ def _quality_table(protocol: str, rows: list[dict]) -> None:
 
 
 def cost() -> None:
-    load = os.getloadavg()
+    load = load_average()
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "train_model", "--no-progress"],
+        [sys.executable, str(REPO / "manage.py"), "train_model", "--no-progress"],
         capture_output=True,
         text=True,
         env={**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"]},
@@ -173,7 +172,7 @@ def cost() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(proc.stdout.strip() or proc.stderr.strip()[-2000:])
     print(
-        f"train_model (train on the gate's training split + gate evaluation + publish): {wall:.0f} s wall, peak RSS {peak_mb:.0f} MB; load average before {load[0]:.1f}"
+        f"train_model (train on the gate's training split + gate evaluation + publish): {wall:.0f} s wall, peak RSS {peak_mb:.0f} MB; load average before {load:.1f}"
     )
     _setup()
     _latency()
@@ -238,20 +237,18 @@ def _latency(users: int = 200) -> None:
     )
     registry.model_rollback(to_version_id=version.pk)
 
-    def pct(values, p):
-        return float(np.percentile(values, p))
-
-    load = os.getloadavg()[0]
-    print(f"\nper request, {len(ids)} users, load average {load:.1f} (2 shared cores: noisy)")
+    print(f"\nper request, {len(ids)} users, {load_line()}: noisy")
     print(
-        f"user tower alone (numpy, {max_len} items): median {pct(tower, 50):.3f} ms, p95 {pct(tower, 95):.3f} ms"
-    )
-    print(f"user tower query (2 SQL reads + tower): median {pct(q, 50):.2f} ms, p95 {pct(q, 95):.2f} ms")
-    print(
-        f"recommendations_for_user, two-tower active: median {pct(with_model, 50):.1f} ms, p95 {pct(with_model, 95):.1f} ms"
+        f"user tower alone (numpy, {max_len} items): median {percentile(tower, 50):.3f} ms, p95 {percentile(tower, 95):.3f} ms"
     )
     print(
-        f"recommendations_for_user, content vectors:  median {pct(content, 50):.1f} ms, p95 {pct(content, 95):.1f} ms"
+        f"user tower query (2 SQL reads + tower): median {percentile(q, 50):.2f} ms, p95 {percentile(q, 95):.2f} ms"
+    )
+    print(
+        f"recommendations_for_user, two-tower active: median {percentile(with_model, 50):.1f} ms, p95 {percentile(with_model, 95):.1f} ms"
+    )
+    print(
+        f"recommendations_for_user, content vectors:  median {percentile(content, 50):.1f} ms, p95 {percentile(content, 95):.1f} ms"
     )
 
 
@@ -273,7 +270,7 @@ def main() -> None:
         seed, protocol, out = args.one
         Path(out).write_text(json.dumps(quality_one(int(seed), protocol)))
         return
-    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    print(f"load average at start: {load_average():.1f}")
     if args.latency_only:
         _setup()
         _latency()

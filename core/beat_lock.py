@@ -7,7 +7,7 @@ died, or lost its database connection: the lock goes with the session); then it 
 loses its lock connection exits, so that two never schedule at once (its supervisor starts it again, and it
 waits as the standby).
 
-No Django import at module level: harnesses outside Django (bench/cluster.py) read BEAT_LOCK_KEY.
+No Django import at module level: harnesses outside Django (tests/cluster/cluster.py) read BEAT_LOCK_KEY.
 """
 
 from __future__ import annotations

@@ -1,24 +1,21 @@
 """Runs a few long-lived child processes together (web, worker, beat), streams their output with a name
 prefix, and stops them all: on Ctrl-C/SIGTERM, or as soon as one of them exits on its own.
 
-Each child gets its own session (process group), for two reasons: a Ctrl-C in the terminal reaches only the
-supervisor, which then stops the children in order instead of every process at once (a Celery worker hit by
-two SIGINTs does a cold shutdown); and killing the group also reaches grandchildren (Celery's pool)."""
+The children are core.processes' (each in its own session: a Ctrl-C in the terminal reaches only
+the supervisor, which then stops them in order)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-# Celery's warm shutdown waits for running tasks (an embedding batch takes a few seconds on 2 cores).
-STOP_GRACE_SECONDS = 20
+from core.processes import STOP_GRACE_SECONDS, Process, stop_all
+
 _COLORS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m"]
 _RESET = "\033[0m"
 
@@ -26,11 +23,9 @@ _RESET = "\033[0m"
 @dataclass
 class Child:
     name: str
-    argv: list[str]
-    process: subprocess.Popen | None = None
+    process: Process
     reader: threading.Thread | None = None
     color: str = ""
-    exit_code: int | None = field(default=None)
 
 
 class Supervisor:
@@ -55,28 +50,19 @@ class Supervisor:
             self.out.flush()
 
     def add(self, name: str, argv: list[str]) -> None:
-        self.children.append(Child(name=name, argv=argv, color=_COLORS[len(self.children) % len(_COLORS)]))
+        process = Process(name, argv, env=self.env, cwd=self.cwd, pipe=True)
+        self.children.append(
+            Child(name=name, process=process, color=_COLORS[len(self.children) % len(_COLORS)])
+        )
 
     def start(self) -> None:
         for child in self.children:
-            child.process = subprocess.Popen(
-                child.argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                text=True,
-                errors="replace",
-                bufsize=1,
-            )
+            child.process.start()
             child.reader = threading.Thread(target=self._pump, args=(child,), daemon=True)
             child.reader.start()
-            self.say(f"started {child.name} (pid {child.process.pid}): {' '.join(child.argv[1:])}")
+            self.say(f"started {child.name} (pid {child.process.pid}): {' '.join(child.process.argv[1:])}")
 
     def _pump(self, child: Child) -> None:
-        assert child.process and child.process.stdout
         for line in child.process.stdout:
             self.say(line.rstrip("\n"), name=child.name, color=child.color)
 
@@ -85,7 +71,8 @@ class Supervisor:
             self._signals += 1
             if self._signals > 1:  # impatient second Ctrl-C: no more grace
                 self.say("second signal: killing everything now")
-                self._kill_all(signal.SIGKILL)
+                for child in self.children:
+                    child.process.signal(signal.SIGKILL)
             self._stop.set()
 
         signal.signal(signal.SIGINT, handler)
@@ -93,7 +80,7 @@ class Supervisor:
 
     def first_exited(self) -> Child | None:
         for child in self.children:
-            if child.process is not None and child.process.poll() is not None:
+            if child.process.poll() is not None:
                 return child
         return None
 
@@ -121,29 +108,12 @@ class Supervisor:
             self.stop_all()
         return code
 
-    def _kill_all(self, sig: int) -> None:
-        for child in self.children:
-            if child.process is None:
-                continue
-            try:
-                os.killpg(child.process.pid, sig)  # the child's session: the child and its own children
-            except (ProcessLookupError, PermissionError):
-                pass
-
     def stop_all(self) -> None:
-        self._kill_all(signal.SIGTERM)
+        def slow(process: Process) -> None:
+            self.say(f"{process.name} did not stop in {STOP_GRACE_SECONDS:g} s; killing it")
+
+        stop_all([child.process for child in self.children], grace=STOP_GRACE_SECONDS, on_timeout=slow)
         for child in self.children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.say(f"{child.name} did not stop in {STOP_GRACE_SECONDS} s; killing it")
-        # Whatever is left in the children's sessions (pool processes of a killed worker) goes too.
-        self._kill_all(signal.SIGKILL)
-        for child in self.children:
-            if child.process is not None:
-                child.exit_code = child.process.wait()
             if child.reader is not None:
                 child.reader.join(timeout=2)
         self.say("all stopped")

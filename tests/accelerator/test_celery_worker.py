@@ -4,8 +4,6 @@ segment -> a serving process sees the item, with no rebuild."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -19,10 +17,10 @@ from accelerator.backend import FaissBackend
 from accelerator.services import faiss_index_build
 from catalog.models import Item
 from catalog.signals import item_vectors_changed
+from core.processes import start_celery_worker
 from recommendations.retrieval.base import HardFilters
 from tests.accelerator.conftest import clustered_vectors, items_create
 
-REPO = Path(__file__).resolve().parents[2]
 # How long to wait for the worker to start, then for the update, before calling it lost. Generous, because
 # the machine is shared: these are not speed assertions (the freshness observed is printed).
 START_SECONDS = 240
@@ -55,24 +53,16 @@ def worker(faiss_settings, tmp_path):
         RECSYS_VECTOR_BACKEND="faiss",
         LOG_LEVEL="WARNING",
     )
-    log = (tmp_path / "worker.log").open("w")
     name = f"faisstest{os.getpid()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "-Q", "default", "--pool", "solo",
-         "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = start_celery_worker(
+        queues=["default"], hostname=f"{name}@%h", loglevel="WARNING", env=env, log=tmp_path / "worker.log",
+        extra=["--pool", "solo", "--without-gossip", "--without-mingle"],
     )  # fmt: skip
     try:
         _worker_ready(proc, name, tmp_path / "worker.log")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        proc.stop()
 
 
 @pytest.mark.slow

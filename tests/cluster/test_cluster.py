@@ -1,4 +1,4 @@
-"""The deployment past one machine, as a real cluster on this machine (bench/cluster.py): network namespaces
+"""The deployment past one machine, as a real cluster on this machine (tests/cluster/cluster.py): network namespaces
 joined by veth pairs, a primary PostgreSQL and a streaming replica (pg_basebackup), Redis, two gunicorn web
 nodes behind a spreading client, and a Celery worker node. Traffic runs while a web node is killed, then the
 replica, then the worker is stopped and brought back.
@@ -8,14 +8,9 @@ with the reason where namespaces cannot be made)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import cluster  # noqa: E402
+from tests.cluster import cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -22,12 +22,10 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.processes import REPO, free_port, pid_alive
 from tests.project.processes import (
-    REPO,
     child_env,
     cleanup_data_dir,
-    free_port,
-    pid_alive,
     postmaster_pid,
     processes_in_sessions,
     short_data_dir,

@@ -5,9 +5,6 @@ events posted through the API reach the user's vector, without any call from the
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +16,11 @@ from django.conf import settings
 from django.db import connection
 
 from catalog.models import Item
+from core.processes import start_celery_worker
 from interactions.models import Event, UserProfile
+from recsys_project.celery import QUEUES
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -51,15 +48,10 @@ def worker():
         "TOKENIZERS_PARALLELISM": "false",
     }
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"recsys-test-worker-{os.getpid()}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "recsys_project", "worker",
-                "-Q", "default,embeddings,maintenance,training,analytics", "-c", "2", "-l", "info",
-                "-n", f"embedtest-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-            ],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    process = start_celery_worker(
+        queues=QUEUES, concurrency=2, hostname=f"embedtest-{os.getpid()}@%h", env=env, log=log_path,
+        extra=["--without-gossip", "--without-mingle"],
+    )  # fmt: skip
     try:
         # Ready = the consumer is up and both children have loaded the model (worker_process_init), which
         # takes from a few seconds to over a minute on a busy machine; the waits in the tests are then
@@ -78,12 +70,7 @@ def worker():
         print(log_path.read_text()[-5000:])
         raise
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        process.stop(grace=30)
         connection.close()
 
 
@@ -130,8 +117,7 @@ def test_worker_killed_in_the_middle_of_a_batch_loses_no_item(worker, api):
     items = [{"id": f"sku{n}", "title": f"Hand-painted ceramic bowl, pattern {n}"} for n in range(300)]
     assert api.post("/api/v1/items", {"items": items}, format="json").status_code == 200
     wait_for(lambda: Item.objects.filter(embedding__isnull=False).exists(), 60, "the first vectors")
-    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, children included, mid-batch
-    worker.wait(timeout=10)
+    worker.kill()  # the whole worker, children included, mid-batch
     done = Item.objects.filter(embedding__isnull=False, embedding_dirty=False).count()
     assert done < 300, "the worker finished before it was killed; the test proves nothing"
     # Nothing is marked clean without its vector; unfinished items are still dirty (some under a lease).

@@ -8,16 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from django.conf import settings
 
-REPO = Path(__file__).resolve().parents[2]
+from core.processes import REPO, manage_argv, pid_alive
 
 
 def child_env(data_dir: Path) -> dict[str, str]:
@@ -35,7 +33,7 @@ def child_env(data_dir: Path) -> dict[str, str]:
 
 def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        manage_argv(*args),
         cwd=REPO,
         env=child_env(data_dir),
         capture_output=True,
@@ -48,30 +46,12 @@ def short_data_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def postmaster_pid(data_dir: Path) -> int | None:
     try:
         pid = int((data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def processes_in_sessions(session_ids: set[int]) -> list[str]:

@@ -2,19 +2,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 
+from core.processes import Process, start_celery_worker
 from recsys_project.celery import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 pytestmark = pytest.mark.django_db
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -98,14 +95,12 @@ def test_healthz_rejects_writes(anon_api):
     assert anon_api.post("/healthz").status_code == 405
 
 
-def _start_worker(hostname: str) -> subprocess.Popen:
+def _start_worker(hostname: str) -> Process:
     env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "--pool", "solo",
-         "--queues", f"healthz-test-{os.getpid()}", "--hostname", hostname, "--without-gossip",
-         "--without-mingle", "--loglevel", "WARNING"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    return start_celery_worker(
+        queues=[f"healthz-test-{os.getpid()}"], hostname=hostname, loglevel="WARNING", env=env, pipe=True,
+        extra=["--pool", "solo", "--without-gossip", "--without-mingle"],
     )  # fmt: skip
 
 
@@ -113,10 +108,10 @@ def _alive(anon_api) -> list[str]:
     return [w["hostname"] for w in anon_api.get("/healthz").json()["workers"]["alive"]]
 
 
-def _wait_until_listed(anon_api, worker: subprocess.Popen, hostname: str) -> None:
+def _wait_until_listed(anon_api, worker: Process, hostname: str) -> None:
     deadline = time.monotonic() + 90
     while hostname not in _alive(anon_api):
-        assert worker.poll() is None, worker.stderr.read()
+        assert worker.poll() is None, worker.stdout.read()
         assert time.monotonic() < deadline, "the worker never appeared in /healthz"
         time.sleep(0.2)
 
@@ -129,12 +124,7 @@ def test_healthz_sees_a_real_celery_worker_and_forgets_it_as_soon_as_it_stops(an
         _wait_until_listed(anon_api, worker, hostname)
         assert anon_api.get("/healthz").json()["status"] == "ok"
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        worker.stop(grace=30)
     # A clean stop removes the heartbeat: no waiting for its TTL.
     assert _alive(anon_api) == []
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import dj_database_url
 import pytest
@@ -19,9 +18,9 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from core.instance import instance_id, redis_key_prefix
+from core.processes import REPO, start_celery_worker
 from recsys_project.celery import app
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER_START_SECONDS = 180  # a cold start of Django + Celery on 2 busy cores; not a speed assertion
 
 
@@ -91,12 +90,10 @@ def test_a_task_sent_by_one_instance_is_never_consumed_by_another_instances_work
     other = f"other-{os.getpid()}"
     hostname = f"other-{os.getpid()}@localhost"
     log_path = tmp_path / "other-worker.log"
-    with log_path.open("w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "recsys_project", "worker", "--pool", "solo", "-Q", "default",
-             "--hostname", hostname, "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO, env=other_instance_env(other), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    worker = start_celery_worker(
+        queues=["default"], hostname=hostname, env=other_instance_env(other), log=log_path,
+        extra=["--pool", "solo", "--without-gossip", "--without-mingle"],
+    )  # fmt: skip
     ours = theirs = None
     client_redis = redis.Redis.from_url(settings.REDIS_URL)
     try:
@@ -124,10 +121,5 @@ def test_a_task_sent_by_one_instance_is_never_consumed_by_another_instances_work
         assert ours not in log_path.read_text()
         assert client_redis.llen(settings.RECSYS_REDIS_PREFIX + "default") == 1  # waits for our own worker
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        worker.stop(grace=30)
         client_redis.delete(settings.RECSYS_REDIS_PREFIX + "default")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.project.processes import cleanup_data_dir, manage, pid_alive, postmaster_pid, short_data_dir
+from core.processes import pid_alive
+from tests.project.processes import cleanup_data_dir, manage, postmaster_pid, short_data_dir
 
 pytestmark = pytest.mark.slow
 

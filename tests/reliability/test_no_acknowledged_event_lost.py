@@ -1,4 +1,4 @@
-"""The reduced Jepsen run (bench/jepsen_ingest.py, 8 s per fault): clients send events while a gunicorn
+"""The reduced Jepsen run (tests/reliability/cluster.py, as bench/jepsen_ingest.py runs it; 8 s per fault): clients send events while a gunicorn
 worker, the whole gunicorn, the Celery worker (mid-batch), Redis and PostgreSQL are kill -9'ed in turn.
 Every acknowledged event must be stored exactly once and the vectors must catch up."""
 

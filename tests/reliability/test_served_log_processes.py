@@ -55,7 +55,7 @@ def logged(c: Cluster, ids: list[str]) -> int:
 
 
 def stop_web(c: Cluster) -> None:
-    os.killpg(c.web.pid, signal.SIGTERM)
+    c.web.signal(signal.SIGTERM)
     c.web.wait(timeout=60)
 
 
@@ -70,8 +70,7 @@ def test_sigterm_to_gunicorn_writes_every_acknowledged_answer(cluster):
 
 
 def test_with_redis_down_answers_are_served_and_logged(cluster):
-    os.kill(cluster.redis.pid, signal.SIGKILL)
-    cluster.redis.wait()
+    cluster.redis.kill()
     try:
         ids = serve(cluster, 10)
         stop_web(cluster)
