@@ -45,6 +45,7 @@ from bench.harness import (
     embedded_pg_host,
     load_average,
     percentile,
+    redis_url,
     start_gunicorn,
 )
 
@@ -67,7 +68,7 @@ def setup_env() -> None:
     os.environ["RECSYS_API_RATE"] = "1000000/min"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["DATABASE_URL"] = create_database(BENCH_DB, host=PGDATA)
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    os.environ["REDIS_URL"] = redis_url(REDIS_DB)
     # The FAISS index goes under RECSYS_DATA_DIR/faiss: a throwaway directory (Postgres is DATABASE_URL).
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     os.environ["RECSYS_DATA_DIR"] = str(WORK_DIR)

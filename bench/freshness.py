@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.harness import create_database, database_url, load_line, percentile
+from bench.harness import create_database, database_url, load_line, percentile, redis_url
 
 BENCH_DB = "bench_embed"
 REDIS_DB = os.environ.get("RECSYS_BENCH_REDIS_DB", "13")
@@ -38,7 +38,7 @@ def setup_env() -> str:
     os.environ["RECSYS_HTTPS"] = "0"
     os.environ["RECSYS_API_RATE"] = "100000/min"
     os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    os.environ["REDIS_URL"] = redis_url(REDIS_DB)
     os.environ["DATABASE_URL"] = database_url(BENCH_DB)
     return create_database(BENCH_DB)
 

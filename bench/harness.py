@@ -49,6 +49,17 @@ def create_database(name: str, *, host: Path | None = None) -> str:
     return database_url(name, host=host)
 
 
+def redis_url(db: int) -> str:
+    """Redis database `db` of this data dir's embedded redis-server (started if need be), or of the server
+    BENCH_REDIS_URL names: never a Redis that merely answers on 6379 (a machine's shared one)."""
+    from urllib.parse import urlparse, urlunparse
+
+    from core import embedded
+
+    base = os.environ.get("BENCH_REDIS_URL") or embedded.embedded_redis_start()
+    return urlunparse(urlparse(base)._replace(path=f"/{db}"))
+
+
 def without_embedded_servers() -> None:
     """For a bench whose own process only drives children that have their own servers (a private cluster):
     importing recsys_project evaluates the settings, which would otherwise start the embedded PostgreSQL and

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.harness import REPO, create_database
+from bench.harness import REPO, create_database, redis_url
 
 BENCH_DB = "recsys_bench_ingest"
 BENCH_REDIS_DB = os.environ.get("RECSYS_BENCH_REDIS_DB", "11")
@@ -16,13 +16,14 @@ BENCH_REDIS_DB = os.environ.get("RECSYS_BENCH_REDIS_DB", "11")
 
 def bench_env() -> dict[str, str]:
     """Environment for every process of a benchmark run. DATABASE_URL/REDIS_URL may be given to use other
-    servers; by default the embedded PostgreSQL under $RECSYS_DATA_DIR/pg and the local Redis."""
+    servers; by default the embedded PostgreSQL under $RECSYS_DATA_DIR/pg and the embedded Redis."""
     env = dict(os.environ)
     if "BENCH_DATABASE_URL" in env:
         env["DATABASE_URL"] = env["BENCH_DATABASE_URL"]
     else:
         env["DATABASE_URL"] = create_database(BENCH_DB)
-    env.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}")
+    if "REDIS_URL" not in env:
+        env["REDIS_URL"] = redis_url(BENCH_REDIS_DB)
     env.setdefault("RECSYS_INSTANCE", "bench")  # its Redis keys start recsys:bench: (drop_queued_tasks)
     env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="recsys_project.settings")
     return env

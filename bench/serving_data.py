@@ -26,7 +26,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from bench.harness import create_database, data_dir, database_url
+from bench.harness import create_database, data_dir, database_url, redis_url
 
 BENCH_DB = "recsys_bench_serve"
 REDIS_DB = int(os.environ.get("RECSYS_BENCH_REDIS_DB", "14"))  # a concurrent run sets its own
@@ -57,7 +57,7 @@ def setup_env() -> str:
         raise RuntimeError("setup_env() must run before recsys_project is imported")
     os.environ["RECSYS_DATA_DIR"] = str(data_dir())
     os.environ["DATABASE_URL"] = database_url(BENCH_DB)
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    os.environ["REDIS_URL"] = redis_url(REDIS_DB)
     from core import embedded
 
     embedded.embedded_postgres_start()

@@ -1,7 +1,7 @@
 """Time from `make demo` to a populated demo, from a clean clone (issue 16 §4: within 2 minutes after the
 install step, on 2 cores).
 
-    .venv/bin/python -m bench.time_to_demo [--branch wt-f] [--redis redis://127.0.0.1:6379/15]
+    .venv/bin/python -m bench.time_to_demo [--branch wt-f] [--redis redis://127.0.0.1:<port>/15]
 
 Clones the branch (committed work only) into a temporary directory, links this checkout's virtualenv into
 it (the install step is not timed: `make -o .venv/.installed demo` treats it as done), gives it its own
