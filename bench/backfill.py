@@ -39,7 +39,7 @@ def main() -> None:
     from django.db import connection
 
     from catalog.services import item_upsert
-    from catalog.validation import check_item
+    from recsys_project.payloads import check_item
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cur:

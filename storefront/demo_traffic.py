@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from interactions.demo_shop import DemoShop, Taste
 from interactions.services import events_ingest
-from interactions.validation import check_event
 from recommendations import scenarios, services
+from recsys_project.payloads import check_event
 
 DEFAULT_DAYS = 14
 # Visits per simulated day: every day of the reports gets clicks and purchases, and the whole replay stays

@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import Item
 from interactions.services import events_ingest
-from interactions.validation import check_event
 from recommendations import scenarios, selectors, services
+from recsys_project.payloads import check_event
 from storefront.images import MAX_CATEGORY_CHARS, image_svg, item_image_url
 from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
 from storefront.reasons import reason_item_ids, reason_text

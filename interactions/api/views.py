@@ -7,26 +7,23 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.serializers import ErrorSerializer
-from catalog.validation import printable
 from interactions import selectors, services
 from interactions.api.serializers import (
-    EventBatchInSerializer,
     EventBatchOutSerializer,
     UserActivityOutSerializer,
     UserErasedSerializer,
     UserQuerySerializer,
 )
-from interactions.validation import check_event
 from recsys_project.authentication import HasApiKey
 from recsys_project.batches import check_batch
+from recsys_project.payloads import ErrorSerializer, EventBatchIn, check_event, printable
 
 
 class EventBatchIngestView(APIView):
     permission_classes = [HasApiKey]
 
     @extend_schema(
-        request=EventBatchInSerializer,
+        request=EventBatchIn,
         responses={200: EventBatchOutSerializer, 400: EventBatchOutSerializer, 401: ErrorSerializer},
         summary="Ingest a batch of events",
         description="Each event is validated on its own; valid events are stored even when others are "

@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import selectors as catalog_selectors
-from catalog.api.serializers import ErrorSerializer
 from recommendations import scenarios
 from recommendations.api.serializers import (
     AnswerSerializer,
@@ -26,6 +25,7 @@ from recommendations.api.serializers import (
 )
 from recsys_project import replicas
 from recsys_project.authentication import HasApiKey
+from recsys_project.payloads import ErrorSerializer
 
 _ERRORS = {400: ErrorSerializer, 401: ErrorSerializer}
 _LIST_PARAMS = [ListParamsSerializer]

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import Category, Item
-from catalog.validation import check_item
+from recsys_project.payloads import check_item
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.models import Category, Item
-from catalog.validation import check_item
 from interactions.demo_shop import HISTORY_DAYS, DemoShop, demo_shop_is_loaded, demo_shop_load
 from interactions.models import Event, UserProfile
-from interactions.validation import check_event
+from recsys_project.payloads import check_event, check_item
 
 ANCHOR = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

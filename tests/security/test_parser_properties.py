@@ -17,10 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.feeds import Feed, FeedError
-from catalog.validation import MAX_ATTRIBUTES_DEPTH, check_item
 from interactions.management.commands.import_online_retail import COLUMNS, RowError
 from interactions.management.commands.import_online_retail import Command as OnlineRetailCommand
-from interactions.validation import check_event
+from recsys_project.payloads import MAX_ATTRIBUTES_DEPTH, check_event, check_item
 from tests.security.hostile import hostile_events, hostile_items, hostile_json, now_plus
 
 EXAMPLES = int(os.environ.get("RECSYS_PROPERTY_EXAMPLES", "200"))

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from catalog.feeds import Feed, FeedImportCommand
 from catalog.services import item_upsert
-from catalog.validation import check_item
+from recsys_project.payloads import check_item
 
 # One transaction per batch. Measured (10,000 items, 20 categories, load average ~7 on the shared 2 cores):
 # 1,000 per batch takes 0.8-1.1 s a batch, the same total as 250 per batch (7.9-11.1 s vs 8.2-11.0 s);
