@@ -35,7 +35,7 @@ class Attribution(models.Model):
     source_event = models.ForeignKey(
         "interactions.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
-    # value x quantity: at most 1e14 under the event validator's caps (interactions/validation.py), and
+    # value x quantity: at most 1e14 under the event validator's caps (core/payloads.py), and
     # up to 1e15 for events stored under the older caps (1e9 x 1e6); 16 integer digits hold both.
     revenue = models.DecimalField(max_digits=20, decimal_places=4, default=0)
     occurred_at = models.DateTimeField(help_text="The event's own timestamp.")

@@ -37,7 +37,7 @@ def main() -> None:
     from django.db import connection
 
     from catalog.services import item_upsert
-    from catalog.validation import check_item
+    from core.payloads import check_item
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cur:

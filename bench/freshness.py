@@ -113,7 +113,7 @@ def main() -> None:
     seed, fresh = items[: args.catalog], items[args.catalog :]
     print(f"seeding {len(seed)} demo items and embedding them in this process ...", flush=True)
     # The bench process does not publish: no worker runs yet, and the sweep-like loop below embeds.
-    from catalog.validation import check_item
+    from core.payloads import check_item
 
     for start in range(0, len(seed), 500):
         item_upsert(items=[check_item(raw)[0] for raw in seed[start : start + 500]])

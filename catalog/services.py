@@ -1,4 +1,4 @@
-"""Writes to the catalog. Input is already validated (catalog.validation.check_item)."""
+"""Writes to the catalog. Input is already validated (core.payloads.check_item)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,10 @@ from django.utils import timezone
 from catalog.item_vectors import items_vectors_changed_send
 from catalog.models import CATEGORY_SEPARATOR, Category, Item
 from catalog.tasks import items_embed_enqueue
+from core.payloads import ITEM_PATCHABLE
 
-# Fields the client owns, by their model name. `id` maps to external_id.
-CLIENT_FIELDS = [
-    "title",
-    "description",
-    "category_path",
-    "price",
-    "currency",
-    "brand",
-    "location",
-    "condition",
-    "image_url",
-    "attributes",
-    "in_stock",
-    "stock",
-    "published_at",
-]
+# Fields the client owns, by their model name (the payload's own list; `id` maps to external_id).
+CLIENT_FIELDS = list(ITEM_PATCHABLE)
 
 
 @dataclass

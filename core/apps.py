@@ -8,3 +8,7 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # registers the OpenAPI extension that writes the payload models' components (PayloadSchema)
+        from core import openapi  # noqa: F401

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
-from catalog.validation import printable
+from core.payloads import printable
 
 
 def check_batch(data: Any, *, key: str) -> list[Any]:

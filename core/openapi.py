@@ -10,18 +10,28 @@ but not what the shared layers answer, so the schema said less than the API does
 - a batch endpoint's 400 is either the error shape (the body is not a batch) or the batch answer with
   every entry rejected (which also carries "error" and "detail").
 
-It also declares the input rules that DRF's field arguments cannot (CONSTRAINTS): no NUL in any string, ids
-that are not blank, prices from 0, http(s) image URLs, the value and quantity caps. Schemathesis' positive
-check (ST202, "schema-valid request rejected") holds the API to them. Rules no JSON Schema can state (a
-time relative to the server's clock, unknown ids, a lone surrogate) are in the descriptions.
+The bodies an item and an event take are the payload models' own JSON schema (core/payloads.py,
+through `PayloadSchema`), so they state what the validators enforce. This module also declares the rules of
+the other inputs that DRF's field arguments cannot (CONSTRAINTS, QUERY_CONSTRAINTS): no NUL in any string,
+ids that are not blank, the list options' patterns. Schemathesis' positive check (ST202, "schema-valid
+request rejected") holds the API to them. Rules no JSON Schema can state (a time relative to the server's
+clock, unknown ids, a lone surrogate) are in the descriptions.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
+from typing import Any
 
-from catalog.validation import MAX_ATTRIBUTES_DEPTH
-from interactions.validation import MAX_QUANTITY
+from drf_spectacular.contrib.pydantic import PydanticExtension
+from drf_spectacular.plumbing import ResolvedComponent
+
+from core.payloads import (
+    CATEGORY_QUERY_PATTERN,
+    NO_NUL,
+    NOT_BLANK,
+    PRICE_QUERY_PATTERN,
+    SURFACE_PATTERN,
+)
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SHARED_ANSWERS = {
@@ -32,56 +42,68 @@ SHARED_ANSWERS = {
 BODY_ANSWERS = {"413": "The body is larger than the cap.", "415": "The body is not JSON."}
 
 
-NO_NUL = r"^[^\x00]*$"
 # The storefront refuses any control character in its URLs (storefront/middleware.py).
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 NOT_BLANK_NO_CONTROL = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
-NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"  # the validators strip whitespace, then require something
-FROM_1970 = r"^(19[7-9][0-9]|[2-9][0-9]{3})-"
-DATE_TIME = "ISO 8601 from 1970, any offset (stored in UTC); at most 15 minutes in the future."
-_CATEGORY_NAME = r"[^\x00>]*[^\x00>\s][^\x00>]*"
-# component -> property -> what is declared; `None` removes a key DRF wrote ("format": "uri" allows ftp:).
-_ITEM = {
-    "id": {"pattern": NOT_BLANK},
-    "title": {"pattern": NOT_BLANK},
-    "category_path": {"items": {"type": "string", "maxLength": 200, "pattern": f"^{_CATEGORY_NAME}$"}},
-    "price": {"pattern": r"^\d{1,10}(?:\.\d{1,2})?$", "description": "From 0 to 9999999999.99."},
-    "currency": {"pattern": r"^([A-Za-z]{3})?$", "description": "A 3-letter ISO 4217 code."},
-    "image_url": {"format": None, "pattern": r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(/[!-~]*)?$"},
-    "stock": {"maximum": 2**31 - 1},
-    "attributes": {
-        "description": f"A JSON object: at most 16 KiB as JSON and {MAX_ATTRIBUTES_DEPTH} levels deep, no NUL "
-        "and no lone UTF-16 surrogate in keys or values."
-    },
-    "published_at": {
-        "description": "ISO 8601, any offset (stored in UTC); at most 15 minutes in the future."
-    },
-}
+# component -> property -> what is declared, for bodies that are DRF serializers.
 CONSTRAINTS = {
-    "ItemIn": _ITEM,
-    "PatchedItemPatch": {k: v for k, v in _ITEM.items() if k != "id"},
-    "EventIn": {
-        "event_id": {"pattern": NOT_BLANK},
-        "item_id": {"pattern": NOT_BLANK},
-        "timestamp": {
-            "description": "ISO 8601, any offset (stored in UTC); at most 15 minutes in the future."
-        },
-        "value": {"pattern": r"^-?\d{1,9}(?:\.\d{1,4})?$", "description": "Between -1e9 and 1e9."},
-        "quantity": {"minimum": -MAX_QUANTITY, "maximum": MAX_QUANTITY},
-    },
-    "ItemBatchIn": {"items": {"minItems": 1, "maxItems": settings.RECSYS_MAX_BATCH}},
-    "EventBatchIn": {"events": {"minItems": 1, "maxItems": settings.RECSYS_MAX_BATCH}},
     "SessionIn": {"item_ids": {"items": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK}}},
     "CartIn": {"item_ids": {"items": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK}}},
 }
 QUERY_CONSTRAINTS = {
-    "surface": {"pattern": r"^[A-Za-z0-9_.:-]*$"},
-    "min_price": {"pattern": r"^\d{1,10}(?:\.\d{1,4})?$"},
-    "max_price": {"pattern": r"^\d{1,10}(?:\.\d{1,4})?$"},
-    "category": {"pattern": rf"^\s*$|^{_CATEGORY_NAME}(>{_CATEGORY_NAME}){{0,9}}$"},
+    "surface": {"pattern": SURFACE_PATTERN.pattern},
+    "min_price": {"pattern": PRICE_QUERY_PATTERN},
+    "max_price": {"pattern": PRICE_QUERY_PATTERN},
+    "category": {"pattern": CATEGORY_QUERY_PATTERN},
     "q": {"pattern": NOT_BLANK},
 }
 STRINGS_SOMETHING_DESCRIBES = ("pattern", "format", "enum", "$ref")
+
+
+def openapi_30(schema: Any) -> Any:
+    """A pydantic JSON schema (2020-12) in OpenAPI 3.0's dialect: `nullable` instead of a null type, no
+    titles (pydantic's "Event Id" for event_id says nothing the name does not)."""
+    if isinstance(schema, list):
+        return [openapi_30(entry) for entry in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {
+        # property names are not keywords: a property may be called "title"
+        key: {name: openapi_30(v) for name, v in value.items()} if key == "properties" else openapi_30(value)
+        for key, value in schema.items()
+        if key != "title"
+    }
+    types = schema.get("type")
+    if isinstance(types, list) and "null" in types:
+        rest = [t for t in types if t != "null"]
+        schema["type"] = rest[0] if len(rest) == 1 else rest
+        schema["nullable"] = True
+    options = schema.get("anyOf")
+    if options and {"type": "null"} in options:
+        rest = [option for option in options if option != {"type": "null"}]
+        del schema["anyOf"]
+        if len(rest) == 1:
+            schema = {**rest[0], **schema}
+        else:
+            schema["anyOf"] = rest
+        schema["nullable"] = True
+    return schema
+
+
+class PayloadSchema(PydanticExtension):
+    """A payload model (core.payloads) as an OpenAPI component: its JSON schema in validation mode
+    (what the API takes; drf-spectacular's own extension writes the serialization mode), in 3.0's dialect."""
+
+    priority = 1
+
+    def map_serializer(self, auto_schema, direction):
+        schema = self.target.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+        for name, sub_schema in schema.pop("$defs", {}).items():
+            component = ResolvedComponent(
+                name=name, type=ResolvedComponent.SCHEMA, object=name, schema=openapi_30(sub_schema)
+            )
+            auto_schema.registry.register_on_missing(component)
+        return openapi_30(schema)
 
 
 def _declare(schema: dict, additions: dict) -> None:

@@ -604,9 +604,8 @@ def demo_shop_load(
     own, so an interrupted load resumes where it stopped when re-run). Safe to repeat: items upsert by id,
     events are idempotent on event_id. `on_items`/`on_events` are called with each batch's size (progress)."""
     from catalog.services import item_upsert
-    from catalog.validation import check_item
+    from core.payloads import check_event, check_item
     from interactions.services import events_ingest
-    from interactions.validation import check_event
 
     result = LoadResult()
     for batch in _batches(shop.items_build(), ITEM_BATCH_SIZE):

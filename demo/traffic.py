@@ -24,9 +24,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.payloads import check_event
 from demo.shop import DemoShop, Taste
 from interactions.services import events_ingest
-from interactions.validation import check_event
 from recommendations import scenarios, services
 from recommendations.served_log import served_log_timed
 

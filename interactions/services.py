@@ -10,10 +10,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.dispatch import Signal
 
+from core.payloads import EVENT_KEYS
 from interactions.models import Event, EventType, UserProfile
 from interactions.signals import events_stored
 from interactions.tasks import user_vectors_enqueue
-from interactions.validation import EVENT_KEYS
 
 # Sent inside the erasure transaction with `user_id`, before anything is deleted; receivers return the
 # session ids they saw the user use (e.g. a served list's), as a set.

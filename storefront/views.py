@@ -21,8 +21,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import Item
+from core.payloads import check_event
 from interactions.services import events_ingest
-from interactions.validation import check_event
 from recommendations import scenarios, selectors, services
 from recommendations.served_log import served_log_timed
 from storefront.images import MAX_CATEGORY_CHARS, image_svg, item_image_url

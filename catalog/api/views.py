@@ -10,18 +10,15 @@ from rest_framework.views import APIView
 
 from catalog import selectors, services
 from catalog.api.serializers import (
-    ErrorSerializer,
-    ItemBatchInSerializer,
     ItemBatchOutSerializer,
     ItemListOutSerializer,
     ItemListQuerySerializer,
     ItemOutSerializer,
     ItemPageSerializer,
-    ItemPatchSerializer,
 )
-from catalog.validation import check_item, printable
 from core.authentication import HasApiKey
 from core.batches import check_batch
+from core.payloads import ErrorSerializer, ItemBatchIn, ItemPatch, check_item, printable
 
 
 class ItemBatchUpsertView(APIView):
@@ -54,7 +51,7 @@ class ItemBatchUpsertView(APIView):
         )
 
     @extend_schema(
-        request=ItemBatchInSerializer,
+        request=ItemBatchIn,
         responses={200: ItemBatchOutSerializer, 400: ErrorSerializer, 401: ErrorSerializer},
         summary="Upsert a batch of items by id",
         description="Each item is validated on its own; valid items are stored even when others are "
@@ -94,7 +91,7 @@ class ItemDetailView(APIView):
         return Response(ItemOutSerializer(selectors.item_get(external_id=item_id)).data)
 
     @extend_schema(
-        request=ItemPatchSerializer,
+        request=ItemPatch,
         responses={200: ItemOutSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
         summary="Change some fields of an item (stock, price, ...)",
     )

@@ -1,40 +1,9 @@
-"""Shapes of the event and user APIs, for OpenAPI. Input is validated by interactions.validation."""
+"""Output shapes of the event and user APIs, and the user query. An event as the API takes it is defined
+once, in core.payloads (`EventIn`, `check_event`), shared with the import commands."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
-
-from interactions.models import EventType
-from interactions.validation import MAX_QUANTITY, MAX_VALUE
-
-
-class EventInSerializer(serializers.Serializer):
-    event_id = serializers.CharField(max_length=128, help_text="Unique per event: the idempotency key.")
-    user_id = serializers.CharField(max_length=128, required=False, allow_null=True)
-    session_id = serializers.CharField(max_length=128, required=False)
-    item_id = serializers.CharField(max_length=255)
-    event_type = serializers.ChoiceField(choices=EventType.choices)
-    timestamp = serializers.DateTimeField(help_text="ISO 8601; at most 15 minutes in the future.")
-    device_type = serializers.CharField(max_length=50, required=False)
-    recommendation_id = serializers.UUIDField(required=False, allow_null=True)
-    surface = serializers.CharField(max_length=100, required=False)
-    position = serializers.IntegerField(min_value=0, max_value=10000, required=False, allow_null=True)
-    value = serializers.DecimalField(
-        max_digits=14,
-        decimal_places=4,
-        min_value=-MAX_VALUE,
-        max_value=MAX_VALUE,
-        required=False,
-        allow_null=True,
-        help_text="A purchase's unit price (revenue = value x quantity; negative for a refund), or a rating.",
-    )
-    quantity = serializers.IntegerField(
-        min_value=-MAX_QUANTITY, max_value=MAX_QUANTITY, required=False, allow_null=True
-    )
-
-
-class EventBatchInSerializer(serializers.Serializer):
-    events = EventInSerializer(many=True, help_text="1 to 1,000 events.")
 
 
 class EventRejectedSerializer(serializers.Serializer):

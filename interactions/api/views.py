@@ -7,26 +7,23 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.serializers import ErrorSerializer
-from catalog.validation import printable
 from core.authentication import HasApiKey
 from core.batches import check_batch
+from core.payloads import ErrorSerializer, EventBatchIn, check_event, printable
 from interactions import selectors, services
 from interactions.api.serializers import (
-    EventBatchInSerializer,
     EventBatchOutSerializer,
     UserActivityOutSerializer,
     UserErasedSerializer,
     UserQuerySerializer,
 )
-from interactions.validation import check_event
 
 
 class EventBatchIngestView(APIView):
     permission_classes = [HasApiKey]
 
     @extend_schema(
-        request=EventBatchInSerializer,
+        request=EventBatchIn,
         responses={200: EventBatchOutSerializer, 400: EventBatchOutSerializer, 401: ErrorSerializer},
         summary="Ingest a batch of events",
         description="Each event is validated on its own; valid events are stored even when others are "

@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from catalog.models import CATEGORY_SEPARATOR
-from catalog.validation import FieldError, check_storable_text
+from core.payloads import SURFACE_PATTERN, ListFiltersSerializer
 from recommendations import selectors
 from recommendations.scenarios import ListParams
 
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 100  # larger limits are capped, not refused
-MAX_EXCLUDE = 500
 MAX_SESSION_ITEMS = 100
 MAX_CART_ITEMS = 100
 MAX_QUERY_CHARS = 500
-MAX_CATEGORY_DEPTH = 10
-MAX_PRICE = 10**10
-_SURFACE = re.compile(r"^[A-Za-z0-9_.:-]*$")
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class IdListField(serializers.Field):
-    """Item ids as a comma-separated string (query string) or a list of strings (JSON body)."""
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        if isinstance(data, str):
-            ids = [part.strip() for part in data.split(",")]
-        elif isinstance(data, list) and all(isinstance(i, str) for i in data):
-            ids = [i.strip() for i in data]
-        else:
-            raise serializers.ValidationError("Must be comma-separated item ids, or a list of id strings.")
-        ids = [i for i in ids if i]
-        try:  # PostgreSQL text cannot hold NUL or a lone surrogate: a 500 otherwise (fuzzing)
-            for i in ids:
-                check_storable_text(i)
-        except FieldError as exc:
-            raise serializers.ValidationError(str(exc)) from None
-        if len(ids) > MAX_EXCLUDE:
-            raise serializers.ValidationError(f"At most {MAX_EXCLUDE} ids.")
-        return ids
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 def items_resolve(external_ids: list[str], *, field: str) -> dict[str, int]:
@@ -61,15 +26,9 @@ def items_resolve(external_ids: list[str], *, field: str) -> dict[str, int]:
     return found
 
 
-class ListParamsSerializer(serializers.Serializer):
-    """The options every scenario takes (query string; the session endpoint also accepts them in its body)."""
+class ListParamsSerializer(ListFiltersSerializer):
+    """The options every scenario takes (core.payloads.ListFiltersSerializer) and the surface."""
 
-    limit = serializers.IntegerField(
-        required=False,
-        default=DEFAULT_LIMIT,
-        min_value=1,
-        help_text=f"Default {DEFAULT_LIMIT}; values above {MAX_LIMIT} are capped.",
-    )
     surface = serializers.CharField(
         required=False,
         default="",
@@ -77,40 +36,14 @@ class ListParamsSerializer(serializers.Serializer):
         max_length=100,
         help_text="A free label such as home or pdp; selects the re-ranking profile.",
     )
-    exclude = IdListField(required=False, help_text="Comma-separated item ids (or a list in a body).")
-    category = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=2000,
-        help_text=f"A category path prefix, names joined by '{CATEGORY_SEPARATOR.strip()}'.",
-    )
-    min_price = serializers.DecimalField(
-        required=False, max_digits=16, decimal_places=4, min_value=0, max_value=MAX_PRICE
-    )
-    max_price = serializers.DecimalField(
-        required=False, max_digits=16, decimal_places=4, min_value=0, max_value=MAX_PRICE
-    )
-
-    def validate_limit(self, value: int) -> int:
-        return min(value, MAX_LIMIT)
 
     def validate_surface(self, value: str) -> str:
-        if not _SURFACE.match(value):
+        if not SURFACE_PATTERN.match(value):
             raise serializers.ValidationError("Only letters, digits and _ . : - are allowed.")
         return value
 
-    def validate_category(self, value: str) -> list[str]:
-        parts = [part.strip() for part in value.split(CATEGORY_SEPARATOR.strip())]
-        if value.strip() and not all(parts):
-            raise serializers.ValidationError("Empty category name in the path.")
-        if len(parts) > MAX_CATEGORY_DEPTH:
-            raise serializers.ValidationError(f"At most {MAX_CATEGORY_DEPTH} levels.")
-        return [p for p in parts if p]
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        low, high = attrs.get("min_price"), attrs.get("max_price")
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"min_price": ["Must not be greater than max_price."]})
+        attrs = super().validate(attrs)
         exclude_ids = attrs.get("exclude") or []
         attrs["exclude_pks"] = frozenset(items_resolve(exclude_ids, field="exclude").values())
         return attrs

@@ -11,9 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import selectors as catalog_selectors
-from catalog.api.serializers import ErrorSerializer
 from core import replicas
 from core.authentication import HasApiKey
+from core.payloads import ErrorSerializer
 from recommendations import scenarios
 from recommendations.api.serializers import (
     AnswerSerializer,

@@ -281,7 +281,7 @@ def test_largest_accepted_value_times_quantity_attributes_and_rolls_up_without_o
     day's sum fit their columns (issue 12: they overflowed numeric(16,4))."""
     from analytics.models import DailyMetric
     from analytics.rollups import daily_metrics_rollup
-    from interactions.validation import check_event
+    from core.payloads import check_event
 
     items, served = shown
     for item in items[:2]:

@@ -16,7 +16,7 @@ from catalog.item_vectors import items_embed
 from catalog.models import Item
 from catalog.signals import item_vectors_changed
 from catalog.tasks import dirty_items_sweep_task, items_embed_task
-from catalog.validation import check_item
+from core.payloads import check_item
 
 pytestmark = [pytest.mark.slow]
 

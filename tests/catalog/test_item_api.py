@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import Category, Item
-from catalog.validation import check_item
+from core.payloads import check_item
 
 pytestmark = pytest.mark.django_db
 

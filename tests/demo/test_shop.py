@@ -9,10 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.models import Category, Item
-from catalog.validation import check_item
+from core.payloads import check_event, check_item
 from demo.shop import HISTORY_DAYS, DemoShop, demo_shop_is_loaded, demo_shop_load
 from interactions.models import Event, UserProfile
-from interactions.validation import check_event
 
 ANCHOR = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

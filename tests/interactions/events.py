@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from interactions.validation import check_event
+from core.payloads import check_event
 
 
 def validated_event(*, timestamp: datetime, **fields: Any) -> dict[str, Any]:

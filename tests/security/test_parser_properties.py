@@ -16,11 +16,10 @@ from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.validation import MAX_ATTRIBUTES_DEPTH, check_item
 from core.feeds import Feed, FeedError
+from core.payloads import MAX_ATTRIBUTES_DEPTH, check_event, check_item
 from interactions.management.commands.import_online_retail import COLUMNS, RowError
 from interactions.management.commands.import_online_retail import Command as OnlineRetailCommand
-from interactions.validation import check_event
 from tests.security.hostile import hostile_events, hostile_items, hostile_json, now_plus
 
 EXAMPLES = int(os.environ.get("RECSYS_PROPERTY_EXAMPLES", "200"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from catalog.services import item_upsert
-from catalog.validation import check_item
 from core.feeds import Feed, FeedImportCommand
+from core.payloads import check_item
 
 # One transaction per batch. Measured (10,000 items, 20 categories, load average ~7 on the shared 2 cores):
 # 1,000 per batch takes 0.8-1.1 s a batch, the same total as 250 per batch (7.9-11.1 s vs 8.2-11.0 s);

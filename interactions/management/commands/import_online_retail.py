@@ -23,10 +23,12 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from catalog.services import item_upsert
 from core.feeds import Feed, FeedImportCommand
+from core.payloads import MAX_EVENT_ID, MAX_ITEM_ID, MAX_QUANTITY, MAX_VALUE
 from interactions.services import events_ingest
 
 # The same path and the same measurement as import_events.EVENT_IMPORT_BATCH (5,000 rows: 0.5-0.6 s a
@@ -38,8 +40,6 @@ COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "
 NON_PRODUCT_CODES = frozenset({"POST", "DOT", "C2", "M", "D", "S", "B", "BANK CHARGES", "AMAZONFEE", "CRUK"})
 NON_PRODUCT_PREFIXES = ("GIFT_",)  # gift vouchers (gift_0001_10, ...)
 DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M")
-MAX_CODE = 255
-MAX_TITLE = 500
 
 
 class RowError(ValueError):
@@ -118,9 +118,11 @@ class Command(FeedImportCommand):
             raise RowError(f"Quantity: Must be an integer, got {row['Quantity'][:50]!r}.") from None
         if quantity <= 0:
             return "not_positive"
+        if quantity > MAX_QUANTITY:  # the event payload's cap (core/payloads.py)
+            raise RowError(f"Quantity: Must be between 1 and {MAX_QUANTITY}.")
         code = row["StockCode"].strip()
-        if not code or len(code) > MAX_CODE:
-            raise RowError(f"StockCode: Must be 1 to {MAX_CODE} characters.")
+        if not code or len(code) > MAX_ITEM_ID:
+            raise RowError(f"StockCode: Must be 1 to {MAX_ITEM_ID} characters.")
         upper = code.upper()
         if upper in NON_PRODUCT_CODES or upper.startswith(NON_PRODUCT_PREFIXES):
             return "non_product"
@@ -128,16 +130,16 @@ class Command(FeedImportCommand):
             price = Decimal(row["UnitPrice"])
         except InvalidOperation:
             raise RowError(f"UnitPrice: Must be a decimal number, got {row['UnitPrice'][:50]!r}.") from None
-        if not price.is_finite() or price < 0 or price > Decimal("1e9"):
-            raise RowError("UnitPrice: Must be a number between 0 and 1e9.")
+        if not price.is_finite() or price < 0 or price > MAX_VALUE:
+            raise RowError(f"UnitPrice: Must be a number between 0 and {MAX_VALUE}.")
         moment = self._date(row["InvoiceDate"])
         customer = row["CustomerID"].strip()
         if customer.endswith(".0"):  # exported through a float column
             customer = customer[:-2]
-        if len(customer) > 128 or len(invoice) > 100:
+        if len(customer) > MAX_EVENT_ID or len(invoice) > 100:
             raise RowError("CustomerID/InvoiceNo: too long.")
 
-        title = " ".join(row["Description"].split())[:MAX_TITLE]
+        title = " ".join(row["Description"].split())[: settings.RECSYS_MAX_TITLE]
         if title and code not in self._items_sent:
             self._items_sent.add(code)
             new_items[code] = {
