@@ -138,7 +138,7 @@ def embedded_postgres_other_clients() -> int:
             ).fetchone()
     except psycopg.Error:
         return 0
-    return row[0]
+    return int(row[0]) if row else 0
 
 
 def _ensure_database(host: str) -> None:
@@ -160,7 +160,7 @@ def database_settings() -> dict:
         import dj_database_url
 
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=_health_checks())
-        return config
+        return dict(config)
     pgdata = pgdata_dir()
     if autostart():
         embedded_postgres_start()

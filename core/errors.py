@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponsePermanentRedirect
@@ -39,7 +41,7 @@ def api_exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         data = response.data
-        body = {"error": "invalid", "detail": "The request is invalid; see fields."}
+        body: dict[str, Any] = {"error": "invalid", "detail": "The request is invalid; see fields."}
         if isinstance(data, dict):
             body["fields"] = data
         else:
@@ -50,8 +52,8 @@ def api_exception_handler(exc, context):
         detail = str(exc.detail)
         response.data = {"error": "parse_error", "detail": detail, "fields": {"body": [detail]}}
     elif isinstance(exc, exceptions.APIException):
-        detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
-        response.data = {"error": exc.default_code, "detail": str(detail)}
+        message = response.data.get("detail") if isinstance(response.data, dict) else response.data
+        response.data = {"error": exc.default_code, "detail": str(message)}
     return response
 
 

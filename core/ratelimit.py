@@ -41,9 +41,11 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.5)
 
 
-def rate_limit_hit(*, scope: str, ident: str, rate: str) -> float | None:
+def rate_limit_hit(*, scope: str, ident: str, rate: str | None) -> float | None:
     """Counts one request of `ident` in `scope` against `rate`. None when it is allowed, else the seconds
-    until the window ends (the Retry-After). Allowed when Redis cannot be reached."""
+    until the window ends (the Retry-After). Allowed when Redis cannot be reached, or with no rate."""
+    if not rate:
+        return None
     limit, period = rate_parse(rate)
     now = time.time()
     window = int(now // period)

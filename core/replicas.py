@@ -74,7 +74,7 @@ def replica_settings(urls: list[str], *, primary: dict[str, Any]) -> dict[str, d
         # Fail over fast: a replica that is down must cost a request ~1 s at most, once per check period.
         options.setdefault("connect_timeout", 1)
         config["TEST"] = {"MIRROR": DEFAULT_DB_ALIAS}
-        entries[f"{REPLICA_ALIAS_PREFIX}{index}"] = config
+        entries[f"{REPLICA_ALIAS_PREFIX}{index}"] = dict(config)
     return entries
 
 
