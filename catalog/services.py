@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from catalog.item_vectors import items_vectors_changed_send
 from catalog.models import CATEGORY_SEPARATOR, Category, Item
+from catalog.signals import items_created
 from catalog.tasks import items_embed_enqueue
 from core.payloads import ITEM_PATCHABLE
 
@@ -84,22 +85,6 @@ def _refresh_content_hash(item: Item) -> bool:
     return True
 
 
-def events_link_to_items(*, external_ids: Sequence[str]) -> int:
-    """Link events that arrived before their item (held by raw id) to the item, now that it exists."""
-    if not external_ids:
-        return 0
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            UPDATE interactions_event e SET item_id = i.id
-            FROM catalog_item i
-            WHERE e.item_id IS NULL AND e.item_external_id = i.external_id AND i.external_id = ANY(%s)
-            """,
-            [list(external_ids)],
-        )
-        return cur.rowcount
-
-
 @transaction.atomic
 def item_upsert(*, items: Sequence[dict[str, Any]]) -> UpsertResult:
     """Create or update items by their `id`. Fields absent from an item keep their stored value. Posting
@@ -167,7 +152,10 @@ def item_upsert(*, items: Sequence[dict[str, Any]]) -> UpsertResult:
         if changed_ids
         else []
     )
-    result.linked_events = events_link_to_items(external_ids=[i.external_id for i in to_create])
+    created = [i.external_id for i in to_create]
+    if created:
+        linked = items_created.send(sender=Item, external_ids=created)
+        result.linked_events = sum(n for _receiver, n in linked if isinstance(n, int))
     # After commit: embed the new texts (batched by the task); tell vector backends about changed rows.
     items_embed_enqueue(item_pks=result.content_changed)
     items_vectors_changed_send(item_pks=[i.pk for i in to_update])

@@ -143,6 +143,27 @@ RETURNING e.id, e.user_id
 """
 
 
+def events_link_to_items(*, external_ids: Sequence[str]) -> int:
+    """Link the events that arrived before their item (held by its raw id) to the item, now that it exists:
+    catalog's `items_created`, inside the item upsert's transaction. Returns how many were linked."""
+    if not external_ids:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE interactions_event e SET item_id = i.id
+            FROM catalog_item i
+            WHERE e.item_id IS NULL AND e.item_external_id = i.external_id AND i.external_id = ANY(%s)
+            """,
+            [list(external_ids)],
+        )
+        return cur.rowcount
+
+
+def on_items_created(sender, *, external_ids: Sequence[str], **kwargs) -> int:
+    return events_link_to_items(external_ids=external_ids)
+
+
 def events_relink(*, batch_size: int = RELINK_BATCH_SIZE, max_batches: int = RELINK_MAX_BATCHES) -> int:
     """Link events stored before their item existed to the item that exists now, and queue the ones of
     known users for their vectors, as ingestion does for an event whose item it knew. item_upsert links the

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.core.cache import cache
 
 from interactions import services
 from interactions.models import Event, UserProfile
 from interactions.tasks import unlinked_events_sweep_task, user_vectors_apply_task
+from recommendations.tasks import _pending_key
 from recsys_project.celery import app
 from recsys_project.schedule import BEAT_SCHEDULE
 from tests.factories import ItemFactory
@@ -48,6 +50,8 @@ def tasks_in_process(monkeypatch):
 def test_an_event_stored_before_its_item_is_linked_by_the_sweep_and_folded_into_the_user_vector(
     tasks_in_process, django_capture_on_commit_callbacks
 ):
+    # u1's coalescing mark (60 s) from an earlier test would hold back the list recompute asserted below
+    cache.delete(_pending_key("u1"))
     early = ingest(1, item_id="late-sku")
     anonymous = ingest(2, item_id="late-sku", user_id=None)
     never = ingest(3, item_id="never-created")
@@ -93,3 +97,18 @@ def test_the_sweep_runs_every_10_minutes_on_the_maintenance_queue_with_an_expiry
     assert len(entries[0]["schedule"].minute) == 6
     route = app.amqp.router.route({}, "interactions.tasks.unlinked_events_sweep_task")
     assert route["queue"].name == "maintenance"
+
+
+def test_creating_an_item_links_its_early_events_through_the_catalog_signal():
+    """catalog's `items_created` (inside the upsert's transaction) reaches interactions, which links the
+    events held by the new item's raw id; the upsert reports how many."""
+    from catalog.services import item_upsert
+
+    ingest(1, item_id="early-sku")
+    ingest(2, item_id="early-sku", user_id=None)
+    ingest(3, item_id="other-sku")
+    result = item_upsert(items=[{"id": "early-sku", "title": "Early"}])
+    assert result.linked_events == 2
+    linked = Event.objects.filter(item__external_id="early-sku").values_list("event_id", flat=True)
+    assert sorted(linked) == ["late-1", "late-2"]
+    assert Event.objects.get(event_id="late-3").item_id is None
