@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from recommendations import selectors, services
-from recommendations.admin import AuditedAdmin
+from recommendations.audited_admin import AuditedAdmin
 from recommendations.models import Experiment, ExperimentArm, ExperimentState, ModelVersion
 from recommendations.sources import SOURCES
 
