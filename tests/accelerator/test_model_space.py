@@ -128,3 +128,15 @@ def test_the_content_space_is_still_the_default(versions, faiss_backend):
     )
     assert len(content) == 5
     assert content[0].distance == pytest.approx(0.0, abs=1e-5)
+
+
+def test_an_old_index_is_rebuilt_by_one_thread_while_the_others_search_it(versions, monkeypatch):
+    first, _ = versions
+    indexes = model_space.ModelIndexes()
+    old = indexes.live(first.pk)
+    monkeypatch.setattr(model_space, "MODEL_RELOAD_SECONDS", 0.0)
+    with indexes._lock:  # another thread is rebuilding
+        assert indexes.live(first.pk) is old
+    rebuilt = indexes.live(first.pk)
+    assert rebuilt is not old and rebuilt is not None
+    assert rebuilt.size == old.size == 550
