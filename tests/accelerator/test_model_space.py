@@ -140,3 +140,29 @@ def test_an_old_index_is_rebuilt_by_one_thread_while_the_others_search_it(versio
     rebuilt = indexes.live(first.pk)
     assert rebuilt is not old and rebuilt is not None
     assert rebuilt.size == old.size == 550
+
+
+def test_two_tower_serving_searches_the_active_version_through_faiss(
+    faiss_backend, settings, tmp_path, monkeypatch
+):
+    from recommendations import scenarios
+    from recommendations.two_tower import serving
+    from tests.recommendations.two_tower_factories import TINY, buy_now, planted_shop
+    from training.two_tower import registry
+
+    settings.RECSYS_TWO_TOWER = TINY
+    settings.RECSYS_TWO_TOWER_DIR = tmp_path / "models"
+    settings.RECSYS_TWO_TOWER_MIN_GAIN = 0.0
+    shop = planted_shop(seed=0)
+    version = registry.model_train_and_gate(seed=0)
+    assert version.is_active
+    serving.active_version_clear()
+    built = []
+    build = model_space.model_index_build
+    monkeypatch.setattr(
+        model_space, "model_index_build", lambda version_id: built.append(version_id) or build(version_id)
+    )
+    buy_now("shopper", shop.a[3])
+    answer = scenarios.recommendations_for_user(user_id="shopper", params=scenarios.ListParams(limit=5))
+    assert answer.items[0]["pk"] == shop.c[3].pk  # the learned "after A_3 comes C_3"
+    assert built == [version.pk]  # found through FAISS's index of the version
