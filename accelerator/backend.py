@@ -11,6 +11,9 @@ Lifecycle, in short (docs/faiss.md has the long version):
   manifest (one `stat`) and the delta directory, and loads what is new. No restart needed.
 - With no index published yet (or one of another embedding model), the first search builds one, waiting on
   the build lock if someone else is building.
+
+That is the content space. A model space (`ModelSpace(version_id)`, a two-tower version's item vectors) has
+an index per version held in memory by each process (model_space.py).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import numpy as np
 from django.conf import settings
 
 from accelerator import services, store
+from accelerator.model_space import ModelIndexes
 from accelerator.search import LiveIndex
 from catalog.embedding import current_model_name
-from recommendations.retrieval.base import Candidate, HardFilters
+from recommendations.retrieval.base import CONTENT, Candidate, HardFilters, ModelSpace, Space
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +52,13 @@ class FaissBackend:
         self._signature: tuple[int, int] | None = None
         self._checked_at = float("-inf")
         self._refresh_lock = threading.Lock()
+        self._models = ModelIndexes()
 
-    def search(self, *, vector: np.ndarray, k: int, filters: HardFilters) -> list[Candidate]:
+    def search(
+        self, *, vector: np.ndarray, k: int, filters: HardFilters, space: Space = CONTENT
+    ) -> list[Candidate]:
+        if isinstance(space, ModelSpace):
+            return self._models.search(vector=vector, k=k, filters=filters, space=space)
         live = self.live()
         return live.search(vector=vector, k=k, filters=filters)
 

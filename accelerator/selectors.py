@@ -117,6 +117,21 @@ def item_rows_stream(*, batch_size: int = ITEM_ROWS_BATCH_SIZE) -> Iterator[Item
                 yield _rows_from_tuples(rows)
 
 
+def model_item_rows(*, table: str, version_id: int) -> ItemRows:
+    """The item vectors of one two-tower version (`table`: retrieval's MODEL_VECTOR_TABLE) of the active
+    items, with the items' filter fields, in pk order. One query, binary."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute(
+            f"SELECT i.id, v.embedding, i.in_stock, i.stock, i.price, i.category_path "  # noqa: S608
+            f"FROM {table} v JOIN {Item._meta.db_table} i ON i.id = v.item_id "
+            "WHERE v.version_id = %s AND i.is_active ORDER BY i.id",
+            [int(version_id)],
+            binary=True,
+        )
+        return _rows_from_tuples(cur.fetchall())
+
+
 def item_rows_for_pks(*, item_pks: Sequence[int]) -> ItemRows:
     """The given items that belong in the index (the others are absent: deactivated, not embedded yet,
     or embedded with another model), in pk order."""

@@ -154,6 +154,21 @@ def version_load(manifest: Manifest) -> StoredVersion:
         )
 
 
+def version_in_memory(
+    *, manifest: Manifest, index: faiss.Index, rows: ItemRows, categories: list
+) -> StoredVersion:
+    """A version held by one process only (a model space's index, model_space.py): nothing is written."""
+    return StoredVersion(
+        manifest=manifest,
+        index=index,
+        pks=rows.pks,
+        in_stock=rows.in_stock,
+        price_cents=rows.price_cents,
+        category_ids=_category_ids(rows.category_paths, categories),
+        categories=list(categories),
+    )
+
+
 def versions_prune(*, current: str) -> None:
     """Delete old versions (keeping VERSIONS_KEPT besides the current) and leftovers of failed builds."""
     root = faiss_dir()

@@ -9,9 +9,27 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from recommendations.retrieval.base import Candidate, HardFilters, VectorBackend
+from recommendations.retrieval.base import (
+    CONTENT,
+    Candidate,
+    ContentSpace,
+    HardFilters,
+    ModelSpace,
+    Space,
+    VectorBackend,
+)
 
-__all__ = ["BACKENDS", "Candidate", "HardFilters", "VectorBackend", "get_backend"]
+__all__ = [
+    "BACKENDS",
+    "CONTENT",
+    "Candidate",
+    "ContentSpace",
+    "HardFilters",
+    "ModelSpace",
+    "Space",
+    "VectorBackend",
+    "get_backend",
+]
 
 BACKENDS: dict[str, str] = {
     "pgvector": "recommendations.retrieval.pgvector_backend.PgvectorBackend",

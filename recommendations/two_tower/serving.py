@@ -4,9 +4,10 @@
   session's) most recent items read at request time, so an event stored a moment ago changes the next
   answer. The history items' vectors come from the version's item vectors (one query); the tower itself is
   a few small numpy products (~0.1-0.3 ms, bench/two_tower.py).
-- `search`: the nearest items to that vector among the version's item vectors, with every hard filter in
-  the same SQL (pgvector, the version's own partial HNSW index), or through a per-process FAISS index of
-  the version when RECSYS_VECTOR_BACKEND=faiss.
+- `search`: the nearest items to that vector among the version's item vectors, through the configured
+  vector backend (`recommendations.retrieval`, space `ModelSpace(version_id)`): pgvector searches the
+  version's own partial HNSW index with every hard filter in the same SQL; the FAISS accelerator keeps an
+  index per version.
 
 None comes back (and the scenario uses content vectors, as before) when no version is active, the user or
 session has no history, or none of its items has a model vector.
@@ -20,22 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from django.conf import settings
 from django.db import connection
 
 from core.replicas import read_connection
-from recommendations.models import ModelItemVector, ModelVersion
-from recommendations.retrieval.base import Candidate, HardFilters
-from recommendations.retrieval.pgvector_backend import filters_where, vector_literal
+from recommendations.models import ModelVersion
+from recommendations.retrieval import Candidate, HardFilters, ModelSpace, get_backend
 from recommendations.two_tower.features import distinct_first, sequence_encode
 from recommendations.two_tower.user_tower import user_vector_numpy
 
 # Events read per request for the user tower (it looks at the last max_len distinct items of them).
 RECENT_EVENTS = 200
-EF_SEARCH = 200
-# FAISS mode: over-fetch before the SQL filter check; if fewer than k pass, the exact SQL answers instead.
-FAISS_OVERFETCH = 4
-FAISS_RELOAD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -163,112 +158,5 @@ def query_for_items(*, item_pks: list[int], version: ModelVersion | None = None)
 
 
 def search(*, version_id: int, vector: np.ndarray, k: int, filters: HardFilters) -> list[Candidate]:
-    if settings.RECSYS_VECTOR_BACKEND == "faiss":
-        found = _faiss_search(version_id=version_id, vector=vector, k=k, filters=filters)
-        if found is not None:
-            return found
-    return _sql_search(version_id=version_id, vector=vector, k=k, filters=filters)
-
-
-def _sql_search(
-    *, version_id: int, vector: np.ndarray, k: int, filters: HardFilters, exact: bool = False
-) -> list[Candidate]:
-    """The version's partial HNSW index (`WHERE version_id = N` matches its predicate) with an iterative
-    scan so filters do not shorten the list; exact when the ANN answer comes back short."""
-    where, params = filters_where(filters, require_vector=False)
-    params.update(q=vector_literal(vector), k=int(k), version=int(version_id))
-    before = (
-        ["SET LOCAL enable_indexscan = off"]
-        if exact
-        else ["SET LOCAL hnsw.iterative_scan = relaxed_order", f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"]
-    )
-    after = [statement.split(" = ")[0] + " TO DEFAULT" for statement in before]
-    sql = f"""
-        WITH c AS MATERIALIZED (
-            SELECT v.item_id AS id, v.embedding <=> %(q)s::vector AS distance
-            FROM recommendations_modelitemvector v JOIN catalog_item i ON i.id = v.item_id
-            WHERE v.version_id = %(version)s AND {where}
-            ORDER BY v.embedding <=> %(q)s::vector
-            LIMIT %(k)s
-        )
-        SELECT id, distance FROM c ORDER BY distance, id
-    """
-    # One simple-protocol message, as the pgvector backend does: the SET LOCALs end with it.
-    with read_connection().cursor() as cur:
-        cur.execute(";\n".join([*before, sql, *after]), params)
-        while cur.description is None and cur.nextset():
-            pass
-        rows = cur.fetchall()
-    if len(rows) < k and not exact:
-        exact_rows = _sql_search(version_id=version_id, vector=vector, k=k, filters=filters, exact=True)
-        if len(exact_rows) > len(rows):
-            return exact_rows
-    return [Candidate(item_pk=pk, distance=float(d)) for pk, d in rows]
-
-
-# --- FAISS: one flat inner-product index per process for the active version, reloaded when it changes
-
-
-@dataclass
-class _FaissIndex:
-    version_id: int
-    loaded_at: float
-    pks: np.ndarray
-    index: object
-
-
-_faiss_lock = threading.Lock()
-_faiss: _FaissIndex | None = None
-
-
-def _faiss_index(version_id: int) -> _FaissIndex:
-    global _faiss
-    current = _faiss
-    if (
-        current is not None
-        and current.version_id == version_id
-        and time.monotonic() - current.loaded_at < FAISS_RELOAD_SECONDS
-    ):
-        return current
-    with _faiss_lock:
-        import faiss
-
-        rows = list(
-            ModelItemVector.objects.filter(version_id=version_id)
-            .order_by("item_id")
-            .values_list("item_id", "embedding")
-        )
-        pks = np.array([r[0] for r in rows], dtype=np.int64)
-        matrix = np.array([np.asarray(r[1], dtype=np.float32) for r in rows], dtype=np.float32).reshape(
-            len(rows), -1
-        )
-        index = faiss.IndexFlatIP(matrix.shape[1] if len(rows) else 1)
-        if len(rows):
-            index.add(matrix)
-        _faiss = _FaissIndex(version_id=version_id, loaded_at=time.monotonic(), pks=pks, index=index)
-        return _faiss
-
-
-def _faiss_search(
-    *, version_id: int, vector: np.ndarray, k: int, filters: HardFilters
-) -> list[Candidate] | None:
-    """Nearest by FAISS, filters checked in one SQL query; None (the caller uses SQL) if that leaves fewer
-    than k while the index had more to offer."""
-    live = _faiss_index(version_id)
-    n = len(live.pks)
-    if n == 0:
-        return None
-    fetch = min(n, k * FAISS_OVERFETCH)
-    sims, slots = live.index.search(np.asarray(vector, dtype=np.float32)[None, :], fetch)
-    found = [(int(live.pks[s]), float(sim)) for s, sim in zip(slots[0], sims[0], strict=True) if s >= 0]
-    where, params = filters_where(filters, require_vector=False)
-    params["pks"] = [pk for pk, _ in found]
-    with read_connection().cursor() as cur:
-        cur.execute(
-            f"SELECT i.id FROM catalog_item i WHERE i.id = ANY(%(pks)s::bigint[]) AND {where}", params
-        )
-        passing = {row[0] for row in cur.fetchall()}
-    kept = [Candidate(item_pk=pk, distance=1.0 - sim) for pk, sim in found if pk in passing][:k]
-    if len(kept) < k and fetch < n:
-        return None
-    return sorted(kept, key=lambda c: (c.distance, c.item_pk))
+    """The nearest items among the version's item vectors, through the configured vector backend."""
+    return get_backend().search(vector=vector, k=k, filters=filters, space=ModelSpace(version_id))
