@@ -44,7 +44,7 @@ BODY_ANSWERS = {"413": "The body is larger than the cap.", "415": "The body is n
 
 # The storefront refuses any control character in its URLs (storefront/middleware.py).
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-NOT_BLANK_NO_CONTROL = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+NOT_BLANK_NO_CONTROL = r"^ *[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 # component -> property -> what is declared, for bodies that are DRF serializers.
 CONSTRAINTS = {
     "SessionIn": {"item_ids": {"items": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK}}},
