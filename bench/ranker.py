@@ -241,7 +241,7 @@ def table(rows: list[dict]) -> None:
         )
 
 
-def cost(users: int = 150) -> None:
+def cost(users: int = 150, ranker_users: int = RANKER_USERS) -> None:
     """The ranker alone on 500 candidates, its training (rows + LightGBM) time and peak memory, and
     `recommendations_for_user` latency with and without the ranker, in the same run, on the same users."""
     import resource
@@ -260,11 +260,11 @@ def cost(users: int = 150) -> None:
     vectors = evaluation.item_vectors_load(data)
     everything = np.arange(len(data.ts))
     started = time.perf_counter()
-    ranker = ranker_fit(data, everything, vectors, protocol="leave-one-out", max_users=RANKER_USERS)
+    ranker = ranker_fit(data, everything, vectors, protocol="leave-one-out", max_users=ranker_users)
     fit_s = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"ranker training ({RANKER_USERS} users' rows + LightGBM): {fit_s:.0f} s, process peak RSS {peak:.0f} MB"
+        f"ranker training (up to {ranker_users} users' rows + LightGBM): {fit_s:.0f} s, process peak RSS {peak:.0f} MB"
     )
     print(f"  {ranker.info}")
     x = np.random.default_rng(0).random((500, len(feature_names(DEFAULT_SOURCES)))).astype(np.float32)
@@ -349,7 +349,7 @@ def main() -> None:
         return
     print(f"load average at start: {load_average():.1f}")
     if args.cost_only:
-        cost()
+        cost(ranker_users=args.ranker_users)
         return
     quality(args)
 
