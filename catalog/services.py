@@ -154,8 +154,8 @@ def item_upsert(*, items: Sequence[dict[str, Any]]) -> UpsertResult:
     )
     created = [i.external_id for i in to_create]
     if created:
-        linked = items_created.send(sender=Item, external_ids=created)
-        result.linked_events = sum(n for _receiver, n in linked if isinstance(n, int))
+        for _receiver, linked in items_created.send(sender=Item, external_ids=created):
+            result.linked_events += linked if isinstance(linked, int) else 0
     # After commit: embed the new texts (batched by the task); tell vector backends about changed rows.
     items_embed_enqueue(item_pks=result.content_changed)
     items_vectors_changed_send(item_pks=[i.pk for i in to_update])
