@@ -22,6 +22,7 @@ from django.utils import timezone
 from recommendations.models import ModelVersion
 from recommendations.ranker.model import ranker_load, ranker_save
 from recommendations.ranker.serving import active_ranker_clear
+from training.rollback import rollback_swap
 
 LOCK_KEY = zlib.crc32(b"training.ranker.training")
 KIND = ModelVersion.Kind.RANKER
@@ -169,21 +170,6 @@ def ranker_rollback(*, to_version_id: int | None = None) -> ModelVersion | None:
             if current is not None:
                 candidates = candidates.exclude(pk=current.pk).filter(activated_at__lt=current.activated_at)
             target = candidates.exclude(artifact_path="").order_by("-activated_at").first()
-        if current is not None and (target is None or target.pk != current.pk):
-            current.is_active = False
-            current.status = ModelVersion.Status.ROLLED_BACK
-            current.reason = (
-                f"rolled back {timezone.now():%Y-%m-%d %H:%M} UTC to "
-                f"{f'v{target.pk}' if target else 'the single-retrieval path'}; was: {current.reason}"
-            )
-            current.save()
-        if target is not None:
-            target.is_active = True
-            target.status = ModelVersion.Status.PROMOTED
-            target.activated_at = timezone.now()
-            target.reason = (
-                f"re-activated by rollback{f' from v{current.pk}' if current else ''}; {target.reason}"
-            )
-            target.save()
+        rollback_swap(current=current, target=target, fallback="the single-retrieval path")
     active_ranker_clear()
     return target

@@ -33,6 +33,7 @@ from recommendations.two_tower.artifacts import artifact_delete, artifact_load, 
 from recommendations.two_tower.features import item_features_load
 from recommendations.two_tower.serving import active_version_clear
 from recommendations.two_tower.training import TrainConfig, TrainedModel
+from training.rollback import rollback_swap
 from training.two_tower.evaluation import scorer_for, two_tower_factory
 
 logger = logging.getLogger(__name__)
@@ -318,22 +319,7 @@ def model_rollback(*, to_version_id: int | None = None) -> ModelVersion | None:
             if current is not None:
                 candidates = candidates.exclude(pk=current.pk).filter(activated_at__lt=current.activated_at)
             target = candidates.order_by("-activated_at").first()
-        if current is not None and (target is None or target.pk != current.pk):
-            current.is_active = False
-            current.status = ModelVersion.Status.ROLLED_BACK
-            current.reason = (
-                f"rolled back {timezone.now():%Y-%m-%d %H:%M} UTC to "
-                f"{f'v{target.pk}' if target else 'content-only vectors'}; was: {current.reason}"
-            )
-            current.save()
-        if target is not None:
-            target.is_active = True
-            target.status = ModelVersion.Status.PROMOTED
-            target.activated_at = timezone.now()
-            target.reason = (
-                f"re-activated by rollback{f' from v{current.pk}' if current else ''}; {target.reason}"
-            )
-            target.save()
+        rollback_swap(current=current, target=target, fallback="content-only vectors")
     active_version_clear()
     return target
 
