@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from analytics import metrics
 from analytics.models import EvaluationRun
-from catalog.models import Item
+from catalog.selectors import item_vectors_iter, items_active_pks
 from interactions.selectors import event_weight
 
 PROTOCOLS = ("leave-one-out", "temporal")
@@ -86,7 +86,7 @@ def events_load() -> EventData:
             [SESSION_ACTOR],
         )
         rows = cur.fetchall()
-    active_pks = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    active_pks = items_active_pks()
     event_items = np.array([r[1] for r in rows], dtype=np.int64)
     all_pks = np.unique(np.concatenate([event_items, np.array(active_pks, dtype=np.int64)]))
     index = {int(pk): i for i, pk in enumerate(all_pks)}
@@ -222,10 +222,7 @@ def item_vectors_load(data: EventData) -> np.ndarray:
     """L2-normalised item vectors by item index; zero rows for items without a vector."""
     vectors = np.zeros((len(data.item_pks), settings.EMBEDDING_DIM), dtype=np.float32)
     index = {int(pk): i for i, pk in enumerate(data.item_pks)}
-    rows = Item.objects.filter(pk__in=[int(p) for p in data.item_pks], embedding__isnull=False).values_list(
-        "pk", "embedding"
-    )
-    for pk, vec in rows.iterator(chunk_size=2000):
+    for pk, vec in item_vectors_iter(item_pks=[int(p) for p in data.item_pks]):
         v = np.asarray(vec, dtype=np.float32)
         n = np.linalg.norm(v)
         if n > 0:

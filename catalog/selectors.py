@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q
 from django.http import Http404
@@ -78,3 +80,15 @@ def items_active_count() -> int:
 def items_stored_count(*, external_ids: list[str]) -> int:
     """How many of these items are stored (active or not): one indexed count."""
     return Item.objects.filter(external_id__in=external_ids).count()
+
+
+def items_active_pks() -> list[int]:
+    """The pks of every item that can be recommended, in pk order (the offline evaluation's catalog)."""
+    return list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+
+
+def item_vectors_iter(*, item_pks: list[int]) -> Iterator[tuple[int, Any]]:
+    """(pk, content vector) of each of these items that has a vector, active or not, streamed from the
+    database in chunks (the offline evaluation reads the whole catalog's)."""
+    rows = Item.objects.filter(pk__in=item_pks, embedding__isnull=False).values_list("pk", "embedding")
+    return rows.iterator(chunk_size=2000)
