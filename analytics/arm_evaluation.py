@@ -1,7 +1,7 @@
 """`evaluate --arms EXPERIMENT`: each arm of an A/B experiment on the offline split, before it starts.
 
 Each arm is a method of the same `evaluation_run` (`arm_<name>`), so the arms are scored exactly like
-the baselines: the served path (`analytics.served_recommender`, training events only, nothing logged)
+the baselines: the served path (`training.served_recommender`, training events only, nothing logged)
 with the arm forced (`recommendations.experiments.arm_override`): its re-ranking profile, and its pinned
 ranker or two-tower version when it has one.
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.served_recommender import served_scorer_factory
 from recommendations import experiments
+from training.served_recommender import served_scorer_factory
 
 METHOD_PREFIX = "arm_"
 

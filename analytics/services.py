@@ -1,4 +1,6 @@
-"""Writes of analytics started by people: an evaluation run from the report page, as a Celery job."""
+"""Writes of analytics' evaluation runs: a result of the offline evaluation (`training.evaluation`) saved as
+an EvaluationRun (by `evaluate`, the report page's jobs and the training app's gates), and an evaluation
+started from the report page, as a Celery job."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from analytics import evaluation
-from analytics.models import EvaluationJob, EvaluationJobStatus
+from analytics.models import EvaluationJob, EvaluationJobStatus, EvaluationRun
+from training import evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,25 @@ JOB_STALE_AFTER = timedelta(minutes=10)
 JOB_LOCK_ID = 0x52455645  # "REVE"
 # Progress is written at most this often (each write is a commit the page can read).
 PROGRESS_EVERY = timedelta(seconds=1)
+
+
+def evaluation_run_save(*, result: evaluation.EvaluationResult) -> EvaluationRun:
+    """Store one offline evaluation's result as an EvaluationRun."""
+    return EvaluationRun.objects.create(
+        protocol=result.protocol,
+        dataset_fingerprint=result.dataset_fingerprint,
+        configuration=result.configuration,
+        metrics=result.metrics,
+        summary=result.summary,
+        duration_seconds=result.duration_seconds,
+        label=result.label,
+    )
+
+
+def on_evaluation_finished(sender, *, result: evaluation.EvaluationResult, **kwargs) -> int:
+    """Receiver of training's `evaluation_finished` (a model's gate): the run is stored, and its id goes
+    back to the gate, which keeps it on the model version."""
+    return evaluation_run_save(result=result).pk
 
 
 def evaluation_job_start(*, scope: str, requested_by: str) -> EvaluationJob:
@@ -80,7 +101,7 @@ def evaluation_job_execute(*, job_id: int) -> str:
         try:
             extra = {}
             if "served_single_retrieval" in scope["methods"]:
-                from analytics.served_recommender import served_scorer_factory
+                from training.served_recommender import served_scorer_factory
 
                 extra["served_single_retrieval"] = served_scorer_factory
             result = evaluation.evaluation_run(
@@ -92,18 +113,19 @@ def evaluation_job_execute(*, job_id: int) -> str:
                 max_users=scope["max_users"],
                 on_progress=progress,
             )
+            run = evaluation_run_save(result=result)
         except Exception as exc:  # noqa: BLE001 - the page shows why; the worker stays up
             logger.exception("evaluation job %s failed", job_id)
             EvaluationJob.objects.filter(pk=job_id).update(
                 status=EvaluationJobStatus.FAILED, message=str(exc)[:300], finished_at=timezone.now()
             )
             return "failed"
-        users = result.run.summary["users_evaluated"]
+        users = run.summary["users_evaluated"]
         EvaluationJob.objects.filter(pk=job_id).update(
             status=EvaluationJobStatus.DONE,
             progress=1.0,
-            run=result.run,
-            message=f"run #{result.run.pk}: {users} users evaluated" if users else "no user has a test item",
+            run=run,
+            message=f"run #{run.pk}: {users} users evaluated" if users else "no user has a test item",
             finished_at=timezone.now(),
         )
         return "done"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics import ablation, selectors, services
+from analytics import ablation_report, selectors, services
 from analytics import experiments as experiment_report
 from analytics.csv_export import csv_response
 from analytics.rollups import ALL
@@ -208,10 +208,10 @@ def evaluations(request: HttpRequest) -> HttpResponse:
     chart_data = {"evaluation-chart": {**chart, "type": "bar"}}
     tables = [selectors.evaluation_runs_table(runs), table]
     # the re-ranking ablation (`evaluate --ablation`) of the newest run that has one: the cost of each rule
-    ablated = ablation.ablation_run(runs)
+    ablated = ablation_report.ablation_run(runs)
     if ablated is not None:
-        chart_data.update(ablation.ablation_charts(ablated))
-        tables.insert(0, ablation.ablation_report_table(ablated))
+        chart_data.update(ablation_report.ablation_charts(ablated))
+        tables.insert(0, ablation_report.ablation_report_table(ablated))
     context = {
         "runs": runs,
         "metric": metric,

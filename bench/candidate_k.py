@@ -15,7 +15,7 @@ The target is the evaluation's held-out item(s) (leave-one-out: the next item; t
 `test_days`). The settings are served user by user in turns (every setting for one user, in a rotating
 order), so each setting sees the same moments of a shared machine; the serve time is this process's wall
 and CPU time per answer (Postgres's CPU is not in the CPU column). Popularity holds training-only counts
-inside a transaction that is rolled back, as in `analytics.served_recommender`.
+inside a transaction that is rolled back, as in `training.served_recommender`.
 
 Prints per scenario and protocol: NDCG@10, its paired difference from the reference (candidate_k 500 at
 the current ef_search) with a 95% bootstrap interval over users, the share of the reference's top 10
@@ -224,8 +224,9 @@ def sweep_one(
 ) -> dict:
     import numpy as np
 
-    from analytics import evaluation, metrics
+    from analytics.services import evaluation_run_save
     from bench.ranker import validation_data
+    from training import evaluation, metrics
 
     data = evaluation.events_load()
     if validation:
@@ -252,6 +253,7 @@ def sweep_one(
         data=data,
         max_users=max_users,
     )
+    run = evaluation_run_save(result=result)
     sweep, users, test = holder["sweep"], result.split.users, result.split.test
     reference = Setting(REFERENCE_K, reference_ef).method
     per_user = {
@@ -282,7 +284,7 @@ def sweep_one(
         "protocol": protocol,
         "validation": validation,
         "users": len(users),
-        "run": result.run.pk,
+        "run": run.pk,
         "reference": reference,
         "rows": rows,
         "seconds": time.perf_counter() - started,

@@ -1,7 +1,7 @@
 """Co-visitation on the UCI Online Retail data: choose the formula's constants on the validation item,
 then report the held-out test item once for the chosen ones.
 
-Protocol: analytics/evaluation.py's leave-one-out split. Each evaluated user's second-to-last distinct
+Protocol: training/evaluation.py's leave-one-out split. Each evaluated user's second-to-last distinct
 item is the validation item; their training events end before it (the test item is held out too). A
 user's anchors are the items of their last training visit (same timestamp: one invoice); the score of
 an item is the sum of the anchors' normalised "bought" rows (Online Retail has only purchases, so
@@ -57,7 +57,7 @@ def _setup() -> None:
 
 def _targets(data, split, which: str) -> tuple[list[str], dict[str, int], dict[str, list[int]]]:
     """Evaluated users, their target (validation or test item) and their last training visit's items."""
-    from analytics.evaluation import _by_user
+    from training.evaluation import _by_user
 
     train = np.zeros(len(data.item_idx), dtype=bool)
     train[split.train] = True
@@ -77,7 +77,7 @@ def _targets(data, split, which: str) -> tuple[list[str], dict[str, int], dict[s
 
 
 def _evaluate(data, split, scores_m, popularity, users, target, anchors) -> dict[str, float]:
-    from analytics import metrics
+    from training import metrics
 
     tie = popularity / (popularity.max() + 1.0) * 1e-6
     ndcg, recall = [], []
@@ -98,7 +98,7 @@ SWEEP_CHUNK = 20_000_000  # event pairs per chunk: bounds memory when a year's w
 
 def _sweep_targets(data, split) -> tuple[list[str], dict[str, set[int]], dict[str, list[int]]]:
     """Evaluated users (non-empty active targets), their target items and their last visit's items."""
-    from analytics.evaluation import _by_user
+    from training.evaluation import _by_user
 
     train = np.zeros(len(data.ts), dtype=bool)
     train[split.train] = True
@@ -126,7 +126,7 @@ def _compact(scores: np.ndarray, raw: np.ndarray, keep: int, min_weight: float) 
 
 def _sweep_score(m: np.ndarray, pop: np.ndarray, *, data, split, users, targets, anchors) -> float:
     """Mean NDCG@10 of the users' summed anchor rows, training items removed."""
-    from analytics import metrics
+    from training import metrics
 
     tie = pop / (pop.max() + 1.0) * 1e-6
     ndcg = []
@@ -142,9 +142,9 @@ def _sweep_score(m: np.ndarray, pop: np.ndarray, *, data, split, users, targets,
 
 def sweep_windows(configs: list[tuple[float, float]], keeps: list[int]) -> None:
     """Validation NDCG@10 of "bought" co-visitation per (window, half-life), on both protocols."""
-    from analytics import evaluation
     from bench.ranker import validation_data
     from recommendations import covisitation as cv
+    from training import evaluation
 
     full = evaluation.events_load()
     for protocol in ("leave-one-out", "temporal"):
@@ -244,8 +244,8 @@ def main() -> None:
 
         sweep_windows(configs, args.keep or [KEEP_NEIGHBOURS])
         return
-    from analytics import evaluation
     from recommendations import covisitation as cv
+    from training import evaluation
 
     t = time.perf_counter()
     data = evaluation.events_load()

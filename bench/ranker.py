@@ -66,7 +66,7 @@ def validation_data(data, protocol: str, test_days: float = 14.0):
     """The data without the test targets: the split of this data scores the validation targets."""
     import numpy as np
 
-    from analytics import evaluation
+    from training import evaluation
 
     keep = np.ones(len(data.ts), dtype=bool)
     if protocol == "temporal":
@@ -103,9 +103,10 @@ def quality_one(
     names: tuple[str, ...] | None = None,
 ) -> dict:
     _setup()
-    from analytics import evaluation
-    from analytics.served_recommender import served_scorer_factory
+    from analytics.services import evaluation_run_save
+    from training import evaluation
     from training.ranker.evaluation import cooccurrence_visit_factory, ranker_methods
+    from training.served_recommender import served_scorer_factory
 
     data = evaluation.events_load()
     if validation:
@@ -135,6 +136,7 @@ def quality_one(
         data=data,
         max_users=max_users,
     )
+    run = evaluation_run_save(result=result)
     single = [m for m in methods if m not in ("ranker", "served", "served_single_retrieval")]
     ranker_pass = passes[0]
     return {
@@ -144,9 +146,9 @@ def quality_one(
         "methods": methods,
         "single": single,
         "paired": _paired(result, single),
-        "run": result.run.pk,
-        "users": result.run.summary["users_evaluated"] if not max_users else len(result.split.users),
-        "metrics": result.run.metrics,
+        "run": run.pk,
+        "users": result.summary["users_evaluated"] if not max_users else len(result.split.users),
+        "metrics": result.metrics,
         "seconds": time.perf_counter() - started,
         "ranker_info": {k: v for k, v in ranker_pass.ranker.info.items() if k != "params"},
         "pass_ms_median": 1000 * percentile(ranker_pass.seconds_per_user, 50),
@@ -158,14 +160,14 @@ def _paired(result, single: list[str], resamples: int = 2000) -> dict:
     interval over users (2,000 resamples, fixed seed)."""
     import numpy as np
 
-    from analytics import metrics
+    from training import metrics
 
     users, test = result.split.users, result.split.test
 
     def per_user(method: str) -> np.ndarray:
         return np.array([metrics.ndcg_at_k(result.rankings[method][u], test[u], 10) for u in users])
 
-    best = max(single, key=lambda m: result.run.metrics[m]["ndcg@10"])
+    best = max(single, key=lambda m: result.metrics[m]["ndcg@10"])
     draws = np.random.default_rng(0).integers(0, len(users), size=(resamples, len(users)))
     out = {"best_single": best}
     for method in ("served", "ranker"):
@@ -250,10 +252,10 @@ def cost(users: int = 150, ranker_users: int = RANKER_USERS) -> None:
     from django.db import connection
 
     _setup()
-    from analytics import evaluation
     from recommendations import scenarios, sources
     from recommendations.ranker.features import feature_names
     from recommendations.ranker.serving import ranker_override
+    from training import evaluation
     from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, ranker_fit
 
     data = evaluation.events_load()

@@ -45,7 +45,7 @@ _VECTORS: dict[int, np.ndarray] = {}
 
 
 def _vectors(data) -> np.ndarray:
-    from analytics.evaluation import item_vectors_load
+    from training.evaluation import item_vectors_load
 
     if id(data) not in _VECTORS:
         _VECTORS[id(data)] = item_vectors_load(data)
@@ -89,9 +89,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     bench_ranker._setup()
-    from analytics import evaluation
     from recommendations.ranker.features import feature_names
     from recommendations.ranker.model import ranker_train
+    from training import evaluation
     from training.ranker.training import DEFAULT_SOURCES
 
     data = bench_ranker.validation_data(evaluation.events_load(), args.protocol)

@@ -37,7 +37,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from analytics import ablation, evaluation
+    from analytics.services import evaluation_run_save
+    from training import ablation, evaluation
     from training.ranker.evaluation import ablation_methods
 
     settings = [ablation.settings_parse(text) for text in args.set]
@@ -57,10 +58,9 @@ def main() -> None:
         data=data,
         max_users=args.max_users,
     )
-    run = result.run
-    table = ablation.ablation_table(run.metrics, variants, k=10)
-    run.summary = {**run.summary, "ablation": table}
-    run.save(update_fields=["summary", "updated_at"])
+    table = ablation.ablation_table(result.metrics, variants, k=10)
+    result.summary = {**result.summary, "ablation": table}
+    run = evaluation_run_save(result=result)
     where = (dsn or "").split("?")[0] or f"embedded ({os.environ.get('RECSYS_DATA_DIR', 'var')})"
     print(
         f"\nrun #{run.pk} {args.protocol} {'test' if args.test else 'validation'} users="

@@ -126,8 +126,8 @@ def ranker_use(users: int) -> None:
         return
     import numpy as np
 
-    from analytics import evaluation
     from recommendations.ranker.model import ranker_save, ranker_train
+    from training import evaluation
     from training.ranker.training import DEFAULT_SOURCES, training_rows_build
 
     started = time.perf_counter()

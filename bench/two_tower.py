@@ -53,7 +53,8 @@ def _setup() -> None:
 def quality_one(seed: int, protocol: str) -> dict:
     """One evaluation run: every method, the two-tower trained with this seed."""
     _setup()
-    from analytics import evaluation
+    from analytics.services import evaluation_run_save
+    from training import evaluation
     from training.two_tower.evaluation import two_tower_factory
 
     trained = []
@@ -64,13 +65,14 @@ def quality_one(seed: int, protocol: str) -> dict:
         label=f"bench two-tower seed {seed}",
         progress=False,
     )
+    run = evaluation_run_save(result=result)
     return {
         "seed": seed,
         "protocol": protocol,
         "paired": _paired_ndcg10(result),
-        "run": result.run.pk,
-        "users": result.run.summary["users_evaluated"],
-        "metrics": result.run.metrics,
+        "run": run.pk,
+        "users": result.summary["users_evaluated"],
+        "metrics": result.metrics,
         "train_seconds": trained[0].seconds,
         "best_epoch": trained[0].best_epoch,
         "epochs": len(trained[0].history),
@@ -83,7 +85,7 @@ def _paired_ndcg10(result, resamples: int = 2000) -> dict:
     paired): the mean and a 95% bootstrap interval over users (2,000 resamples, fixed seed)."""
     import numpy as np
 
-    from analytics import metrics
+    from training import metrics
 
     users, test = result.split.users, result.split.test
 

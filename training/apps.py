@@ -2,9 +2,10 @@ from django.apps import AppConfig
 
 
 class TrainingConfig(AppConfig):
-    """Training: the two-tower model's and the ranker's training runs, their gate on the offline evaluation,
-    their registry (activate, roll back) and the model versions' admin. Above analytics, whose offline
-    evaluation is the gate; recommendations serves what it publishes."""
+    """Training: the two-tower model's and the ranker's training runs, the offline evaluation that gates
+    them (`evaluation`, its metrics, the served path and the re-ranking ablation as methods), their registry
+    (activate, roll back) and the model versions' admin. Below analytics, which stores the evaluation runs
+    and runs `evaluate`; recommendations serves what it publishes."""
 
     name = "training"
 

@@ -69,7 +69,7 @@ def pool_size(limit: int) -> int:
 
 
 # The steps, in the order `rerank` runs them. `skip` turns any of them off (the re-ranking ablation in
-# `analytics.ablation` measures what each one costs); a profile turns them off with its own settings.
+# `training.ablation` measures what each one costs); a profile turns them off with its own settings.
 STEPS = (
     "inventory",  # drop unavailable items, demote low stock
     "history",  # hide what the user bought / saw, per scenario

@@ -8,7 +8,7 @@ softmax over in-batch negatives with a logQ popularity correction.
 - `artifacts.py`: saving and loading a trained model.
 - `serving.py`: the user tower online and retrieval over the active version's item vectors.
 
-In the training app: `training.two_tower.evaluation` (the model as a method of `analytics.evaluation`,
+In the training app: `training.two_tower.evaluation` (the model as a method of `training.evaluation`,
 trained on the split's training events) and `training.two_tower.registry` (ModelVersion life cycle: train,
 gate, write the item vectors, activate, roll back).
 """

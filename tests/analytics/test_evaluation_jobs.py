@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import evaluation
 from analytics.models import EvaluationJob, EvaluationRun
 from analytics.services import evaluation_job_claim
 from analytics.tasks import evaluation_job_maintenance_task
 from demo.shop import DemoShop, demo_shop_load
+from training import evaluation
 
 pytestmark = pytest.mark.django_db
 

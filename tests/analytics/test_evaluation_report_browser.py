@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from analytics import ablation
 from analytics.models import EvaluationRun
 from tests.project.test_content_security_policy_browser import CHROMIUM, OUTPUT, Visit, browser  # noqa: F401
+from training import ablation
 
 pytestmark = [
     pytest.mark.browser,

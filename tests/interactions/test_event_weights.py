@@ -9,13 +9,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from analytics import evaluation
 from interactions.models import EventType
 from interactions.user_vectors import UserSums
 from recommendations import covisitation, selectors
 from recommendations.models import ItemPopularity
 from recommendations.services import item_popularity_refresh
 from tests.factories import EventFactory, ItemFactory
+from training import evaluation
 
 # Distinct primes: no two types share a weight, and none is a default (0 or 1).
 TABLE = {

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from analytics import evaluation, metrics
 from catalog.models import Item, Promotion
 from interactions.models import Event, UserProfile
 from interactions.tasks import user_vectors_apply_task
@@ -26,6 +25,7 @@ from recommendations.ranker.serving import active_ranker_clear, ranker_override
 from recommendations.selectors import profile_for_surface, serving_config_clear
 from recsys_project.celery import app as celery_app
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from training import evaluation, metrics
 from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,6 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from analytics import evaluation, metrics
 from interactions.models import Event
 from recommendations import scenarios, sources
 from recommendations.models import ModelVersion
@@ -19,6 +18,7 @@ from recommendations.ranker.features import feature_names
 from recommendations.ranker.model import ranker_load, ranker_save, ranker_train
 from recommendations.ranker.serving import active_ranker_clear, ranker_override
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from training import evaluation, metrics
 from training.ranker import registry
 from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics import evaluation
 from recommendations import sources
 from recommendations.retrieval.base import HardFilters
 from tests.factories import EventFactory, ItemFactory, blend, topic
 from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from training import evaluation
 from training.ranker.training import covisitation_neighbours_for
 
 pytestmark = pytest.mark.django_db

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics import evaluation
 from recommendations.two_tower.features import item_features_load
 from recommendations.two_tower.training import TrainConfig, model_train
 from tests.recommendations.two_tower_factories import GROUPS, TINY, planted_shop
+from training import evaluation
 from training.two_tower.evaluation import two_tower_factory
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_training_learns_the_planted_pattern_and_beats_content_only(shop):
         progress=False,
         data=data,
     )
-    metrics = result.run.metrics
+    metrics = result.metrics
     assert metrics["two_tower"]["ndcg@10"] > 0.6
     assert (
         metrics["two_tower"]["ndcg@10"]
@@ -87,7 +87,7 @@ def test_temporal_protocol_trains_on_events_before_the_cut_only(shop):
         progress=False,
         data=data,
     )
-    assert result.split.users and "ndcg@10" in result.run.metrics["two_tower"]
+    assert result.split.users and "ndcg@10" in result.metrics["two_tower"]
     # every training example comes from events before the cut: fewer than from all events
     everything = model_train(
         stream=data,

@@ -20,10 +20,10 @@ import numpy as np
 from django.db import transaction
 from tqdm import tqdm
 
-from analytics.ablation import Ablation, Variant
 from recommendations import scenarios, selectors, sources
 from recommendations.ranker import serving as ranker_serving
 from recommendations.ranker.model import Ranker
+from training.ablation import Ablation, Variant
 from training.ranker.training import (
     DEFAULT_SOURCES,
     covisitation_neighbours_for,
@@ -70,7 +70,7 @@ class RankerPass:
         self.lists: dict[str, dict[str, list[int]]] = {}  # method -> user -> item indices, best first
         self.seconds_per_user: list[float] = []
         self.unavailable: str | None = None
-        self.ablation = None  # an analytics.ablation.Ablation: more lists from each user's trace
+        self.ablation = None  # a training.ablation.Ablation: more lists from each user's trace
 
     def ensure_ranker(self) -> Ranker | None:
         """The ranker, or None when the training events give it no rows (a tiny shop): then `served` is

@@ -1,12 +1,13 @@
 """The ranker's versions in the model registry (ModelVersion, kind "ranker"): train, gate, activate,
 roll back, the same way as the two-tower model's (training/two_tower/registry.py).
 
-- **Gate.** One `analytics.evaluation.evaluation_run` (protocol and metric from the two-tower's settings)
+- **Gate.** One `training.evaluation.evaluation_run` (protocol and metric from the two-tower's settings)
   scores, on the same split and users: `served` with the candidate ranker (trained on that split's training
   events only, through its own inner time cut), and the reference: `served` with the active ranker's
   stored model when one is active, else the single-retrieval path it would replace
   (`served_single_retrieval`). The candidate is activated only if it beats the reference by more than
-  RECSYS_RANKER_MIN_GAIN. The model that passed is the model served.
+  RECSYS_RANKER_MIN_GAIN. The model that passed is the model served. The run is stored as an analytics
+  EvaluationRun (`evaluation_record`) and its id kept on the version.
 - **One at a time.** A Postgres advisory lock of its own.
 """
 
@@ -22,7 +23,10 @@ from django.utils import timezone
 from recommendations.models import ModelVersion
 from recommendations.ranker.model import ranker_load, ranker_save
 from recommendations.ranker.serving import active_ranker_clear
+from training import evaluation  # the gate is the offline evaluation
+from training.ranker.evaluation import ranker_methods
 from training.rollback import rollback_swap
+from training.served_recommender import served_scorer_factory
 
 LOCK_KEY = zlib.crc32(b"training.ranker.training")
 KIND = ModelVersion.Kind.RANKER
@@ -53,10 +57,6 @@ def ranker_train_and_gate(*, seed: int | None = None, progress: bool = False, da
 
 
 def _train_and_gate(*, seed, progress, data) -> ModelVersion:
-    from analytics import evaluation  # the gate is the offline evaluation
-    from analytics.served_recommender import served_scorer_factory
-    from training.ranker.evaluation import ranker_methods
-
     seed = seed if seed is not None else int(_setting("RECSYS_TWO_TOWER_SEED", 0))
     protocol = _setting("RECSYS_TWO_TOWER_GATE_PROTOCOL", "leave-one-out")
     metric = _setting("RECSYS_TWO_TOWER_GATE_METRIC", "ndcg@10")
@@ -96,9 +96,10 @@ def _train_and_gate(*, seed, progress, data) -> ModelVersion:
             progress=progress,
             max_users=gate_users,
         )
+        run_id = evaluation.evaluation_record(result)
         if not result.split.users:
             raise ValueError(f"no user has a test item under {protocol}: nothing to gate on")
-        run_metrics = result.run.metrics
+        run_metrics = result.metrics
         ranker = passes[0].ranker
         if ranker is None:
             raise ValueError(passes[0].unavailable or "the ranker could not be trained")
@@ -114,21 +115,23 @@ def _train_and_gate(*, seed, progress, data) -> ModelVersion:
             "evaluation": run_metrics,
             "training": {k: v for k, v in ranker.info.items() if k != "params"},
         }
-        version.evaluation_run_id = result.run.pk
+        version.evaluation_run_id = run_id
         version.candidate_score, version.reference_score, version.reference = (
             candidate,
             reference,
             reference_name,
         )
         if candidate > reference + min_gain:
-            version.reason = f"{metric} {candidate:.4f} > {reference:.4f} of {reference_name} ({protocol}, run #{result.run.pk})"
+            version.reason = (
+                f"{metric} {candidate:.4f} > {reference:.4f} of {reference_name} ({protocol}, run #{run_id})"
+            )
             version.save()
             ranker_activate(version=version)
         else:
             version.status = ModelVersion.Status.REJECTED
             version.reason = (
                 f"{metric} {candidate:.4f} does not beat {reference:.4f} of {reference_name}"
-                f"{f' by {min_gain}' if min_gain else ''} ({protocol}, run #{result.run.pk})"
+                f"{f' by {min_gain}' if min_gain else ''} ({protocol}, run #{run_id})"
             )
             version.save()
     except Exception as exc:

@@ -202,7 +202,7 @@ def training_rows_build(
     (`analytics.evaluation.split_build` on those events alone): `temporal`, a cut `horizon_days` before
     the last training event and the items of the days after it; `leave-one-out`, the history before each
     user's last two new items, and as labels every item after it (or the last item alone: `loo_positives`)."""
-    from analytics.evaluation import EventData, split_build
+    from training.evaluation import EventData, split_build
 
     train_rows = np.sort(np.asarray(train_rows, dtype=np.int64))
     sub = EventData(

@@ -1,4 +1,4 @@
-"""The two-tower model as a method of `analytics.evaluation.evaluation_run`: a factory(data, split, stats,
+"""The two-tower model as a method of `training.evaluation.evaluation_run`: a factory(data, split, stats,
 vectors, k=...) -> Scorer, like the served recommender's.
 
 No leakage: the model trains on `split.train` only (its own validation slice is carved out of those

@@ -1,14 +1,14 @@
 """The model registry: train a version, gate it on the held-out evaluation, publish its item vectors,
 activate it, roll back.
 
-- **Gate.** One `analytics.evaluation.evaluation_run` (protocol and metric from settings; default
+- **Gate.** One `training.evaluation.evaluation_run` (protocol and metric from settings; default
   leave-one-out, NDCG@10) scores, on the same split: the candidate (trained on that split's training
   events only), the active version (its stored model, as it would serve), and the content-only baselines
   (`content`, `user_vector`). The candidate is promoted only if it beats the active version, or, with none
   active, the best content-only baseline, by more than RECSYS_TWO_TOWER_MIN_GAIN. The model that passed is
   the model served. (The active version may have trained on some of today's test events: that favours the
-  incumbent, so the gate errs toward keeping it.) This is the one place recommendations imports analytics:
-  the gate is, by design, the offline evaluation.
+  incumbent, so the gate errs toward keeping it.) The run is stored as an analytics EvaluationRun
+  (`evaluation_record`, through a signal) and its id kept on the version.
 - **No downtime.** A promoted version's item vectors go to their own rows (ModelItemVector) with their own
   partial HNSW index, built before the switch; the switch is one transaction flipping `is_active`.
   Serving reads the active version per request, and content vectors are never touched.
@@ -33,6 +33,7 @@ from recommendations.two_tower.artifacts import artifact_delete, artifact_load, 
 from recommendations.two_tower.features import item_features_load
 from recommendations.two_tower.serving import active_version_clear
 from recommendations.two_tower.training import TrainConfig, TrainedModel
+from training import evaluation  # the gate is the offline evaluation (see the module docstring)
 from training.rollback import rollback_swap
 from training.two_tower.evaluation import scorer_for, two_tower_factory
 
@@ -109,8 +110,6 @@ def _window(data, days: float | None):
 
 
 def _train_and_gate(*, window_days, seed, progress, data, **overrides) -> ModelVersion:
-    from analytics import evaluation  # the gate is the offline evaluation (see the module docstring)
-
     window_days = window_days if window_days is not None else _setting("RECSYS_TWO_TOWER_WINDOW_DAYS", 365.0)
     seed = seed if seed is not None else int(_setting("RECSYS_TWO_TOWER_SEED", 0))
     protocol = _setting("RECSYS_TWO_TOWER_GATE_PROTOCOL", "leave-one-out")
@@ -148,8 +147,6 @@ def _train_and_gate(*, window_days, seed, progress, data, **overrides) -> ModelV
 
 
 def _gate(version, *, data, config, protocol, metric, min_gain, progress) -> ModelVersion:
-    from analytics import evaluation
-
     if len(data.ts) == 0:
         raise ValueError("no events in the training window")
     captured: list[TrainedModel] = []
@@ -174,8 +171,9 @@ def _gate(version, *, data, config, protocol, metric, min_gain, progress) -> Mod
         label=f"two-tower v{version.pk} gate",
         progress=progress,
     )
+    run_id = evaluation.evaluation_record(result)
     trained = captured[0]
-    run_metrics = result.run.metrics
+    run_metrics = result.metrics
     if not result.split.users:
         raise ValueError(f"no user has a test item under {protocol}: nothing to gate on")
     candidate = run_metrics["two_tower"].get(metric)
@@ -188,7 +186,7 @@ def _gate(version, *, data, config, protocol, metric, min_gain, progress) -> Mod
         reference_name, reference = f"content-only baseline ({best})", run_metrics[best][metric]
 
     version.artifact_path = str(artifact_save(trained, version_id=version.pk))
-    version.evaluation_run_id = result.run.pk
+    version.evaluation_run_id = run_id
     version.metrics = {
         "evaluation": run_metrics,
         "training": trained.history,
@@ -199,7 +197,9 @@ def _gate(version, *, data, config, protocol, metric, min_gain, progress) -> Mod
     version.training_seconds = trained.seconds
     version.candidate_score, version.reference_score, version.reference = candidate, reference, reference_name
     if candidate > reference + min_gain:
-        version.reason = f"{metric} {candidate:.4f} > {reference:.4f} of the {reference_name} ({protocol}, run #{result.run.pk})"
+        version.reason = (
+            f"{metric} {candidate:.4f} > {reference:.4f} of the {reference_name} ({protocol}, run #{run_id})"
+        )
         version.save()
         vectors_publish(version=version, trained=trained)
         model_activate(version=version)
@@ -207,7 +207,7 @@ def _gate(version, *, data, config, protocol, metric, min_gain, progress) -> Mod
         version.status = ModelVersion.Status.REJECTED
         version.reason = (
             f"{metric} {candidate:.4f} does not beat {reference:.4f} of the {reference_name}"
-            f"{f' by {min_gain}' if min_gain else ''} ({protocol}, run #{result.run.pk})"
+            f"{f' by {min_gain}' if min_gain else ''} ({protocol}, run #{run_id})"
         )
         version.save()
     version.refresh_from_db()

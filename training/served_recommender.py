@@ -18,6 +18,7 @@ from tqdm import tqdm
 from interactions.selectors import event_weight
 from recommendations import scenarios, selectors
 from recommendations.ranker.serving import ranker_override
+from training.evaluation import user_vectors_build
 
 # The served list is as long as the largest K evaluated, up to the API's own maximum.
 MAX_LIMIT = 100
@@ -57,8 +58,6 @@ class _Rollback(Exception):
 
 def served_scorer_factory(data, split, stats, vectors, *, k: int = 50):
     """A Scorer for `evaluation_run`: the served list's order as scores (-inf for what it left out)."""
-    from analytics.evaluation import user_vectors_build
-
     index = {int(pk): i for i, pk in enumerate(data.item_pks)}
     train_rows: dict[str, list[int]] = {}
     evaluated = set(split.users)

@@ -1,17 +1,15 @@
-"""Offline evaluation: both protocols, the baselines, no leakage, saved runs and the command."""
+"""Offline evaluation: both protocols, the baselines, no leakage, the served path as a method (saved runs and
+the `evaluate` command: tests/analytics/test_evaluation_runs.py, test_evaluate_command.py)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from io import StringIO
 
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
 
-from analytics import evaluation
-from analytics.models import EvaluationRun
 from tests.factories import T0, EventFactory, ItemFactory, leading
+from training import evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +124,7 @@ def test_baselines_rank_the_whole_active_catalog_without_the_users_own_items(sho
     assert result.rankings["popularity"]["u1"][0] == d
     assert result.rankings["cooccurrence"]["u1"][0] == c
     assert result.rankings["content"]["u1"][0] == c
-    m = result.run.metrics
+    m = result.metrics
     assert m["cooccurrence"]["hit_rate@10"] == 1.0
     assert m["cooccurrence"]["mrr"] == 1.0
     # training popularity: a 7, d 5, c 4 (b and e: 0, b being held out) -> without a: d, c, ... -> rank 2
@@ -142,58 +140,12 @@ def test_inactive_items_are_never_recommended_and_not_counted_in_the_catalog(sho
     result = evaluation.evaluation_run(protocol="leave-one-out", progress=False)
     data = evaluation.events_load()
     assert all(_idx(data, shop["d"]) not in r for r in result.rankings["popularity"].values())
-    assert result.run.summary["active_items"] == 4
-
-
-def test_run_is_saved_with_protocol_fingerprint_configuration_and_metrics(shop):
-    run = evaluation.evaluation_run(protocol="temporal", test_days=2, progress=False).run
-    saved = EvaluationRun.objects.get(pk=run.pk)
-    assert saved.protocol == "temporal"
-    assert len(saved.dataset_fingerprint) == 64
-    assert saved.configuration["test_days"] == 2
-    assert saved.summary["users_evaluated"] == 2  # u1 (test c) and u2 (test b, c)
-    assert set(saved.metrics) == set(evaluation.BASELINES)
-    assert {
-        "recall@10",
-        "ndcg@20",
-        "hit_rate@50",
-        "mrr",
-        "coverage@10",
-        "diversity@10",
-        "mean_popularity@10",
-    } <= set(saved.metrics["popularity"])
-    # same data, same fingerprint; new event, new fingerprint
-    assert evaluation.dataset_fingerprint() == saved.dataset_fingerprint
-    _buy("z", shop["a"], T0)
-    assert evaluation.dataset_fingerprint() != saved.dataset_fingerprint
-
-
-def test_evaluate_command_runs_both_protocols_prints_tables_and_compares(shop):
-    out = StringIO()
-    call_command("evaluate", "--no-progress", stdout=out)
-    text = out.getvalue()
-    assert "protocol=leave-one-out" in text and "protocol=temporal" in text
-    assert "cooccurrence" in text and "recall@10" in text
-    ids = list(EvaluationRun.objects.order_by("pk").values_list("pk", flat=True))
-    assert len(ids) == 2
-    out = StringIO()
-    call_command("evaluate", "--compare", *map(str, ids), stdout=out)
-    assert f"#{ids[0]} leave-one-out" in out.getvalue()
-    assert "cooccurrence recall@10" in out.getvalue()
-
-
-def test_evaluate_command_rejects_bad_arguments_and_empty_data(db):
-    with pytest.raises(CommandError, match="No events"):
-        call_command("evaluate", "--no-progress", stdout=StringIO())
-    with pytest.raises(CommandError, match="No evaluation run with id 999"):
-        call_command("evaluate", "--compare", "999", stdout=StringIO())
-    with pytest.raises(CommandError, match="--k"):
-        call_command("evaluate", "--k", "0", stdout=StringIO())
+    assert result.summary["active_items"] == 4
 
 
 def test_configured_recommender_is_evaluated_through_the_serving_code_path(shop):
-    from analytics.served_recommender import served_scorer_factory
     from recommendations.models import ItemPopularity, ServedList
+    from training.served_recommender import served_scorer_factory
 
     ItemPopularity.objects.create(item=shop["e"], score=99.0, interaction_count=99)  # live, not training
     result = evaluation.evaluation_run(
@@ -205,38 +157,8 @@ def test_configured_recommender_is_evaluated_through_the_serving_code_path(shop)
     # u1's training vector is a's: the nearest other item is c; a itself (bought) is never served
     assert ranked[0] == c
     assert a not in ranked
-    assert "served" in result.run.metrics
-    assert result.run.metrics["served"]["hit_rate@10"] == 1.0
+    assert "served" in result.metrics
+    assert result.metrics["served"]["hit_rate@10"] == 1.0
     # preview mode logs nothing, and the training-only popularity swap was rolled back
     assert not ServedList.objects.exists()
     assert list(ItemPopularity.objects.values_list("item_id", "score")) == [(shop["e"].pk, 99.0)]
-
-
-def test_evaluate_arms_scores_each_arm_with_its_own_configuration(shop):
-    """The control's profile serves in-stock items only and c (every evaluated user's test item) is out of
-    stock; arm B's profile serves it anyway: B finds c, the control cannot."""
-    from recommendations.experiments import experiments_cache_clear
-    from recommendations.models import Experiment, ExperimentArm, RerankProfile
-
-    shop["c"].in_stock = False
-    shop["c"].save()
-    strict = RerankProfile.objects.create(surface="exp-strict", in_stock_only=True)
-    lenient = RerankProfile.objects.create(surface="exp-lenient", in_stock_only=False)
-    experiment = Experiment.objects.create(name="stock-rule")
-    ExperimentArm.objects.create(experiment=experiment, name="control", is_control=True, traffic_percent=50,
-                                 profile=strict)  # fmt: skip
-    ExperimentArm.objects.create(experiment=experiment, name="B", traffic_percent=50, profile=lenient)
-    experiments_cache_clear()
-    out = StringIO()
-    call_command(
-        "evaluate", "--no-progress", "--protocol", "leave-one-out", "--arms", "stock-rule", stdout=out
-    )
-    run = EvaluationRun.objects.get()
-    assert set(run.metrics) == {"popularity", "arm_control", "arm_B"}
-    assert run.metrics["arm_control"]["hit_rate@10"] == 0.0
-    assert run.metrics["arm_B"]["hit_rate@10"] == 1.0
-    assert run.summary["arms"]["arm_B"]["profile"] == "exp-lenient"
-    assert run.label == "arms:stock-rule"
-    assert "arm_B" in out.getvalue()
-    with pytest.raises(CommandError, match="--arms: no experiment"):
-        call_command("evaluate", "--no-progress", "--arms", "nope", stdout=StringIO())

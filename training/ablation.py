@@ -13,7 +13,8 @@ without another pass through retrieval and the ranker (~0.5 s a user; `rerank` i
   `mmr_lambda`: what turning diversity up costs).
 
 Each variant is a method of the same `evaluation_run`, so it is scored exactly like the others; the table
-(`ablation_table`) adds each row's share of the raw order's NDCG.
+(`ablation_table`) adds each row's share of the raw order's NDCG. analytics stores it in the run's summary
+and draws it on the evaluation report (`analytics.ablation_report`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ NONE = "rules_none"
 # the table's columns: (metric prefix, heading); K is 10 when evaluated, else the smallest K
 COLUMNS = (("ndcg", "NDCG"), ("recall", "Recall"), ("coverage", "coverage"), ("diversity", "diversity"))
 TABLE_K = 10
-# The served default keeps at least this share of the ranker's raw NDCG (issue 13): the charts' reference
-KEEP_SHARE = 0.97
 DIVERSITY_MODES = ("mmr", "caps", "none")
 AT_MOST_ONE = ("mmr_lambda", "exploration_share", "duplicate_similarity")
 
@@ -144,58 +143,3 @@ def ablation_lines(table: dict) -> list[str]:
         text.append("-" if share is None else f"{100 * share:.1f}%")
         lines.append(row["label"].ljust(width) + "".join(t.rjust(18) for t in text))
     return lines
-
-
-def ablation_run(runs: list) -> Any:
-    """The newest of these EvaluationRuns that has an ablation table, or None."""
-    return next((r for r in sorted(runs, key=lambda r: r.pk, reverse=True) if "ablation" in r.summary), None)
-
-
-def ablation_report_table(run) -> Any:
-    """The run's ablation as a report Table (page and CSV)."""
-    from analytics.selectors import Table
-
-    table = run.summary["ablation"]
-    k = table["k"]
-    header = ["variant", *(f"{prefix}@{k}" for prefix, _ in COLUMNS), f"% of raw ndcg@{k}"]
-    rows = [
-        (
-            row["label"],
-            *(None if row[f"{p}@{k}"] is None else round(row[f"{p}@{k}"], 4) for p, _ in COLUMNS),
-            None if row["share_of_raw_ndcg"] is None else round(100 * row["share_of_raw_ndcg"], 1),
-        )
-        for row in table["rows"]
-    ]
-    return Table("ablation", f"Cost of each business rule (run #{run.pk}, {run.protocol})", header, rows)
-
-
-def ablation_charts(run) -> dict[str, dict]:
-    """Scatter charts for reports.js: accuracy (NDCG@K) against diversity@K and against coverage@K, one
-    point per variant."""
-    table = run.summary["ablation"]
-    k = table["k"]
-    raw = next((r[f"ndcg@{k}"] for r in table["rows"] if r["method"] == NONE), None)
-    charts = {}
-    for axis in ("diversity", "coverage"):
-        points = [
-            {
-                "label": row["label"],
-                "x": row[f"{axis}@{k}"],
-                "y": row[f"ndcg@{k}"],
-                "main": row["method"] in (ALL, NONE),
-            }
-            for row in table["rows"]
-            if row[f"{axis}@{k}"] is not None and row[f"ndcg@{k}"] is not None
-        ]
-        charts[f"ablation-{axis}-chart"] = {
-            "type": "scatter",
-            "points": points,
-            "x_title": f"{axis}@{k}",
-            "y_title": f"NDCG@{k}",
-        }
-        if raw:
-            charts[f"ablation-{axis}-chart"]["reference"] = {
-                "label": f"{KEEP_SHARE:.0%} of raw NDCG@{k}",
-                "y": KEEP_SHARE * raw,
-            }
-    return charts

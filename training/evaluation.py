@@ -1,4 +1,5 @@
-"""Offline evaluation over the events in the database (`manage.py evaluate`).
+"""Offline evaluation over the events in the database: the training app's gates, and `manage.py evaluate`
+(analytics' command, which stores each result as an EvaluationRun).
 
 Protocols (`split_build`):
 - `leave-one-out`: each user's interactions, reduced to distinct items in the order first met; the last
@@ -17,6 +18,11 @@ Ranking is over the whole active catalog (no sampled negatives), with the user's
 (as serving removes what a user already has). Metrics: Recall, NDCG and HitRate at each K, MRR over the
 top max(K), coverage@K, diversity@K (mean pairwise cosine distance of the top K) and the mean training
 popularity of what was recommended.
+
+`evaluation_run` computes and returns; it stores nothing. The apps above keep the runs: analytics' callers
+save a result themselves (`analytics.services.evaluation_run_save`), and a gate here passes its result to
+`evaluation_record`, which hands it over through the `evaluation_finished` signal (training imports nothing
+from the apps above it).
 """
 
 from __future__ import annotations
@@ -33,10 +39,10 @@ from django.db import connection
 from scipy import sparse
 from tqdm import tqdm
 
-from analytics import metrics
-from analytics.models import EvaluationRun
 from catalog.selectors import item_vectors_iter, items_active_pks
 from interactions.selectors import event_weight
+from training import metrics
+from training.signals import evaluation_finished
 
 PROTOCOLS = ("leave-one-out", "temporal")
 DEFAULT_KS = (10, 20, 50)
@@ -369,7 +375,16 @@ def metrics_summarize(
 
 @dataclass
 class EvaluationResult:
-    run: EvaluationRun
+    """One evaluation: what analytics stores as an EvaluationRun (the fields up to `label`), the split it
+    ran on and each method's rankings."""
+
+    protocol: str
+    dataset_fingerprint: str
+    configuration: dict
+    metrics: dict[str, dict[str, float | None]]  # method -> metric -> value; None where not finite
+    summary: dict
+    duration_seconds: float
+    label: str
     split: Split
     rankings: dict[str, dict[str, list[int]]]
 
@@ -387,7 +402,7 @@ def evaluation_run(
     max_users: int | None = None,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> EvaluationResult:
-    """Split, build the training-only inputs, rank with every method, score, and save an EvaluationRun.
+    """Split, build the training-only inputs, rank with every method and score (nothing is stored).
     `extra_scorers` maps a method name to a factory(data, split, stats, vectors, k=...) -> Scorer (how the
     configured recommender is plugged in). `on_progress(fraction, what)` is told how far the ranking is
     (0 to 1, by method and by block of users), e.g. for a run started from the report page."""
@@ -459,7 +474,7 @@ def evaluation_run(
     if protocol == "temporal":
         configuration["test_days"] = test_days
         configuration["cut"] = split.cut_ts
-    run = EvaluationRun.objects.create(
+    return EvaluationResult(
         protocol=protocol,
         dataset_fingerprint=dataset_fingerprint(),
         configuration=configuration,
@@ -467,8 +482,18 @@ def evaluation_run(
         summary=summary,
         duration_seconds=time.perf_counter() - started,
         label=label,
+        split=split,
+        rankings=rankings,
     )
-    return EvaluationResult(run=run, split=split, rankings=rankings)
+
+
+def evaluation_record(result: EvaluationResult) -> int | None:
+    """Have the result stored where the apps above keep evaluation runs (analytics' EvaluationRun, by its
+    receiver of `evaluation_finished`) and return the stored run's id; None when no app stores runs."""
+    for _receiver, run_id in evaluation_finished.send(sender=EvaluationResult, result=result):
+        if isinstance(run_id, int):
+            return run_id
+    return None
 
 
 def _json_safe(value):

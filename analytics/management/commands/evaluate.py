@@ -1,8 +1,12 @@
 """`python manage.py evaluate`: offline evaluation of the recommender and the baselines over the events
 in the database; saves an EvaluationRun per protocol and prints a table. `--compare ID ID ...` prints
-saved runs side by side instead. `--ablation` adds the re-ranking ablation (`analytics.ablation`): the
+saved runs side by side instead. `--ablation` adds the re-ranking ablation (`training.ablation`): the
 served path with each re-ranking step turned off in turn, stored in the run's summary and printed.
-`--arms EXPERIMENT` scores each arm of an A/B experiment (`analytics.arm_evaluation`) against popularity."""
+`--arms EXPERIMENT` scores each arm of an A/B experiment (`analytics.arm_evaluation`) against popularity.
+
+The evaluation itself is the training app's (`training.evaluation`, the methods it trains in
+`training.ranker.evaluation` and `training.two_tower.evaluation`); this command stores its results
+(`analytics.services.evaluation_run_save`)."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics import ablation, evaluation
 from analytics.selectors import EvaluationRun, evaluation_runs
+from analytics.services import evaluation_run_save
+from training import ablation, evaluation
 
 
 def _fmt(value) -> str:
@@ -93,8 +98,8 @@ class Command(BaseCommand):
         data = evaluation.events_load()
         if len(data.ts) == 0:
             raise CommandError("No events linked to catalog items: nothing to evaluate.")
-        from analytics.served_recommender import served_scorer_factory
         from training.ranker.evaluation import ablation_methods, cooccurrence_visit_factory, ranker_methods
+        from training.served_recommender import served_scorer_factory
         from training.two_tower.evaluation import two_tower_scorer_factory
 
         progress = not options["no_progress"]
@@ -127,18 +132,17 @@ class Command(BaseCommand):
             if experiment is not None:
                 from analytics.arm_evaluation import arm_summary
 
-                result.run.summary = {**result.run.summary, "arms": arm_summary(experiment)}
-                result.run.save(update_fields=["summary", "updated_at"])
-            if variants and result.run.summary["users_evaluated"]:
+                result.summary = {**result.summary, "arms": arm_summary(experiment)}
+            if variants and result.summary["users_evaluated"]:
                 table = ablation.ablation_table(
-                    result.run.metrics, variants, k=ablation.table_k(result.run.configuration["ks"])
+                    result.metrics, variants, k=ablation.table_k(result.configuration["ks"])
                 )
-                result.run.summary = {**result.run.summary, "ablation": table}
-                result.run.save(update_fields=["summary", "updated_at"])
-            self._print_run(result.run)
-            if "ablation" in result.run.summary:
+                result.summary = {**result.summary, "ablation": table}
+            run = evaluation_run_save(result=result)
+            self._print_run(run)
+            if "ablation" in run.summary:
                 self.stdout.write("")
-                for line in ablation.ablation_lines(result.run.summary["ablation"]):
+                for line in ablation.ablation_lines(run.summary["ablation"]):
                     self.stdout.write(line)
 
     def _print_run(self, run: EvaluationRun) -> None:
