@@ -28,7 +28,10 @@ import random
 import statistics
 import time
 
-from bench.harness import load_line, percentile
+# as in a gunicorn worker (recsys_project/wsgi.py): set before anything imports numpy
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from bench.harness import load_line, percentile  # noqa: E402
 
 
 def main() -> None:
