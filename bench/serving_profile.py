@@ -158,9 +158,7 @@ def _steps_time(*, restore: bool = False) -> dict[str, list[tuple[float, float]]
             try:
                 return _original(*args, **kwargs)
             finally:
-                _spent.append(
-                    ((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000)
-                )
+                _spent.append(((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000))
 
         setattr(module, attribute, timed)
     return timings
