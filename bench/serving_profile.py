@@ -5,8 +5,9 @@ functions with the most cumulative and own time.
 
     .venv/bin/python -m bench.serving_profile [--endpoint users] [--requests 200] [--top 25] [--hits 200]
 
-With `--steps`, it also prints the wall-clock p50 of the serving steps (`STEPS`: features, re-ranking,
-the user's state) per request, timed around the functions themselves.
+With `--steps`, it also prints the wall-clock and CPU p50 of the serving steps (`STEPS`: the API key and
+the throttle, the options, the user's state, features, re-ranking, explanations, the log, the JSON), timed
+around the functions themselves as their callers look them up.
 
 With `--hits N`, `users` asks only for the first N users, after computing their pre-computed candidate lists
 (candidate_cache), and checks that every answer was served from them (`X-Recsys-Cache: hit`).
@@ -28,7 +29,10 @@ import random
 import statistics
 import time
 
-from bench.harness import load_line, percentile
+# as in a gunicorn worker (recsys_project/wsgi.py): set before anything imports numpy
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from bench.harness import load_line, percentile  # noqa: E402
 
 
 def main() -> None:
@@ -94,7 +98,14 @@ def main() -> None:
     if timings:
         print(f"wall per request p50 {percentile(walls, 50):.2f} ms")
         for name, values in timings.items():
-            print(f"  {name}: p50 {percentile(values, 50):.2f} ms ({len(values)} calls)")
+            if not values:
+                continue
+            walls_, cpus = [w for w, _ in values], [c for _, c in values]
+            per_request = sum(cpus) / args.requests
+            print(
+                f"  {name}: wall p50 {percentile(walls_, 50):.2f} ms, CPU p50 {percentile(cpus, 50):.3f} ms, "
+                f"CPU per request {per_request:.3f} ms ({len(values)} calls)"
+            )
         _steps_time(restore=True)
     if args.top:
         profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting on Postgres
@@ -113,19 +124,27 @@ def main() -> None:
 
 # The serving steps `--steps` times: (module, attribute as the caller looks it up).
 STEPS = (
+    ("core.authentication", "api_key_active"),
+    ("core.authentication", "rate_limit_hit"),
+    ("recommendations.api.views", "list_params"),
     ("recommendations.selectors", "user_state"),
+    ("recommendations.candidate_cache", "key_current"),
+    ("recommendations.selectors", "promotions_live"),
     ("recommendations.selectors", "items_features"),
     ("recommendations.scenarios", "rerank"),
+    ("recommendations.scenarios", "_explain"),
+    ("recommendations.services", "served_list_log"),
+    ("recommendations.api.views", "answer_data"),
 )
 _originals: dict[tuple[str, str], object] = {}
 
 
-def _steps_time(*, restore: bool = False) -> dict[str, list[float]]:
-    """Wraps each of STEPS in a wall-clock timer (or puts the originals back); the lists fill as requests
-    run."""
+def _steps_time(*, restore: bool = False) -> dict[str, list[tuple[float, float]]]:
+    """Wraps each of STEPS in a timer of wall clock and this process's CPU (or puts the originals back);
+    the lists of (wall ms, CPU ms) fill as requests run. Nested steps count in both."""
     import importlib
 
-    timings: dict[str, list[float]] = {}
+    timings: dict[str, list[tuple[float, float]]] = {}
     for module_name, attribute in STEPS:
         module = importlib.import_module(module_name)
         if restore:
@@ -135,11 +154,11 @@ def _steps_time(*, restore: bool = False) -> dict[str, list[float]]:
         spent = timings.setdefault(attribute, [])
 
         def timed(*args, _original=original, _spent=spent, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return _original(*args, **kwargs)
             finally:
-                _spent.append((time.perf_counter() - started) * 1000)
+                _spent.append(((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000))
 
         setattr(module, attribute, timed)
     return timings

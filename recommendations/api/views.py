@@ -25,6 +25,7 @@ from recommendations.api.serializers import (
     answer_data,
     items_resolve,
     list_params,
+    user_session_id,
 )
 from recommendations.served_log import served_log_timed
 
@@ -71,13 +72,10 @@ class UserRecommendationsView(_ServingView):
     @_serving
     def get(self, request, user_id: str):
         params = list_params(request.query_params)
-        query = UserQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        session_id = user_session_id(request.query_params)
         if len(user_id) > 128:
             raise ValidationError({"user_id": ["At most 128 characters."]})
-        answer = scenarios.recommendations_for_user(
-            user_id=user_id, session_id=query.validated_data["session_id"], params=params
-        )
+        answer = scenarios.recommendations_for_user(user_id=user_id, session_id=session_id, params=params)
         response = _render(answer)
         # hit, or miss:<why> (docs/serving-cache.md): telemetry, not part of the answer
         response["X-Recsys-Cache"] = answer.cache

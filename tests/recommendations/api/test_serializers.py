@@ -5,8 +5,16 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.http import QueryDict
+from rest_framework.exceptions import ValidationError
 
-from recommendations.api.serializers import AnswerSerializer, answer_data
+from recommendations.api.serializers import (
+    AnswerSerializer,
+    ListParamsSerializer,
+    _plain_list_params,
+    answer_data,
+    list_params,
+)
 from recommendations.scenarios import Answer
 
 
@@ -50,3 +58,46 @@ def test_answer_in_an_experiment_renders_experiment_and_variant_in_both():
     data = answer_data(answer)
     assert (data["experiment"], data["variant"]) == ("home-mmr", "B")
     assert data == AnswerSerializer(answer).data
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "limit=5",
+        "limit=007",
+        "limit=100",
+        "limit=999999",
+        "limit=5&limit=7",
+        "surface=home",
+        "surface=",
+        "surface=pdp.v2:a-b_c&limit=3",
+        "session_id=s-1&limit=4",
+        "unknown=1",
+    ],
+)
+def test_plain_options_give_what_the_serializer_gives(query):
+    data = QueryDict(query)
+    serializer = ListParamsSerializer(data=data)
+    assert serializer.is_valid(), serializer.errors
+
+    assert _plain_list_params(data) is not None  # the serializer is skipped
+    assert list_params(data) == serializer.to_params()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=-1", "limit=5.0", "limit=+5", "limit=%205", "limit=1234567", "surface=%20home",
+     "surface=a%20b", "category=Shoes", "min_price=1", "exclude="],
+)  # fmt: skip
+def test_other_options_go_through_the_serializer(query):
+    data = QueryDict(query)
+    serializer = ListParamsSerializer(data=data)
+
+    assert _plain_list_params(data) is None
+    if serializer.is_valid():
+        assert list_params(data) == serializer.to_params()
+    else:
+        with pytest.raises(ValidationError) as raised:
+            list_params(data)
+        assert raised.value.detail == serializer.errors
