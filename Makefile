@@ -39,9 +39,10 @@ test: venv-dev
 
 # The multi-host test (tests/cluster, bench/cluster.py): PostgreSQL primary + streaming replica, Redis, two
 # web nodes and a worker, each in its own network namespace. Needs root (ip netns); skips, saying why,
-# where namespaces cannot be made. It starts its own servers: no embedded PostgreSQL is needed.
+# where namespaces cannot be made. It starts its own servers: no embedded PostgreSQL is needed (nor started:
+# tests/cluster/conftest.py).
 test-cluster: venv-dev
-	RECSYS_EMBEDDED_AUTOSTART=0 $(PY) -m pytest -m cluster tests/cluster -p no:cacheprovider $(CLUSTER_PYTEST_ARGS)
+	$(PY) -m pytest -m cluster tests/cluster -p no:cacheprovider $(CLUSTER_PYTEST_ARGS)
 
 # style, the architecture's import contracts (.importlinter), types (mypy.ini), migrations, and the docs
 # site (mkdocs.yml), built with --strict into a temporary directory: a broken link or anchor fails (not
@@ -50,8 +51,7 @@ lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	# mypy imports the settings (django-stubs): with autostart off they start no PostgreSQL or Redis
-	RECSYS_EMBEDDED_AUTOSTART=0 $(VENV)/bin/mypy
+	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
 	site=$$(mktemp -d) && $(VENV)/bin/mkdocs build --strict --site-dir "$$site"; status=$$?; rm -rf "$$site"; exit $$status
 

@@ -30,9 +30,9 @@ def main() -> None:
     setup_env()
     import os
 
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.core.management import call_command
     from django.db import connection
 

@@ -364,9 +364,9 @@ def main() -> None:
         {k: v for k, v in _env(args.database).items() if k in ("DATABASE_URL", "HF_HUB_OFFLINE")}
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.db import connection
 
     if not connection.settings_dict["NAME"].startswith("recsys_bench_"):

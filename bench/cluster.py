@@ -37,11 +37,8 @@ import argparse
 import json
 import sys
 
-from bench.harness import without_embedded_servers
-
 
 def main() -> None:
-    without_embedded_servers()  # the cluster's children get their own environment
     from tests.cluster.cluster import namespaces_unavailable, print_report, run
 
     parser = argparse.ArgumentParser(

@@ -46,9 +46,9 @@ K = 10
 
 
 def _setup() -> None:
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.db import connection
 
     if not connection.settings_dict["NAME"].startswith("recsys_bench_"):

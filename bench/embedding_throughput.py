@@ -44,10 +44,10 @@ def online_retail_texts() -> list[str] | None:
 
 
 def demo_texts(n: int = 3000) -> list[str]:
-    import django
+    from bench.harness import django_setup
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
-    django.setup()
+    django_setup()
     from catalog.models import Item
     from demo.shop import DemoShop
 

@@ -381,9 +381,9 @@ def main() -> None:
         drop_db()
         return
     setup_env()
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

@@ -86,9 +86,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     setup_env()
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     import redis
     from django.conf import settings
     from django.core.management import call_command

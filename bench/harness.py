@@ -5,7 +5,9 @@ taken on a shared machine says little.
 Benchmarks are modules of the `bench` package: run them from the repository root with
 `.venv/bin/python -m bench.<name>` (no script patches `sys.path`). Their processes are started and stopped
 by core.processes, imported late: importing `recsys_project` evaluates the settings, so a bench
-that points DATABASE_URL at its own database does so first."""
+that points DATABASE_URL at its own database does so first. Loading the settings starts no server: a bench
+that uses Django in its own process calls `django_setup()`, which starts the embedded servers the settings
+point at (core/embedded.py) before `django.setup()`."""
 
 from __future__ import annotations
 
@@ -60,11 +62,17 @@ def redis_url(db: int) -> str:
     return urlunparse(urlparse(base)._replace(path=f"/{db}"))
 
 
-def without_embedded_servers() -> None:
-    """For a bench whose own process only drives children that have their own servers (a private cluster):
-    importing recsys_project evaluates the settings, which would otherwise start the embedded PostgreSQL and
-    Redis under ./var for nothing. Call it before that import."""
-    os.environ["RECSYS_EMBEDDED_AUTOSTART"] = "0"
+def django_setup() -> None:
+    """`django.setup()` for a bench that uses Django in its own process, after starting the embedded servers
+    the settings point at (DATABASE_URL, resp. REDIS_URL, unset) if they are not running: a bench is an
+    entry point, as manage.py is. A bench database on the embedded server (`create_database`) needs the
+    embedded PostgreSQL running already: any manage.py command starts it."""
+    import django
+
+    from core import embedded
+
+    embedded.ensure_started()
+    django.setup()
 
 
 def start_gunicorn(

@@ -60,9 +60,9 @@ def make_batches(n_batches: int, size: int, *, tag: str) -> list[bytes]:
 def create_key_and_items(env) -> str:
     """An API key and N_ITEMS items, made in-process through the services (items first, so events link)."""
     os.environ.update(env)
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from catalog.services import item_upsert
     from core.models import ApiKey
 

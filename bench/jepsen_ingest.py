@@ -28,11 +28,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.harness import without_embedded_servers
-
 
 def main() -> None:
-    without_embedded_servers()  # the cluster's children get their own environment
     from tests.reliability.cluster import PHASES, print_report, run
 
     parser = argparse.ArgumentParser(

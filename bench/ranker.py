@@ -50,9 +50,9 @@ RANKER_USERS = 1000
 
 
 def _setup() -> None:
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.db import connection
 
     if connection.settings_dict["NAME"] != "recsys_bench_twotower":

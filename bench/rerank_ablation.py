@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE[,...]")
     args = parser.parse_args()
     dsn = os.environ.get("DATABASE_URL")
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from analytics.services import evaluation_run_save
     from training import ablation, evaluation
     from training.ranker.evaluation import ablation_methods

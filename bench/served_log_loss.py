@@ -19,7 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from bench.harness import load_average, load_line, without_embedded_servers
+from bench.harness import load_average, load_line
 
 if TYPE_CHECKING:
     from tests.reliability.cluster import Cluster
@@ -77,7 +77,6 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--flush", type=float, default=0.5, help="RECSYS_SERVED_LOG_FLUSH_SECONDS")
     args = parser.parse_args()
-    without_embedded_servers()  # the cluster's children get their own environment
     from tests.reliability.cluster import Cluster
 
     c = Cluster(log=lambda *_: None)

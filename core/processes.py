@@ -335,7 +335,6 @@ def server_env(**overrides: str) -> dict[str, str]:
     for name in (
         "DJANGO_SETTINGS_MODULE",
         "DATABASE_URL",
-        "RECSYS_EMBEDDED_AUTOSTART",
         "RECSYS_TEST_REDIS_DB",
     ):
         env.pop(name, None)

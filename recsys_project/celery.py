@@ -19,7 +19,7 @@ import time
 from celery import Celery, bootsteps, signals
 from kombu import Queue
 
-from core import beat_lock
+from core import beat_lock, embedded
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 
@@ -106,6 +106,18 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 app.steps["worker"].add(WorkerHeartbeat)
 
+
+def embedded_servers_start(sender=None, **kwargs) -> None:
+    """A worker and a beat are entry points: they start the embedded servers the settings point at, if not
+    running (core/embedded.py), before they connect to Redis or take the beat lock. Not at import: importing
+    the settings imports this module (recsys_project/__init__.py). Celery logs an exception raised here and
+    carries on, as with a database that is down."""
+    embedded.ensure_started()
+
+
+signals.worker_init.connect(embedded_servers_start, weak=False)
+# Before the beat lock, which is taken in PostgreSQL (receivers run in the order they were connected).
+signals.beat_init.connect(embedded_servers_start, weak=False)
 # Beat runs once: a beat schedules only while it holds the beat lock (core/beat_lock.py).
 signals.beat_init.connect(beat_lock.beat_lock_wait, weak=False)
 

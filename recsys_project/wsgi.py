@@ -9,5 +9,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+from core import embedded
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
+# The web's entry point (gunicorn imports this module in each worker): start the embedded servers the settings
+# point at, if they are not running (core/embedded.py).
+embedded.ensure_started()
 application = get_wsgi_application()

@@ -34,9 +34,20 @@ def anon_api():
     return APIClient()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embedded_servers():
+    """The test run is an entry point: it starts the embedded PostgreSQL and Redis the settings point at
+    (loading the settings starts nothing: core/embedded.py), before pytest-django creates the test database
+    (a session fixture that is autouse is set up before the ones a test asks for). tests/cluster, which runs
+    servers of its own, overrides it with one that starts nothing."""
+    from core import embedded
+
+    embedded.ensure_started()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
-    """Stop the embedded PostgreSQL (and Redis) that loading the settings started for this run, after the
+    """Stop the embedded PostgreSQL (and Redis) that this run started (`_embedded_servers`), after the
     session's fixtures are torn down: `make test` leaves nothing running that it started. A server that
     was already running is left alone, and so is one that another process (a demo, a second test run)
     has connected to since."""

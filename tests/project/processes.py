@@ -21,7 +21,6 @@ from core.processes import REPO, manage_argv, pid_alive
 def child_env(data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.pop("RECSYS_EMBEDDED_AUTOSTART", None)
     env.pop("DATABASE_URL", None)
     env["RECSYS_DATA_DIR"] = str(data_dir)
     # this test run's Redis (its own database on its own server: test_settings.REDIS_URL)

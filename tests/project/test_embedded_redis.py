@@ -14,7 +14,7 @@ import pytest
 import redis
 
 REPO = Path(__file__).resolve().parents[2]
-PROBE = "from core import embedded; print(embedded.redis_url())"
+PROBE = "from core import embedded; print(embedded.embedded_redis_start())"
 
 
 def child(data_dir: Path, code: str) -> str:

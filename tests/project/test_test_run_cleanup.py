@@ -11,7 +11,8 @@ import pytest
 from core.processes import REPO
 from tests.project.processes import child_env, cleanup_data_dir, manage, postmaster_pid, short_data_dir
 
-# A test that needs no database: the run's cost is loading the settings (initdb + start on a fresh dir).
+# A test that needs no database: the run's cost is starting the embedded servers (initdb + start on a fresh
+# dir), which every run does (tests/conftest.py).
 TINY = "tests/demo/test_demo_command.py::test_demo_refuses_a_port_in_use_before_doing_anything"
 
 

@@ -54,7 +54,7 @@ def test_assignment_is_stable_across_processes():
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, **env_seed, "RECSYS_EMBEDDED_AUTOSTART": "0"},
+            env={**os.environ, **env_seed},
             timeout=120,
         )
         .stdout.strip()

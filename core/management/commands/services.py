@@ -1,8 +1,9 @@
 """`python manage.py services start|stop|status`: the embedded PostgreSQL (and the embedded Redis, when one
 was needed) under $RECSYS_DATA_DIR. With DATABASE_URL / REDIS_URL set there is nothing embedded to manage.
 
-`manage.py` sets RECSYS_EMBEDDED_AUTOSTART=0 for `stop` and `status`, so loading the settings does not start
-the servers these subcommands are about; `start` lets the settings start them, as any command would."""
+`manage.py` starts the embedded servers before any command (core/embedded.py `ensure_started`), except
+`services stop` and `services status`, which are about those servers and must not start them: `start` has
+nothing left to do but say what runs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         if action == "stop":
             self.stop()
         elif action == "start":
-            # Settings have started whatever was needed; say what runs now.
+            # manage.py has started whatever was needed; say what runs now.
             self.status()
         else:
             self.status()

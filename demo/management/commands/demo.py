@@ -1,6 +1,6 @@
 """`python manage.py demo`: the whole product on its embedded defaults, in one terminal.
 
-Loading the settings has already started (or attached to) the embedded PostgreSQL and found Redis. This
+manage.py has already started (or attached to) the embedded PostgreSQL and Redis (core/embedded.py). This
 command then migrates, loads the synthetic demo shop unless it is there, (re)sets the `admin` password,
 makes sure there is a demo API key, starts web + worker + beat, prints the URLs and credentials, streams
 their logs, and on Ctrl-C stops them all, and the embedded servers if this command started them."""
