@@ -71,7 +71,7 @@ INSTALLED_APPS = [
     "interactions",
     "recommendations",
     "analytics",
-    "training",  # trains and gates the models recommendations serves (above analytics: the gate is its evaluation)
+    "training",  # trains and gates the models recommendations serves (below analytics, which stores its evaluation runs)
     "accelerator",
     "storefront",
     "demo",  # the demo shop and `manage.py demo` (top floor: imports every app, nothing imports it)
