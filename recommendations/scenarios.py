@@ -747,6 +747,8 @@ def _ranked(
         hidden |= signal.history.seen_pks
     source_filters = replace(filters, exclude_item_pks=filters.exclude_item_pks | frozenset(hidden))
     context.memo["filters"] = source_filters
+    # the sources' and the features' reads in two round trips, not one each (the same statements)
+    sources.sources_prefetch(context, names=loaded.ranker.sources, filters=source_filters)
     gathered = sources.candidates_gather(context, names=loaded.ranker.sources, filters=source_filters)
     arm = experiments.arm_current()
     if arm is not None and arm.disabled_sources:
