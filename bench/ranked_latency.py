@@ -41,6 +41,9 @@ from bench.harness import REPO, database_url, load_average, load_line, percentil
 os.environ.setdefault("DATABASE_URL", database_url("recsys_bench_twotower"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# as the served process sets it (recsys_project/wsgi.py), before numpy loads; OPENBLAS_NUM_THREADS=2 on
+# the command line measures OpenBLAS's default on this machine
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 OUT = REPO / "var" / "bench_ranked_latency"
 PASSES = 3
@@ -135,6 +138,7 @@ def _patched(steps: Steps):
     targets: list[tuple[Any, str, str]] = [
         (selectors, "user_context", "user context (history, vector)"),
         (two_tower_serving, "query_for_user", "two-tower user tower"),
+        (sources, "sources_prefetch", "sources' reads (sources_prefetch, 2 round trips)"),
         (sources, "candidates_gather", "sources + union (candidates_gather)"),
         (features, "context_features", "features (context_features)"),
         (features, "item_arrays_load", "  features: attributes query"),
@@ -149,6 +153,8 @@ def _patched(steps: Steps):
     ]
     with ExitStack() as stack:
         for owner, attr, name in targets:
+            if not hasattr(owner, attr):  # an older commit (before/after runs)
+                continue
             original = getattr(owner, attr)
             setattr(owner, attr, steps.wrap(name, original))
             stack.callback(setattr, owner, attr, original)
@@ -177,7 +183,9 @@ def main() -> None:
     parser.add_argument("--check-lists", help="compare the ranked answers with this file")
     parser.add_argument("--covisitation", choices=["table", "memory"], default="table")
     args = parser.parse_args()
-    print(f"load average at start: {load_average():.1f}")
+    print(
+        f"load average at start: {load_average():.1f}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"
+    )
     _setup()
     import numpy as np
     from django.db import connection
