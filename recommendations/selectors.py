@@ -335,6 +335,15 @@ def history_vectors_read(*, item_pks: Iterable[int]) -> Read:
     )
 
 
+def external_ids_read(*, item_pks: Iterable[int]) -> Read:
+    """pk -> shop id of these items (those that exist), as a `Read`."""
+    return Read(
+        "SELECT id, external_id FROM catalog_item WHERE id = ANY(%(pks)s::bigint[])",
+        {"pks": pk_array_literal(item_pks)},
+        lambda rows: dict(rows),
+    )
+
+
 def item_vectors(*, item_pks: Iterable[int]) -> dict[int, np.ndarray]:
     """Current-model vectors of these items (items without one are left out)."""
     return {pk: vector for pk, (_ext, vector) in history_vectors(item_pks=item_pks).items()}

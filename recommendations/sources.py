@@ -332,6 +332,11 @@ def sources_prefetch(
             first["visit_scores"] = covisitation_summed_read(
                 item_pks=list(context.visit_items), kind=VISIT_KIND, k=max(k, VISIT_K), filters=filters
             )
+    # the shop ids of the visit's items, which name the anchor of a `last_visit` reason
+    # (scenarios._source_reason reads those beyond the recent items one query each otherwise)
+    beyond = set(context.visit_items) - set(context.anchors[: selectors.EXPLAIN_ITEMS])
+    if "last_visit" in names and beyond and "external_ids" not in memo:
+        first["external_ids"] = selectors.external_ids_read(item_pks=beyond)
     if "trending" in names:
         first[("trending", k, filters)] = selectors.trending_read(filters=filters, k=k)
     if "user_vector" in names and context.vector is not None and search_read is not None:
