@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from scipy import sparse
 
 from core.replicas import read_connection
+from core.round_trip import Read
 from interactions.selectors import event_weight
 from recommendations.retrieval.base import HardFilters
 
@@ -615,6 +616,12 @@ def covisitation_rebuild() -> int:
 
 # --- reads
 
+# The hard filters are checked once per distinct neighbour (`ok`), not once per (anchor, neighbour) row,
+# and popularity is read only for neighbours that pass them (and for anchors that are another anchor's
+# neighbour: the anchor's own exponent): with the 50 items of a visit, the rows number about 10,000 and the
+# distinct neighbours a third of that (issue 13's latency, bench/ranked_latency.py). The popularity rows
+# are read with one index-only scan of `covisit_pair_popularity` (an array, not a join: ~1 ms instead of
+# ~11 ms for 500 neighbours). The scores are the same expression on the same rows.
 _NEIGHBOURS_SQL = f"""
 WITH w AS (
     SELECT u.item_a, u.item_b, sum(u.weight) AS weight FROM (
@@ -623,13 +630,22 @@ WITH w AS (
         SELECT item_a, item_b, weight FROM {_DELTA} WHERE kind = %(kind)s AND item_a = ANY(%(anchors)s)
     ) u GROUP BY u.item_a, u.item_b
 ),
+ok AS (
+    SELECT i.id FROM catalog_item i
+    WHERE i.id IN (SELECT item_b FROM w) AND i.id <> ALL(%(anchors)s) AND {{where}}
+),
+needed AS (
+    SELECT id AS item FROM ok
+    UNION
+    SELECT item_b FROM w WHERE item_b = ANY(%(anchors)s)
+),
 pop AS (
     SELECT u.item, sum(u.weight) AS pop FROM (
         SELECT item_a AS item, weight FROM {_PAIR}
-        WHERE kind = %(kind)s AND item_a = item_b AND item_a IN (SELECT item_b FROM w)
+        WHERE kind = %(kind)s AND item_a = item_b AND item_a = ANY(ARRAY(SELECT item FROM needed))
         UNION ALL
         SELECT item_a, weight FROM {_DELTA}
-        WHERE kind = %(kind)s AND item_a = item_b AND item_a IN (SELECT item_b FROM w)
+        WHERE kind = %(kind)s AND item_a = item_b AND item_a = ANY(ARRAY(SELECT item FROM needed))
     ) u GROUP BY u.item
 ),
 scored AS (
@@ -637,10 +653,9 @@ scored AS (
            w.weight / (power(GREATEST(COALESCE(pa.pop, 0), 1e-12), %(ae)s)
                        * power(GREATEST(COALESCE(pb.pop, 0), 1e-12), %(ne)s)) AS score
     FROM w
-    JOIN catalog_item i ON i.id = w.item_b
+    JOIN ok ON ok.id = w.item_b
     LEFT JOIN pop pa ON pa.item = w.item_a
     LEFT JOIN pop pb ON pb.item = w.item_b
-    WHERE w.item_b <> ALL(%(anchors)s) AND {{where}}
 ),
 ranked AS (
     SELECT item_a, item_b, score,
@@ -658,24 +673,38 @@ def covisitation_neighbours(
     weights plus pending increments), best first, in one query. The anchors themselves never appear;
     `filters` (active items only when None) apply inside the query. Anchors without co-visitation get an
     empty dict."""
+    read = covisitation_neighbours_read(item_pks=item_pks, kind=kind, k=k, filters=filters)
+    if read.sql is None:
+        return read.parse([])
+    with read_connection().cursor() as cur:
+        cur.execute(read.sql, read.params)
+        return read.parse(cur.fetchall())
+
+
+def covisitation_neighbours_read(
+    *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
+) -> Read:
+    """`covisitation_neighbours` as a `Read`."""
     from recommendations.retrieval.pgvector_backend import filters_where
 
     if kind not in KINDS:
         raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
     anchors = sorted({int(pk) for pk in item_pks})
-    out: dict[int, dict[int, float]] = {pk: {} for pk in anchors}
-    if not anchors or k <= 0:
+
+    def parse(rows: list[tuple]) -> dict[int, dict[int, float]]:
+        out: dict[int, dict[int, float]] = {pk: {} for pk in anchors}
+        for a, b, score in rows:
+            out[a][b] = float(score)
         return out
+
+    if not anchors or k <= 0:
+        return Read(None, {}, parse)
     if filters is None:
         where, params = "i.is_active", {}
     else:
         where, params = filters_where(filters, require_vector=False)
     params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
-    with read_connection().cursor() as cur:
-        cur.execute(_NEIGHBOURS_SQL.format(where=where), params)
-        for a, b, score in cur.fetchall():
-            out[a][b] = float(score)
-    return out
+    return Read(_NEIGHBOURS_SQL.format(where=where), params, parse)
 
 
 # The same scores summed over all the anchors per neighbour (the whole rows, not each anchor's top k: the
@@ -696,18 +725,32 @@ def covisitation_summed(
 ) -> dict[int, tuple[float, int, int]]:
     """neighbour -> (its scores summed over every anchor's whole row, how many anchors, the anchor that
     gave it the most), the best k by sum, in one query; anchors never appear; `filters` inside."""
+    read = covisitation_summed_read(item_pks=item_pks, kind=kind, k=k, filters=filters)
+    if read.sql is None:
+        return read.parse([])
+    with read_connection().cursor() as cur:
+        cur.execute(read.sql, read.params)
+        return read.parse(cur.fetchall())
+
+
+def _summed_rows(rows: list[tuple]) -> dict[int, tuple[float, int, int]]:
+    return {int(b): (float(total), int(hits), int(a)) for b, total, hits, a in rows}
+
+
+def covisitation_summed_read(
+    *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
+) -> Read:
+    """`covisitation_summed` as a `Read`."""
     from recommendations.retrieval.pgvector_backend import filters_where
 
     if kind not in KINDS:
         raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
     anchors = sorted({int(pk) for pk in item_pks})
     if not anchors or k <= 0:
-        return {}
+        return Read(None, {}, _summed_rows)
     if filters is None:
         where, params = "i.is_active", {}
     else:
         where, params = filters_where(filters, require_vector=False)
     params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
-    with read_connection().cursor() as cur:
-        cur.execute(_SUMMED_SQL.format(where=where), params)
-        return {int(b): (float(total), int(hits), int(a)) for b, total, hits, a in cur.fetchall()}
+    return Read(_SUMMED_SQL.format(where=where), params, _summed_rows)

@@ -189,9 +189,12 @@ def _user_signal(
         signal.explainers = _explainers(recent[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks)
     else:
         signal.explain_pks = recent[: selectors.EXPLAIN_ITEMS]
+    # the user tower only when something uses it: with a ranker that has no two_tower source, the ranked
+    # path never reads it (one to three reads saved per request)
+    ranker = _ranker() if recent else None
     learned = (
         two_tower_serving.query_for_user(user_id=user_id, version=_arm_two_tower())
-        if not overridden and recent
+        if not overridden and recent and (ranker is None or "two_tower" in ranker.ranker.sources)
         else None
     )
     _two_tower(signal, learned)
@@ -747,6 +750,8 @@ def _ranked(
         hidden |= signal.history.seen_pks
     source_filters = replace(filters, exclude_item_pks=filters.exclude_item_pks | frozenset(hidden))
     context.memo["filters"] = source_filters
+    # the sources' and the features' reads in two round trips, not one each (the same statements)
+    sources.sources_prefetch(context, names=loaded.ranker.sources, filters=source_filters)
     gathered = sources.candidates_gather(context, names=loaded.ranker.sources, filters=source_filters)
     arm = experiments.arm_current()
     if arm is not None and arm.disabled_sources:

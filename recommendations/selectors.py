@@ -22,6 +22,7 @@ from django.utils import timezone
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion, surface_covered
 from core.replicas import read_connection
+from core.round_trip import Read
 from interactions.selectors import event_weight
 from recommendations.models import DEFAULT_PROFILE, Experiment, RerankProfile, ServedList
 from recommendations.rerank.candidates import Candidates, objects
@@ -320,6 +321,29 @@ def history_vectors(*, item_pks: Iterable[int]) -> dict[int, tuple[str, np.ndarr
     return {pk: (ext, _vector(data)) for pk, ext, data in rows}
 
 
+def history_vectors_read(*, item_pks: Iterable[int]) -> Read:
+    """`history_vectors` as a `Read` (text results: the vector as `vector_send`'s bytes, the same binary
+    form `history_vectors` reads)."""
+    pks = list(set(item_pks))
+    if not pks:
+        return Read(None, {}, lambda rows: {})
+    return Read(
+        "SELECT id, external_id, vector_send(embedding) FROM catalog_item WHERE id = ANY(%(pks)s::bigint[]) "
+        "AND embedding IS NOT NULL AND embedding_model = %(model)s",
+        {"pks": pk_array_literal(pks), "model": current_model_name()},
+        lambda rows: {pk: (ext, _vector(bytes(data))) for pk, ext, data in rows},
+    )
+
+
+def external_ids_read(*, item_pks: Iterable[int]) -> Read:
+    """pk -> shop id of these items (those that exist), as a `Read`."""
+    return Read(
+        "SELECT id, external_id FROM catalog_item WHERE id = ANY(%(pks)s::bigint[])",
+        {"pks": pk_array_literal(item_pks)},
+        lambda rows: dict(rows),
+    )
+
+
 def item_vectors(*, item_pks: Iterable[int]) -> dict[int, np.ndarray]:
     """Current-model vectors of these items (items without one are left out)."""
     return {pk: vector for pk, (_ext, vector) in history_vectors(item_pks=item_pks).items()}
@@ -460,19 +484,29 @@ def _vectors(data: bytes | None) -> np.ndarray:
 def trending_scores(*, filters: HardFilters, k: int) -> dict[int, float]:
     """The `k` most popular items (time-decayed, from ItemPopularity) passing the filters, with their
     popularity scaled to [0, 1] (1 = the most popular among them)."""
+    read = trending_read(filters=filters, k=k)
+    with read_connection().cursor() as cur:
+        cur.execute(read.sql, read.params)
+        return read.parse(cur.fetchall())
+
+
+def _trending_rows(rows: list[tuple]) -> dict[int, float]:
+    top = rows[0][1] if rows else 1.0
+    return {pk: score / top for pk, score in rows}
+
+
+def trending_read(*, filters: HardFilters, k: int) -> Read:
+    """`trending_scores` as a `Read`."""
     where, params = filters_where(filters, require_vector=False)
     params["k"] = k
-    with read_connection().cursor() as cur:
-        cur.execute(
-            f"""
+    return Read(
+        f"""
             SELECT i.id, p.score FROM recommendations_itempopularity p JOIN catalog_item i ON i.id = p.item_id
             WHERE {where} AND p.score > 0 ORDER BY p.score DESC, i.id LIMIT %(k)s
             """,
-            params,
-        )
-        rows = cur.fetchall()
-    top = rows[0][1] if rows else 1.0
-    return {pk: score / top for pk, score in rows}
+        params,
+        _trending_rows,
+    )
 
 
 def newest_scores(*, filters: HardFilters, k: int) -> dict[int, float]:

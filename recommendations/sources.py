@@ -239,16 +239,24 @@ def visit_anchor(context: SourceContext, pk: int) -> int | None:
     return found[2] if found else None
 
 
+def _searched(context: SourceContext, key: int | None, vector: np.ndarray, *, k: int, filters: HardFilters):
+    """The vector search around `key` (an anchor's pk; None: the user's vector), as `sources_prefetch`
+    read it, else now."""
+    found = context.memo.get(("search", key, k, filters))
+    if found is not None:
+        return found
+    return get_backend().search(vector=vector, k=k, filters=filters)
+
+
 def content_recent(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
     """Nearest items to each of the newest items with a vector; an item's score is its best decayed
     similarity to any of them."""
     vectors = context.recent_vectors()
     anchors = [pk for pk in context.anchors if pk in vectors][:CONTENT_ANCHORS]
-    backend = get_backend()
     scores: dict[int, float] = {}
     for rank, pk in enumerate(anchors):
         weight = ANCHOR_DECAY**rank
-        for c in backend.search(vector=vectors[pk][1], k=k, filters=filters):
+        for c in _searched(context, pk, vectors[pk][1], k=k, filters=filters):
             s = weight * (1.0 - c.distance)
             if s > scores.get(c.item_pk, -np.inf):
                 scores[c.item_pk] = s
@@ -259,7 +267,7 @@ def user_vector(context: SourceContext, *, k: int, filters: HardFilters) -> dict
     if context.vector is None:
         return {}
     return {
-        c.item_pk: 1.0 - c.distance for c in get_backend().search(vector=context.vector, k=k, filters=filters)
+        c.item_pk: 1.0 - c.distance for c in _searched(context, None, context.vector, k=k, filters=filters)
     }
 
 
@@ -270,7 +278,8 @@ def two_tower(context: SourceContext, *, k: int, filters: HardFilters) -> dict[i
 
 
 def trending(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
-    return selectors.trending_scores(filters=filters, k=k)
+    found = context.memo.get(("trending", k, filters))
+    return dict(found) if found is not None else selectors.trending_scores(filters=filters, k=k)
 
 
 def repeat(context: SourceContext, *, k: int, filters: HardFilters) -> dict[int, float]:
@@ -291,6 +300,60 @@ SOURCES: dict[str, Callable[..., dict[int, float]]] = {
     "trending": trending,
     "repeat": repeat,
 }
+
+
+def sources_prefetch(
+    context: SourceContext, *, names: tuple[str, ...], filters: HardFilters, k: int = SOURCE_K
+) -> None:
+    """Read what these sources and the ranker's features (`features.context_features`) will ask for in
+    two round trips instead of one per read (nine for the default sources), into `context.memo`: the
+    recent items' vectors, co-visitation ("bought", "viewed", the visit's summed rows, unless read from
+    matrices in memory), trending and the user-vector search; then, with the vectors, the content search
+    around each recent item. The same statements as each source's own read, so the same answers; a
+    backend or filters whose search is not one plain statement (FAISS, narrowing filters) are left to the
+    sources."""
+    from core.round_trip import reads_run
+    from recommendations.covisitation import covisitation_neighbours_read, covisitation_summed_read
+
+    memo = context.memo
+    backend = get_backend()
+    search_read = getattr(backend, "search_read", None)
+    first: dict[Any, Any] = {}
+    if "vectors" not in memo:
+        first["vectors"] = selectors.history_vectors_read(item_pks=context.anchors[: selectors.EXPLAIN_ITEMS])
+    if "neighbours" not in _covisitation_memory:
+        anchors = list(context.anchors[:COVIS_ANCHORS])
+        for kind in ("bought", "viewed"):
+            if anchors and f"covis:{kind}" not in memo:
+                first[f"covis:{kind}"] = covisitation_neighbours_read(
+                    item_pks=anchors, kind=kind, k=k, filters=filters
+                )
+        if context.visit_items and "visit_scores" not in memo:
+            first["visit_scores"] = covisitation_summed_read(
+                item_pks=list(context.visit_items), kind=VISIT_KIND, k=max(k, VISIT_K), filters=filters
+            )
+    # the shop ids of the visit's items, which name the anchor of a `last_visit` reason
+    # (scenarios._source_reason reads those beyond the recent items one query each otherwise)
+    beyond = set(context.visit_items) - set(context.anchors[: selectors.EXPLAIN_ITEMS])
+    if "last_visit" in names and beyond and "external_ids" not in memo:
+        first["external_ids"] = selectors.external_ids_read(item_pks=beyond)
+    if "trending" in names:
+        first[("trending", k, filters)] = selectors.trending_read(filters=filters, k=k)
+    if "user_vector" in names and context.vector is not None and search_read is not None:
+        read = search_read(vector=context.vector, k=k, filters=filters)
+        if read is not None:
+            first[("search", None, k, filters)] = read
+    memo.update(zip(first, reads_run(list(first.values())), strict=True))
+    if "content_recent" not in names or search_read is None:
+        return
+    vectors = context.recent_vectors()
+    second: dict[Any, Any] = {}
+    for pk in [pk for pk in context.anchors if pk in vectors][:CONTENT_ANCHORS]:
+        read = search_read(vector=vectors[pk][1], k=k, filters=filters)
+        if read is None:
+            return
+        second[("search", pk, k, filters)] = read
+    memo.update(zip(second, reads_run(list(second.values())), strict=True))
 
 
 @dataclass

@@ -24,12 +24,24 @@ CATEGORY_ITEMS = 5
 SIMILARITY_ITEMS = 5
 COVIS_FEATURE_ANCHORS = 3
 
+# One row: each attribute of every item as one bytea (the binary values end to end, `float8send` and
+# friends), read by numpy without a Python object per value or per item (selectors._FEATURES_SQL does the
+# same for re-ranking). Every aggregate reads the rows in the same order (one scan, no ORDER BY of its own).
 _ITEMS_SQL = """
-SELECT i.id, i.price, i.category_path, extract(epoch FROM COALESCE(i.published_at, i.created_at)),
-       COALESCE(p.interaction_count, 0), COALESCE(p.score, 0),
-       CASE WHEN i.embedding_model = %(model)s THEN i.embedding END
-FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id
-WHERE i.id = ANY(%(pks)s::bigint[])
+WITH f AS (
+    SELECT i.id, COALESCE(i.price::float8, 'NaN'::float8) AS price,
+           array_to_string(i.category_path, E'\\x1f') AS category,
+           extract(epoch FROM COALESCE(i.published_at, i.created_at))::float8 AS published,
+           COALESCE(p.interaction_count, 0)::float8 AS n, COALESCE(p.score, 0)::float8 AS score,
+           CASE WHEN i.embedding_model = %(model)s THEN i.embedding END AS embedding
+    FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id
+    WHERE i.id = ANY(%(pks)s::bigint[])
+)
+SELECT string_agg(int8send(id), ''), string_agg(float8send(price), ''), array_agg(category),
+       string_agg(float8send(published), ''), string_agg(float8send(n), ''),
+       string_agg(float8send(score), ''), string_agg(boolsend(embedding IS NOT NULL), ''),
+       string_agg(vector_send(embedding), '') FILTER (WHERE embedding IS NOT NULL)
+FROM f
 """
 
 
@@ -43,48 +55,82 @@ class ItemArrays:
     pop_score: np.ndarray
     vectors: np.ndarray  # (n, d) L2-normalised, zero rows without a vector
 
+    @classmethod
+    def empty(cls, n: int, dim: int) -> ItemArrays:
+        return cls(
+            pks=np.zeros(n, dtype=np.int64),
+            price=np.full(n, np.nan),
+            category=[()] * n,
+            published=np.full(n, np.nan),
+            pop_count=np.zeros(n),
+            pop_score=np.zeros(n),
+            vectors=np.zeros((n, dim), dtype=np.float32),
+        )
 
-def item_arrays_load(*, pks: list[int]) -> dict[int, tuple]:
-    """pk -> (price, category path, published epoch, 30-day count, decayed score, vector or None)."""
+
+def item_arrays_load(*, pks: list[int], dim: int) -> ItemArrays:
+    """The attributes of these items (each once, those in the catalog, in no particular order): price,
+    category path, published epoch, 30-day count, decayed score, and the current model's vector
+    L2-normalised (a zero row without one)."""
     if not pks:
-        return {}
-    rows = selectors._binary_rows(
+        return ItemArrays.empty(0, dim)
+    (row,) = selectors._binary_rows(
         _ITEMS_SQL, {"pks": selectors.pk_array_literal(pks), "model": current_model_name()}
     )
-    return {
-        pk: (
-            float(price) if price is not None else np.nan,
-            tuple(path or ()),
-            float(published),
-            float(count),
-            float(score),
-            selectors._vector(data),
-        )
-        for pk, price, path, published, count, score, data in rows
-    }
-
-
-def item_arrays(pks: np.ndarray | list[int], rows: dict[int, tuple], dim: int) -> ItemArrays:
-    n = len(pks)
-    out = ItemArrays(
-        pks=np.asarray(pks, dtype=np.int64),
-        price=np.full(n, np.nan),
-        category=[()] * n,
-        published=np.full(n, np.nan),
-        pop_count=np.zeros(n),
-        pop_score=np.zeros(n),
-        vectors=np.zeros((n, dim), dtype=np.float32),
-    )
-    for i, pk in enumerate(out.pks):
-        row = rows.get(int(pk))
-        if row is None:
-            continue
-        out.price[i], out.category[i], out.published[i], out.pop_count[i], out.pop_score[i], vector = row
-        if vector is not None:
-            norm = float(np.linalg.norm(vector))
-            if norm > 0:
-                out.vectors[i] = vector / norm
+    ids, price, paths, published, count, score, has_vector, vectors = row
+    found = selectors._int8s(ids)
+    out = ItemArrays.empty(len(found), dim)
+    out.pks = found
+    if not len(found):
+        return out
+    out.price = np.frombuffer(price, dtype=">f8").astype(np.float64)
+    split: dict[str, tuple[str, ...]] = {}
+    out.category = [
+        split.get(p) or split.setdefault(p, tuple(p.split(selectors._PATH_SEPARATOR)) if p else ())
+        for p in paths
+    ]
+    out.published = np.frombuffer(published, dtype=">f8").astype(np.float64)
+    out.pop_count = np.frombuffer(count, dtype=">f8").astype(np.float64)
+    out.pop_score = np.frombuffer(score, dtype=">f8").astype(np.float64)
+    has = selectors._int8s(has_vector, ">u1").astype(bool)
+    matrix = selectors._vectors(vectors)
+    if len(matrix):
+        # each row's norm as np.linalg.norm computes it for one vector (sqrt of its dot with itself), so
+        # the features are the same to the bit as when they were normalised one item at a time
+        norms = np.sqrt(np.matmul(matrix[:, None, :], matrix[:, :, None]).ravel())
+        rows = np.flatnonzero(has)
+        positive = norms > 0
+        out.vectors[rows[positive]] = matrix[positive] / norms[positive, None]
     return out
+
+
+def item_arrays(pks: np.ndarray | list[int], loaded: ItemArrays) -> ItemArrays:
+    """The loaded attributes in the order of `pks` (defaults for items not loaded)."""
+    pks = np.asarray(pks, dtype=np.int64)
+    out = ItemArrays.empty(len(pks), loaded.vectors.shape[1])
+    out.pks = pks
+    if not len(pks) or not len(loaded.pks):
+        return out
+    src, hit = _positions(loaded.pks, pks)
+    dst = np.flatnonzero(hit)
+    out.price[dst] = loaded.price[src]
+    out.published[dst] = loaded.published[src]
+    out.pop_count[dst] = loaded.pop_count[src]
+    out.pop_score[dst] = loaded.pop_score[src]
+    out.vectors[dst] = loaded.vectors[src]
+    category = list(out.category)
+    for d, s_ in zip(dst.tolist(), src.tolist(), strict=True):
+        category[d] = loaded.category[s_]
+    out.category = category
+    return out
+
+
+def _positions(pks: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `keys` is in `pks` (distinct), and which keys are there at all."""
+    order = np.argsort(pks, kind="stable")
+    at = np.minimum(np.searchsorted(pks, keys, sorter=order), len(order) - 1)
+    found = pks[order[at]] == keys
+    return order[at[found]], found
 
 
 def feature_names(source_names: tuple[str, ...]) -> list[str]:
@@ -158,24 +204,31 @@ def features_matrix(
     else:
         cols += [np.full(n, np.nan)] * 3
 
-    pks = [int(pk) for pk in gathered.pks]
+    def column(values: dict[int, float]) -> np.ndarray:
+        """Each candidate's value in `values` (0 where it has none), float32."""
+        out = np.zeros(n, dtype=np.float32)
+        if values and n:
+            keys = np.fromiter(values, np.int64, len(values))
+            at, found = _positions(gathered.pks, keys)
+            out[at] = np.fromiter(values.values(), np.float64, len(values))[found]
+        return out
+
     for j in range(COVIS_FEATURE_ANCHORS):
-        row = covis_bought.get(anchors[j], {}) if j < len(anchors) else {}
-        cols.append(np.array([row.get(pk, 0.0) for pk in pks], dtype=np.float32))
+        cols.append(column(covis_bought.get(anchors[j], {}) if j < len(anchors) else {}))
     viewed = np.zeros(n, dtype=np.float32)
     for row in covis_viewed.values():
-        viewed += np.array([row.get(pk, 0.0) for pk in pks], dtype=np.float32)
+        viewed += column(row)
     cols.append(viewed)
     visit = visit or {}
-    cols.append(np.array([visit.get(pk, (0.0, 0, 0))[0] for pk in pks], dtype=np.float32))
-    cols.append(np.array([visit.get(pk, (0.0, 0, 0))[1] for pk in pks], dtype=np.float32))
+    cols.append(column({pk: v[0] for pk, v in visit.items()}))
+    cols.append(column({pk: float(v[1]) for pk, v in visit.items()}))
     return np.column_stack([np.asarray(c, dtype=np.float32) for c in cols]) if n else np.zeros((0, len(cols)))
 
 
 def context_features(context: SourceContext, gathered: Gathered, *, now_ts: float, dim: int) -> np.ndarray:
     """The serving (and training-row) entry point: one query for attributes, then `features_matrix`."""
     history_pks = list(context.anchors[:HISTORY_ITEMS])
-    rows = item_arrays_load(pks=[*map(int, gathered.pks), *history_pks])
+    loaded = item_arrays_load(pks=[*map(int, gathered.pks), *history_pks], dim=dim)
     from recommendations.retrieval.base import HardFilters
     from recommendations.sources import COVIS_ANCHORS, SOURCE_K
 
@@ -185,8 +238,8 @@ def context_features(context: SourceContext, gathered: Gathered, *, now_ts: floa
     visit = context.visit_scores(k=SOURCE_K, filters=filters)
     return features_matrix(
         gathered,
-        item_arrays(gathered.pks, rows, dim),
-        item_arrays(history_pks, rows, dim),
+        item_arrays(gathered.pks, loaded),
+        item_arrays(history_pks, loaded),
         now_ts=now_ts,
         covis_bought=covis_bought,
         covis_viewed=covis_viewed,

@@ -30,6 +30,7 @@ from django.conf import settings
 
 from catalog.embedding import current_model_name
 from core.replicas import read_connection
+from core.round_trip import Read
 from recommendations.models import ModelItemVector
 from recommendations.retrieval.base import CONTENT, Candidate, HardFilters, ModelSpace, Space
 
@@ -189,21 +190,49 @@ class PgvectorBackend:
         transaction, so the settings end with it; inside a caller's transaction the resets undo them.
         Round trips are what a loaded 2-core box pays for most (BEGIN / SET / SELECT / COMMIT was 4).
         `source` defaults to the content space (bench/filtered_recall.py passes `where` only)."""
-        tables, column, ef_search = (
-            (source.tables, source.vector, source.ef_search)
-            if source
-            else ("catalog_item i", "i.embedding", EF_SEARCH)
+        statement, before, after = _statements(where=where, exact=exact, source=source)
+        with read_connection().cursor() as cur:
+            cur.execute(";\n".join([*before, statement, *after]), params)
+            while cur.description is None and cur.nextset():
+                pass
+            return cur.fetchall()
+
+    def search_read(
+        self, *, vector: np.ndarray, k: int, filters: HardFilters, space: Space = CONTENT
+    ) -> Read | None:
+        """`search` as a `Read` (core.round_trip), when it is one ANN query: None when the plan depends on
+        an estimate (narrowing filters) or a short answer would be repeated exactly (a model space); the
+        caller then calls `search`."""
+        source = _source(space, filters)
+        if source.estimate or source.retry_short:
+            return None
+        statement, before, after = _statements(where=source.where, exact=False, source=source)
+        return Read(
+            statement,
+            {**source.params, "q": vector_literal(vector), "k": int(k)},
+            lambda rows: [Candidate(item_pk=pk, distance=float(distance)) for pk, distance in rows],
+            before=tuple(before),
+            after=tuple(after),
         )
-        if exact:
-            before = ["SET LOCAL enable_indexscan = off"]
-        else:
-            before = [
-                "SET LOCAL hnsw.iterative_scan = relaxed_order",
-                f"SET LOCAL hnsw.ef_search = {int(ef_search)}",
-                f"SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)}",
-            ]
-        after = [statement.split(" = ")[0] + " TO DEFAULT" for statement in before]
-        sql = f"""
+
+
+def _statements(*, where: str, exact: bool, source: _Source | None) -> tuple[str, list[str], list[str]]:
+    """The search query, and the SET LOCALs before it and their resets after it."""
+    tables, column, ef_search = (
+        (source.tables, source.vector, source.ef_search)
+        if source
+        else ("catalog_item i", "i.embedding", EF_SEARCH)
+    )
+    if exact:
+        before = ["SET LOCAL enable_indexscan = off"]
+    else:
+        before = [
+            "SET LOCAL hnsw.iterative_scan = relaxed_order",
+            f"SET LOCAL hnsw.ef_search = {int(ef_search)}",
+            f"SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)}",
+        ]
+    after = [statement.split(" = ")[0] + " TO DEFAULT" for statement in before]
+    sql = f"""
             WITH c AS MATERIALIZED (
                 SELECT i.id, {column} <=> %(q)s::vector AS distance
                 FROM {tables}
@@ -213,8 +242,4 @@ class PgvectorBackend:
             )
             SELECT id, distance FROM c ORDER BY distance, id
         """
-        with read_connection().cursor() as cur:
-            cur.execute(";\n".join([*before, sql, *after]), params)
-            while cur.description is None and cur.nextset():
-                pass
-            return cur.fetchall()
+    return sql, before, after

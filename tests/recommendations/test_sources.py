@@ -181,3 +181,49 @@ def test_last_visit_keeps_hard_filters_inside_the_query():
     context = sources.SourceContext(visit=tuple(history.last_visit))
     out = sources.last_visit(context, k=5, filters=HardFilters(exclude_item_pks=frozenset({target.pk})))
     assert target.pk not in out and out  # the others are still offered
+
+
+def test_prefetched_reads_give_the_same_candidates_and_features_in_two_round_trips():
+    """`sources_prefetch` (the ranked live path) against each source reading for itself: the same union,
+    scores, ranks and ranker features, to the bit, from two round trips instead of one per read."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from recommendations import covisitation, selectors, services
+    from recommendations.ranker.features import context_features
+
+    visit, _, _, _ = _basket_shop()
+    ItemFactory.create_batch(5, embedding=topic(4))
+    covisitation.covisitation_rebuild()
+    services.item_popularity_refresh()
+    _, history = selectors.user_context(user_id="shopper")
+    recent = tuple(pk for pk, _ in history.recent)
+    vectors = selectors.history_vectors(item_pks=recent)
+    vector = selectors.weighted_mean([v for _, v in vectors.values()], [1.0] * len(vectors))
+    filters = HardFilters(exclude_item_pks=frozenset({visit[1].pk}))
+    names = ("bought_together", "viewed_together", "last_visit", "content_recent", "user_vector", "trending")
+    now = timezone.now().timestamp()
+
+    def served(prefetch: bool):
+        context = sources.SourceContext(recent=recent, visit=tuple(history.last_visit), vector=vector)
+        context.memo["filters"] = filters
+        with CaptureQueriesContext(connection) as prefetched:
+            if prefetch:
+                sources.sources_prefetch(context, names=names, filters=filters, k=6)
+        with CaptureQueriesContext(connection) as then:
+            gathered = sources.candidates_gather(context, names=names, filters=filters, k=6)
+            x = context_features(context, gathered, now_ts=now, dim=settings.EMBEDDING_DIM)
+        return gathered, x, len(prefetched.captured_queries), len(then.captured_queries)
+
+    alone, x_alone, _, queries_alone = served(prefetch=False)
+    batched, x_batched, round_trips, queries_after = served(prefetch=True)
+
+    assert alone.pks.tolist() == batched.pks.tolist() and len(alone.pks) > 6
+    assert np.array_equal(alone.scores, batched.scores, equal_nan=True)
+    assert np.array_equal(alone.ranks, batched.ranks, equal_nan=True)
+    assert x_alone.tobytes() == x_batched.tobytes()
+    # vectors, 3 co-visitation reads, 3 content searches, the user-vector search, trending; attributes
+    assert queries_alone == 9 + 1
+    assert (round_trips, queries_after) == (2, 1)  # then only the features' attributes
