@@ -92,3 +92,8 @@ def item_vectors_iter(*, item_pks: list[int]) -> Iterator[tuple[int, Any]]:
     database in chunks (the offline evaluation reads the whole catalog's)."""
     rows = Item.objects.filter(pk__in=item_pks, embedding__isnull=False).values_list("pk", "embedding")
     return rows.iterator(chunk_size=2000)
+
+
+def item_pks_stored(*, item_pks: list[int]) -> set[int]:
+    """Which of these item pks are stored (active or not)."""
+    return set(Item.objects.filter(pk__in=item_pks).values_list("pk", flat=True))
