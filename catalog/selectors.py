@@ -11,7 +11,9 @@ from typing import Any
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q
 from django.http import Http404
 
-from catalog.models import Item
+from catalog.models import SEARCH_SURFACE as SEARCH_SURFACE
+from catalog.models import Item, Promotion
+from catalog.models import surface_covered as surface_covered
 
 
 def item_get(*, external_id: str) -> Item:
@@ -97,3 +99,12 @@ def item_vectors_iter(*, item_pks: list[int]) -> Iterator[tuple[int, Any]]:
 def item_pks_stored(*, item_pks: list[int]) -> set[int]:
     """Which of these item pks are stored (active or not)."""
     return set(Item.objects.filter(pk__in=item_pks).values_list("pk", flat=True))
+
+
+def promotions_since(*, since: datetime, include_drafts: bool, limit: int) -> list[Promotion]:
+    """The `limit` newest promotions (by start) that have not ended before `since`, active ones only unless
+    `include_drafts`, each with its item: two queries."""
+    rows = Promotion.objects.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=since)).select_related("item")
+    if not include_drafts:
+        rows = rows.filter(is_active=True)
+    return list(rows.order_by("-starts_at", "pk")[:limit])

@@ -135,3 +135,13 @@ def events_prunable(*, before: datetime, attributed_until: int) -> QuerySet[Even
 def events_other_than(*, pks: QuerySet[Any, Any]) -> QuerySet[Event]:
     """Every event but these (`pks`: a subquery of event ids)."""
     return Event.objects.exclude(pk__in=pks)
+
+
+def events_recent_people(*, limit: int) -> list[tuple[str | None, str, str]]:
+    """(user id, session id, item external id) of the `limit` newest events on an item, newest first (through
+    the timestamp index; no DISTINCT over the whole table): the promotion preview's recent people."""
+    return list(
+        Event.objects.order_by("-timestamp")
+        .exclude(item_external_id="")
+        .values_list("user_id", "session_id", "item_external_id")[:limit]
+    )
