@@ -84,9 +84,13 @@ def items_stored_count(*, external_ids: list[str]) -> int:
     return Item.objects.filter(external_id__in=external_ids).count()
 
 
-def items_active_pks() -> list[int]:
-    """The pks of every item that can be recommended, in pk order (the offline evaluation's catalog)."""
-    return list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+def items_active_pks(*, among: list[int] | None = None) -> list[int]:
+    """The pks of every item that can be recommended (of those `among` these pks, if given), in pk order
+    (the offline evaluation's catalog, the two-tower vectors to publish)."""
+    rows = Item.objects.filter(is_active=True)
+    if among is not None:
+        rows = rows.filter(pk__in=among)
+    return list(rows.order_by("pk").values_list("pk", flat=True))
 
 
 def item_vectors_iter(*, item_pks: list[int]) -> Iterator[tuple[int, Any]]:
@@ -108,3 +112,19 @@ def promotions_since(*, since: datetime, include_drafts: bool, limit: int) -> li
     if not include_drafts:
         rows = rows.filter(is_active=True)
     return list(rows.order_by("-starts_at", "pk")[:limit])
+
+
+def item_external_id(*, pk: int) -> str:
+    """The external id of the item with this pk ("" when there is none)."""
+    return Item.objects.filter(pk=pk).values_list("external_id", flat=True).first() or ""
+
+
+def item_feature_rows(
+    *, item_pks: list[int]
+) -> Iterator[tuple[int, Any, list[str] | None, str, Decimal | None]]:
+    """(pk, content vector, category path, brand, price) of each of these items that exists, streamed from
+    the database in chunks (the two-tower item features)."""
+    rows = Item.objects.filter(pk__in=item_pks).values_list(
+        "pk", "embedding", "category_path", "brand", "price"
+    )
+    return rows.iterator(chunk_size=2000)
