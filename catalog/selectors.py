@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, ExpressionWrapper, Max, Q
+from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
 from django.http import Http404
 
 from catalog.models import SEARCH_SURFACE as SEARCH_SURFACE
@@ -128,3 +128,33 @@ def item_feature_rows(
         "pk", "embedding", "category_path", "brand", "price"
     )
     return rows.iterator(chunk_size=2000)
+
+
+def item_departments() -> list[str]:
+    """The top-level categories of the active catalog, sorted (the storefront's category filter)."""
+    paths = Item.objects.filter(is_active=True).values_list("category_path", flat=True)
+    return sorted({path[0] for path in paths if path})
+
+
+def items_active_by_title(*, department: str = "") -> QuerySet[Item]:
+    """The active items (of this top-level category, if given) by title, with what a card shows: a
+    queryset, for a paginator to slice."""
+    items = Item.objects.filter(is_active=True).order_by("title", "pk")
+    if department:
+        items = items.filter(category_path__0=department)
+    return items.only("external_id", "title", "price", "image_url", "category_path", "attributes")
+
+
+def item_active_get(*, external_id: str) -> Item | None:
+    """The active item with this shop id (None if unknown or inactive)."""
+    return Item.objects.filter(external_id=external_id, is_active=True).first()
+
+
+def items_active_by_external_id(*, external_ids: list[str]) -> dict[str, Item]:
+    """Shop id -> item for the active items among these ids."""
+    return {i.external_id: i for i in Item.objects.filter(external_id__in=external_ids, is_active=True)}
+
+
+def item_titles(*, external_ids: list[str]) -> dict[str, str]:
+    """Shop id -> title for the items among these ids (active or not)."""
+    return dict(Item.objects.filter(external_id__in=external_ids).values_list("external_id", "title"))
