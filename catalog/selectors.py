@@ -15,6 +15,9 @@ from catalog.models import SEARCH_SURFACE as SEARCH_SURFACE
 from catalog.models import Item, Promotion
 from catalog.models import surface_covered as surface_covered
 
+# The items' table, for the raw SQL of retrieval (recommendations.retrieval), which joins it to vectors.
+ITEM_TABLE = Item._meta.db_table
+
 
 def item_get(*, external_id: str) -> Item:
     """The item with this shop id, active or not; Http404 if unknown."""
