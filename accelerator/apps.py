@@ -9,7 +9,7 @@ class AcceleratorConfig(AppConfig):
 
     def ready(self) -> None:
         from accelerator.receivers import on_item_vectors_changed
-        from catalog.signals import item_vectors_changed
+        from recommendations.retrieval.catalog_access import item_vectors_changed
 
         # The signal is sent after commit by the embedding code and the item services; a dispatch_uid keeps
         # one connection however often ready() runs.

@@ -29,8 +29,8 @@ from django.conf import settings
 from accelerator import services, store
 from accelerator.model_space import ModelIndexes
 from accelerator.search import LiveIndex
-from catalog.embedding import current_model_name
 from recommendations.retrieval.base import CONTENT, Candidate, HardFilters, ModelSpace, Space
+from recommendations.retrieval.catalog_access import embedding_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class FaissBackend:
         live = self._live
         if live is None or signature != self._signature:
             manifest = store.manifest_read()
-            if manifest is None or manifest.embedding_model != current_model_name():
+            if manifest is None or manifest.embedding_model != embedding_model_name():
                 why = "no index" if manifest is None else f"index of model {manifest.embedding_model!r}"
                 logger.warning("faiss: %s; building one now (run build_faiss_index ahead of time)", why)
                 services.faiss_index_build(wait=True, only_if_missing=True)

@@ -3,8 +3,9 @@
 An item belongs in the index when it is active and has a vector of the current embedding model. Out of stock
 items stay in it (a search with `in_stock_only=False` may return them); the stock state is a filter field.
 
-Rows are read through the raw psycopg connection with a binary cursor: parsing pgvector's text format costs
-about 20x more than unpacking its binary one, which matters at a million rows.
+The rows come through retrieval's interface (recommendations/retrieval/catalog_access.py), read with a
+binary cursor: parsing pgvector's text format costs about 20x more than unpacking its binary one, which
+matters at a million rows.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-import psycopg
 from django.conf import settings
-from django.db import connection, transaction
 
-from catalog.embedding import current_model_name
-from catalog.models import Item
+from recommendations.retrieval.catalog_access import (
+    item_vector_rows_for_pks,
+    item_vector_rows_stream,
+    model_item_vector_rows,
+)
 
 # Rows fetched per round trip by the build's server-side cursor: 10,000 rows x 384-d is ~16 MB per batch.
 # Measured with it (bench/faiss_bench.py, `read_s` of the build): 100k items read in ~6 s on the shared
@@ -27,8 +29,6 @@ from catalog.models import Item
 ITEM_ROWS_BATCH_SIZE = 10_000
 # Stand-in for a missing price: below any real price, and excluded explicitly by a max_price filter.
 NO_PRICE = np.iinfo(np.int64).min
-
-_COLUMNS = "id, embedding, in_stock, stock, price, category_path"
 
 
 @dataclass(frozen=True)
@@ -98,38 +98,17 @@ def _rows_from_tuples(rows: list[tuple]) -> ItemRows:
     )
 
 
-def _where() -> str:
-    return "is_active AND embedding IS NOT NULL AND embedding_model = %s"
-
-
 def item_rows_stream(*, batch_size: int = ITEM_ROWS_BATCH_SIZE) -> Iterator[ItemRows]:
     """Every item the index should hold, in pk order, in batches. One statement, so one consistent snapshot
     of the table. Runs inside a transaction (a server-side cursor needs one)."""
-    table = Item._meta.db_table
-    with transaction.atomic():
-        connection.ensure_connection()
-        with connection.connection.cursor(name="accelerator_item_rows", binary=True) as cur:
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM {table} WHERE {_where()} ORDER BY id",  # noqa: S608 - no user input
-                [current_model_name()],
-            )
-            while rows := cur.fetchmany(batch_size):
-                yield _rows_from_tuples(rows)
+    for rows in item_vector_rows_stream(batch_size=batch_size):
+        yield _rows_from_tuples(rows)
 
 
 def model_item_rows(*, table: str, version_id: int) -> ItemRows:
     """The item vectors of one two-tower version (`table`: retrieval's MODEL_VECTOR_TABLE) of the active
     items, with the items' filter fields, in pk order. One query, binary."""
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cur:
-        cur.execute(
-            f"SELECT i.id, v.embedding, i.in_stock, i.stock, i.price, i.category_path "  # noqa: S608
-            f"FROM {table} v JOIN {Item._meta.db_table} i ON i.id = v.item_id "
-            "WHERE v.version_id = %s AND i.is_active ORDER BY i.id",
-            [int(version_id)],
-            binary=True,
-        )
-        return _rows_from_tuples(cur.fetchall())
+    return _rows_from_tuples(model_item_vector_rows(table=table, version_id=version_id))
 
 
 def item_rows_for_pks(*, item_pks: Sequence[int]) -> ItemRows:
@@ -137,13 +116,4 @@ def item_rows_for_pks(*, item_pks: Sequence[int]) -> ItemRows:
     or embedded with another model), in pk order."""
     if not item_pks:
         return ItemRows.empty()
-    table = Item._meta.db_table
-    connection.ensure_connection()
-    # Django's cursors bind client-side, which cannot return binary results; a plain psycopg cursor can.
-    with psycopg.Cursor(connection.connection) as cur:
-        cur.execute(
-            f"SELECT {_COLUMNS} FROM {table} WHERE id = ANY(%s) AND {_where()} ORDER BY id",  # noqa: S608
-            [list(map(int, item_pks)), current_model_name()],
-            binary=True,
-        )
-        return _rows_from_tuples(cur.fetchall())
+    return _rows_from_tuples(item_vector_rows_for_pks(item_pks=item_pks))

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from accelerator import store
 from accelerator.search import FLAT_MAX_ITEMS, HNSW_EF_CONSTRUCTION, HNSW_M, LiveIndex
 from accelerator.selectors import ItemRows, item_rows_for_pks, item_rows_stream
-from catalog.embedding import current_model_name
+from recommendations.retrieval.catalog_access import embedding_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def faiss_index_build(
     try:
         if only_if_missing:
             manifest = store.manifest_read()
-            if manifest is not None and manifest.embedding_model == current_model_name():
+            if manifest is not None and manifest.embedding_model == embedding_model_name():
                 return BuildResult(built=False, reason="an index exists", manifest=manifest)
         return _build(progress=progress, threads=threads, index_type=index_type)
     finally:
@@ -122,7 +122,7 @@ def _build(*, progress: bool, threads: int | None, index_type: str | None) -> Bu
     started = time.perf_counter()
     # Read before the table (see the module docstring): segments up to here are in this build.
     delta_seq = delta_seq_last()
-    model = current_model_name()
+    model = embedding_model_name()
     parts = []
     with tqdm(desc="faiss read items", unit="item", disable=not progress) as bar:
         for part in item_rows_stream():
@@ -183,7 +183,7 @@ def faiss_items_apply(*, item_pks: list[int]) -> int:
         store.delta_write(
             store.Delta(
                 seq=seq,
-                embedding_model=current_model_name(),
+                embedding_model=embedding_model_name(),
                 item_pks=np.array(chunk, np.int64),
                 rows=rows,
             )
@@ -215,7 +215,7 @@ def faiss_index_refresh() -> BuildResult:
     reason = None
     if live is None:
         reason = "no index"
-    elif live.manifest.embedding_model != current_model_name():
+    elif live.manifest.embedding_model != embedding_model_name():
         reason = "embedding model changed"
     else:
         overlay = len(live.overlay.seqs)

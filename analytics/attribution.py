@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from analytics.deadletters import (
@@ -39,7 +39,14 @@ from analytics.deadletters import (
 )
 from analytics.models import Attribution, AttributionCursor, DeadLetterSweep
 from analytics.served import served_lists_by_id
-from interactions.models import Event, EventType
+from interactions.selectors import (
+    LIST_CLICK_TYPES,
+    event_pk_first_received,
+    event_pk_last,
+    event_pks_in,
+    events_list_clicks,
+    events_purchase_pks,
+)
 
 # Events are attributed in id ranges of this size: 5,000 events with recommendation ids take ~0.3 s
 # (one served-list lookup, one bulk insert) on the embedded Postgres, 2 shared cores.
@@ -52,8 +59,6 @@ SWEEP_OVERLAP_IDS = 20_000
 
 logger = logging.getLogger(__name__)
 
-_CLICK_TYPES = (EventType.CLICK, EventType.ADD_TO_CART)
-
 
 def attribution_window() -> timedelta:
     return timedelta(hours=float(getattr(settings, "RECSYS_ATTRIBUTION_WINDOW_HOURS", 24)))
@@ -64,11 +69,11 @@ def served_log_grace() -> timedelta:
     return timedelta(seconds=float(getattr(settings, "RECSYS_SERVED_LOG_GRACE_SECONDS", 0)))
 
 
-def clicks_attribute(*, events: list[Event], now: datetime | None = None) -> int:
+def clicks_attribute(*, events: list, now: datetime | None = None) -> int:
     """Credit clicks/add-to-carts that carry a recommendation_id to their served lists. Returns the
     number of new attribution rows (0 for events attributed before). A click whose list is not logged
     and that was received less than the grace period before `now` is held: not attributed yet."""
-    events = [e for e in events if e.recommendation_id and e.event_type in _CLICK_TYPES]
+    events = [e for e in events if e.recommendation_id and e.event_type in LIST_CLICK_TYPES]
     if not events:
         return 0
     lists = served_lists_by_id(recommendation_ids=[e.recommendation_id for e in events])
@@ -159,10 +164,6 @@ def _scope(*, pk_range: tuple[int, int] | None, between: tuple[datetime, datetim
     return Q(timestamp__gte=between[0], timestamp__lt=between[1])
 
 
-def _clicks(scope: Q) -> QuerySet[Event]:
-    return Event.objects.filter(scope, recommendation_id__isnull=False, event_type__in=_CLICK_TYPES)
-
-
 def _attribute(
     *,
     pk_range: tuple[int, int] | None = None,
@@ -171,7 +172,11 @@ def _attribute(
     now: datetime | None = None,
 ) -> dict[str, int]:
     """Clicks first, so purchases in the same scope can convert them."""
-    clicks = list(_clicks(_scope(pk_range=pk_range, between=between)).exclude(pk__in=skip).order_by("pk"))
+    clicks = list(
+        events_list_clicks(scope=_scope(pk_range=pk_range, between=between))
+        .exclude(pk__in=skip)
+        .order_by("pk")
+    )
     return {
         "clicks": clicks_attribute(events=clicks, now=now),
         "conversions": conversions_attribute(pk_range=pk_range, between=between, exclude=skip),
@@ -205,34 +210,32 @@ def _attribute_batch(
     else:
         pending = [int(key) for key in dead_letter_keys_pending(sweep=sweep)]
         if pending:  # dead-lettered before, went through this time
-            done = Event.objects.filter(scope, pk__in=pending).values_list("pk", flat=True)
+            done = event_pks_in(scope=scope, pks=pending)
             dead_letters_resolve(sweep=sweep, keys=[str(pk) for pk in done])
         return counts
 
     counts = {"clicks": 0, "conversions": 0}
 
-    def click(event: Event) -> None:
+    def click(event) -> None:
         counts["clicks"] += clicks_attribute(events=[event], now=now)
 
     def purchase(pk: int) -> None:
         counts["conversions"] += conversions_attribute(pk_range=(pk - 1, pk))
 
-    purchases = (
-        Event.objects.filter(scope, event_type=EventType.PURCHASE, item__isnull=False)
-        .exclude(pk__in=skip)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    purchases = events_purchase_pks(scope=scope, exclude=skip)
     with transaction.atomic():  # the on-demand metrics call this outside a transaction
         # all clicks first, as in one go: a purchase may follow a click with a higher id
         rows_each(
-            sweep=sweep, rows=_clicks(scope).exclude(pk__in=skip).order_by("pk"), key=_pk, process=click
+            sweep=sweep,
+            rows=events_list_clicks(scope=scope).exclude(pk__in=skip).order_by("pk"),
+            key=_pk,
+            process=click,
         )
         rows_each(sweep=sweep, rows=purchases, key=str, process=purchase)
     return counts
 
 
-def _pk(event: Event) -> str:
+def _pk(event) -> str:
     return str(event.pk)
 
 
@@ -244,7 +247,9 @@ def events_attribute(*, pk_range: tuple[int, int], now: datetime | None = None) 
 def _first_held(*, pk_range: tuple[int, int], now: datetime) -> int | None:
     """The lowest id in the range of a click still waiting for its served list (clicks_attribute)."""
     recent = list(
-        _clicks(Q(pk__gt=pk_range[0], pk__lte=pk_range[1], received_at__gt=now - served_log_grace()))
+        events_list_clicks(
+            scope=Q(pk__gt=pk_range[0], pk__lte=pk_range[1], received_at__gt=now - served_log_grace())
+        )
         .order_by("pk")
         .values_list("pk", "recommendation_id")
     )
@@ -270,14 +275,13 @@ def events_attribute_recent(*, now: datetime | None = None) -> dict[str, int]:
     with transaction.atomic():
         cursor, _ = AttributionCursor.objects.select_for_update().get_or_create(name="events")
         # bounded by id (an index range scan), so the sweep stays cheap on a large event table
-        late = Event.objects.filter(
-            pk__gt=cursor.last_event_pk - SWEEP_OVERLAP_IDS,
-            pk__lte=cursor.last_event_pk,
-            received_at__gte=now - SWEEP_OVERLAP,
+        first_late = event_pk_first_received(
+            pk_gt=cursor.last_event_pk - SWEEP_OVERLAP_IDS,
+            pk_lte=cursor.last_event_pk,
+            received_since=now - SWEEP_OVERLAP,
         )
-        first_late = late.order_by("pk").values_list("pk", flat=True).first()
         lo = min(cursor.last_event_pk, first_late - 1) if first_late is not None else cursor.last_event_pk
-        hi = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        hi = event_pk_last()
         start = lo
         while lo < hi:
             upper = min(lo + ATTRIBUTION_BATCH_SIZE, hi)

@@ -28,7 +28,9 @@ from django.utils import timezone
 from analytics.attribution import attribution_window
 from analytics.models import Attribution, AttributionCursor
 from analytics.served import served_lists_unreferenced
-from interactions.models import Event
+from interactions.selectors import events_other_than
+from interactions.selectors import events_prunable as events_prunable_before
+from interactions.services import events_delete
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +62,7 @@ def events_prunable(*, days: int, now: datetime | None = None):
     attributed_until = (
         AttributionCursor.objects.filter(name="events").values_list("last_event_pk", flat=True).first() or 0
     )
-    folded = Q(vector_applied=True) | Q(user_id__isnull=True) | Q(item__isnull=True) | Q(item__embedding=None)
-    return Event.objects.filter(folded, timestamp__lt=cutoff, pk__lte=attributed_until)
+    return events_prunable_before(before=cutoff, attributed_until=attributed_until)
 
 
 def events_prune(*, days: int, now: datetime | None = None, batch_size: int = PRUNE_BATCH_SIZE) -> int:
@@ -74,7 +75,7 @@ def events_prune(*, days: int, now: datetime | None = None, batch_size: int = PR
             break
         with transaction.atomic():
             Attribution.objects.filter(Q(event_id__in=pks) | Q(source_event_id__in=pks)).delete()
-            total += Event.objects.filter(pk__in=pks).delete()[1].get(Event._meta.label, 0)
+            total += events_delete(pks=pks)
     if total:
         logger.info("retention: pruned %d events older than %d days", total, days)
     return total
@@ -89,7 +90,7 @@ def served_lists_prunable(*, days: int, now: datetime | None = None):
     gone = events_prunable(days=days, now=now).values("pk")
     return served_lists_unreferenced(
         created_before=cutoff,
-        events=Event.objects.exclude(pk__in=gone),
+        events=events_other_than(pks=gone),
         attributions=Attribution.objects.exclude(event__in=gone).exclude(source_event__in=gone),
     )
 

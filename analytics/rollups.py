@@ -18,8 +18,8 @@ from analytics.attribution import events_attribute_between
 from analytics.deadletters import dead_letter_keys_skipped, rows_each
 from analytics.models import Attribution, AttributionKind, DailyItemMetric, DailyMetric, DeadLetterSweep
 from analytics.served import served_lists_between
-from catalog.models import Item
-from interactions.models import Event
+from catalog.selectors import item_pks_stored, item_vectors_iter, items_active_pks
+from interactions.selectors import item_actor_counts
 
 # Slice key for "every surface / every scenario".
 ALL = "*"
@@ -57,27 +57,12 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _item_popularity(*, until: datetime) -> tuple[dict[int, int], int]:
-    """Distinct users (or sessions, for anonymous events) per item up to `until`, and how many there are:
-    the reference distribution novelty is measured against."""
-    actor = "user_id"
-    rows = (
-        Event.objects.filter(timestamp__lt=until, item__isnull=False)
-        .values("item_id")
-        .annotate(n=Count(actor, distinct=True))
-        .values_list("item_id", "n")
-    )
-    popularity = dict(rows)
-    n_users = Event.objects.filter(timestamp__lt=until).aggregate(n=Count(actor, distinct=True))["n"] or 0
-    return popularity, n_users
-
-
 def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str, str], SliceMetrics]:
     """Every live metric for the lists served in [start, end), per (surface, scenario), per (surface, ALL)
     and the (ALL, ALL) total. Clicks and conversions are the attributions whose event happened in the window;
     the window's events are attributed first (idempotent), so nothing the sweep has not reached is missed."""
     events_attribute_between(start=start, end=end)
-    active_pks = list(Item.objects.filter(is_active=True).values_list("pk", flat=True))
+    active_pks = items_active_pks()
     catalog_size = len(active_pks)
     slices: dict[tuple[str, str], SliceMetrics] = {}
     lists_by_slice: dict[tuple[str, str], list[tuple[int, ...]]] = defaultdict(list)
@@ -112,13 +97,9 @@ def window_metrics_compute(*, start: datetime, end: datetime) -> dict[tuple[str,
                 s.revenue += revenue or Decimal(0)
 
     shown = {pk for s in slices.values() for pk in s.item_impressions}
-    vectors = {
-        pk: np.asarray(vec, dtype=np.float32)
-        for pk, vec in Item.objects.filter(pk__in=shown, embedding__isnull=False).values_list(
-            "pk", "embedding"
-        )
-    }
-    popularity, n_users = _item_popularity(until=end)
+    vectors = {pk: np.asarray(vec, dtype=np.float32) for pk, vec in item_vectors_iter(item_pks=list(shown))}
+    # the reference distribution novelty is measured against: distinct users per item, and how many
+    popularity, n_users = item_actor_counts(until=end)
     active = set(active_pks)
     for key, s in slices.items():
         s.distinct_items = len(s.item_impressions)
@@ -173,9 +154,7 @@ def daily_metrics_rollup(*, day: date) -> int:
             clicks=row["clicks"], conversions=row["conversions"], revenue=row["revenue"] or Decimal(0)
         )
     impressions = slices[(ALL, ALL)].item_impressions if (ALL, ALL) in slices else Counter()
-    known_items = set(
-        Item.objects.filter(pk__in=set(impressions) | set(per_item)).values_list("pk", flat=True)
-    )
+    known_items = item_pks_stored(item_pks=list(set(impressions) | set(per_item)))
 
     with transaction.atomic():
         DailyMetric.objects.filter(day=day).delete()

@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from core import replicas
-from recsys_project.celery import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
+from core.heartbeat import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 
 def database_status() -> dict:

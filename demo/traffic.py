@@ -27,7 +27,7 @@ from django.utils import timezone
 from core.payloads import check_event
 from demo.shop import DemoShop, Taste
 from interactions.services import events_ingest
-from recommendations import scenarios, services
+from recommendations import services
 from recommendations.served_log import served_log_timed
 
 DEFAULT_DAYS = 14
@@ -140,25 +140,15 @@ def demo_traffic_simulate(
 
 @served_log_timed()  # each simulated list carries its serve time, like a list the storefront serves
 def _serve(visit: _Visit, result: TrafficResult, *, kind: str, surface: str, item: dict | None = None):
-    params = scenarios.ListParams(limit=LIST_LIMIT, surface=surface)
-    who = {"user_id": visit.user_id, "session_id": visit.session_id}
-    if kind == "user":
-        answer = scenarios.recommendations_for_user(params=params, **who)
-    elif kind == "trending":
-        answer = scenarios.recommendations_trending(params=params, **who)
-    elif kind == "similar":
-        assert item is not None
-        answer = scenarios.recommendations_similar(
-            item_pk=item["pk"], external_id=item["id"], params=params, **who
-        )
-    elif kind == "bought_together":
-        assert item is not None
-        answer = scenarios.recommendations_bought_together(
-            item_pk=item["pk"], external_id=item["id"], params=params, **who
-        )
-    else:
-        assert item is not None
-        answer = scenarios.recommendations_for_cart(items={item["pk"]: item["id"]}, params=params, **who)
+    answer = services.recommendations_serve(
+        kind=kind,
+        limit=LIST_LIMIT,
+        surface=surface,
+        user_id=visit.user_id,
+        session_id=visit.session_id,
+        item=(item["pk"], item["id"]) if item is not None else None,
+        cart={item["pk"]: item["id"]} if item is not None else None,
+    )
     result.served_at[answer.recommendation_id] = visit.clock
     if answer.items:
         # what the shopper scrolled past: the first half of the list at least, often all of it

@@ -8,10 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 from django.http import Http404
 
-from interactions.models import Event, UserProfile
+from interactions.models import Event, EventType, UserProfile
+
+# The event types credited to the served list they carry the recommendation id of (attribution's clicks).
+LIST_CLICK_TYPES = (EventType.CLICK, EventType.ADD_TO_CART)
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,75 @@ def users_active(*, since: datetime) -> list[tuple[str, datetime]]:
 def event_is_stored(*, event_id: str) -> bool:
     """Whether the event with this id is stored (an indexed lookup)."""
     return Event.objects.filter(event_id=event_id).exists()
+
+
+def item_actor_counts(*, until: datetime) -> tuple[dict[int, int], int]:
+    """Distinct users per item among the events before `until`, and how many distinct users there are
+    (analytics' novelty reference). Two aggregates over the events."""
+    actor = "user_id"
+    popularity: dict[int, int] = dict(
+        Event.objects.filter(timestamp__lt=until, item__isnull=False)
+        .values("item_id")
+        .annotate(n=Count(actor, distinct=True))
+        .values_list("item_id", "n")
+    )
+    n_users = Event.objects.filter(timestamp__lt=until).aggregate(n=Count(actor, distinct=True))["n"] or 0
+    return popularity, n_users
+
+
+def events_list_clicks(*, scope: Q) -> QuerySet[Event]:
+    """The events in `scope` (a Q over the event's fields) that attribution credits to a served list:
+    clicks and add-to-carts that carry a recommendation id."""
+    return Event.objects.filter(scope, recommendation_id__isnull=False, event_type__in=LIST_CLICK_TYPES)
+
+
+def events_purchase_pks(*, scope: Q, exclude: set[int]) -> QuerySet[Event, int]:
+    """The ids, ascending, of the purchases of a known item in `scope`, but the `exclude`d ones."""
+    return (
+        Event.objects.filter(scope, event_type=EventType.PURCHASE, item__isnull=False)
+        .exclude(pk__in=exclude)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def event_pks_in(*, scope: Q, pks: list[int]) -> list[int]:
+    """Which of these event ids are in `scope`."""
+    return list(Event.objects.filter(scope, pk__in=pks).values_list("pk", flat=True))
+
+
+def event_pk_first_received(*, pk_gt: int, pk_lte: int, received_since: datetime) -> int | None:
+    """The lowest id in (pk_gt, pk_lte] of an event received since then (an index range scan by id)."""
+    return (
+        Event.objects.filter(pk__gt=pk_gt, pk__lte=pk_lte, received_at__gte=received_since)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def event_pk_last() -> int:
+    """The highest event id (0 when there is none)."""
+    return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def events_prunable(*, before: datetime, attributed_until: int) -> QuerySet[Event]:
+    """The events older than `before`, with an id at or behind `attributed_until`, whose vector work is
+    done: folded into their user's vector, or with nothing to fold (anonymous, or an item without a vector)."""
+    folded = Q(vector_applied=True) | Q(user_id__isnull=True) | Q(item__isnull=True) | Q(item__embedding=None)
+    return Event.objects.filter(folded, timestamp__lt=before, pk__lte=attributed_until)
+
+
+def events_other_than(*, pks: QuerySet[Any, Any]) -> QuerySet[Event]:
+    """Every event but these (`pks`: a subquery of event ids)."""
+    return Event.objects.exclude(pk__in=pks)
+
+
+def events_recent_people(*, limit: int) -> list[tuple[str | None, str, str]]:
+    """(user id, session id, item external id) of the `limit` newest events on an item, newest first (through
+    the timestamp index; no DISTINCT over the whole table): the promotion preview's recent people."""
+    return list(
+        Event.objects.order_by("-timestamp")
+        .exclude(item_external_id="")
+        .values_list("user_id", "session_id", "item_external_id")[:limit]
+    )

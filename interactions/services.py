@@ -183,6 +183,12 @@ def events_relink(*, batch_size: int = RELINK_BATCH_SIZE, max_batches: int = REL
     return total
 
 
+def events_delete(*, pks: list[int]) -> int:
+    """Delete these events (analytics' retention, which deletes their attributions first, in the same
+    transaction); returns how many."""
+    return Event.objects.filter(pk__in=pks).delete()[1].get(Event._meta.label, 0)
+
+
 @transaction.atomic
 def user_erase(*, user_id: str) -> dict[str, int]:
     """Erase a user (docs/security.md, "Privacy"): their events, profile and vector; every session they used (the

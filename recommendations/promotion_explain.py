@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from catalog.models import SEARCH_SURFACE, surface_covered
+from catalog.selectors import SEARCH_SURFACE, surface_covered
 
 
 @dataclass(frozen=True)

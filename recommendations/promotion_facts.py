@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Q
-
-from catalog.models import CATEGORY_SEPARATOR, Item, Promotion
-from interactions.models import Event
+from catalog.selectors import promotions_since
+from core.payloads import CATEGORY_SEPARATOR
+from interactions.selectors import events_recent_people
 from recommendations.promotion_explain import ItemFacts, PromotionFacts
 from recommendations.selectors import PROMOTION_HISTORY_DAYS
 
@@ -22,8 +22,9 @@ PREVIEW_EVENTS_SCANNED = 2000
 PREVIEW_SESSION_ITEMS = 10
 
 
-def promotion_target_label(promotion: Promotion) -> str:
-    """The target for a person, with the item's external id (never its internal number)."""
+def promotion_target_label(promotion: Any) -> str:
+    """The target for a person, with the item's external id (never its internal number). `promotion`: a
+    catalog Promotion."""
     if promotion.target_type == "item":
         return f"item {promotion.item.external_id}" if promotion.item_id else "item ?"
     if promotion.target_type == "category":
@@ -31,7 +32,8 @@ def promotion_target_label(promotion: Promotion) -> str:
     return f"brand {promotion.brand}"
 
 
-def item_facts(item: Item) -> ItemFacts:
+def item_facts(item: Any) -> ItemFacts:
+    """The facts about a catalog Item that decide whether it can be served."""
     return ItemFacts(
         external_id=item.external_id,
         title=item.title,
@@ -42,7 +44,8 @@ def item_facts(item: Item) -> ItemFacts:
     )
 
 
-def promotion_facts(promotion: Promotion) -> PromotionFacts:
+def promotion_facts(promotion: Any) -> PromotionFacts:
+    """The facts about a catalog Promotion (its item selected with it) that `promotion_explain` reads."""
     return PromotionFacts(
         promotion_id=promotion.pk or 0,
         name=promotion.name,
@@ -62,10 +65,8 @@ def promotions_preview_facts(*, now: datetime, include_drafts: bool) -> list[Pro
     """The promotions a preview explains: active ones (and drafts when asked) that have not ended more than
     PROMOTION_HISTORY_DAYS ago. Two queries (promotions with their items)."""
     since = now - timedelta(days=PROMOTION_HISTORY_DAYS)
-    rows = Promotion.objects.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=since)).select_related("item")
-    if not include_drafts:
-        rows = rows.filter(is_active=True)
-    return [promotion_facts(p) for p in rows.order_by("-starts_at", "pk")[:PREVIEW_PROMOTIONS]]
+    rows = promotions_since(since=since, include_drafts=include_drafts, limit=PREVIEW_PROMOTIONS)
+    return [promotion_facts(p) for p in rows]
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,7 @@ class RecentSession:
 
 def preview_recent_people() -> tuple[list[str], list[RecentSession]]:
     """A few users and anonymous sessions with recent events, newest first, to pick in the preview."""
-    rows = list(
-        Event.objects.order_by("-timestamp")
-        .exclude(item_external_id="")
-        .values_list("user_id", "session_id", "item_external_id")[:PREVIEW_EVENTS_SCANNED]
-    )
+    rows = events_recent_people(limit=PREVIEW_EVENTS_SCANNED)
     users = list(dict.fromkeys(u for u, _, _ in rows if u))[:PREVIEW_PEOPLE]
     sessions: dict[str, list[str]] = {}
     for _user, session_id, item_id in rows:

@@ -865,9 +865,9 @@ def _source_reason(c: Scored, signal: _Signal, ranked_by: _RankedBy) -> dict[str
 
 
 def _external_id(pk: int) -> str:
-    from catalog.models import Item
+    from catalog.selectors import item_external_id
 
-    return Item.objects.filter(pk=pk).values_list("external_id", flat=True).first() or ""
+    return item_external_id(pk=pk)
 
 
 def _two_tower(signal: _Signal, learned: two_tower_serving.Query | None) -> None:

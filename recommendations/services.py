@@ -180,3 +180,58 @@ def audit_record(*, user: Any, action: str, obj: Any, changes: dict[str, list[An
         object_repr=str(obj)[:300],
         changes=changes,
     )
+
+
+# Serving's entry points for the apps above (the storefront, the demo's traffic): one list, served and
+# logged as the API serves it. scenarios imports this module, hence the imports inside the functions.
+def recommendations_serve(
+    *,
+    kind: str,
+    limit: int,
+    surface: str,
+    user_id: str = "",
+    session_id: str = "",
+    item: tuple[int, str] | None = None,
+    cart: dict[int, str] | None = None,
+    exclude_pks: frozenset[int] = frozenset(),
+    unlogged: bool = False,
+) -> Answer:
+    """Serve one list of `kind` ("user", "trending", "similar" and "bought_together" of `item` (pk, shop
+    id), "cart" of `cart` (pk -> shop id)) to `user_id`/`session_id`. `unlogged`: the live list, served as
+    a default preview, so nothing is logged."""
+    from recommendations import scenarios
+
+    params = scenarios.ListParams(limit=limit, surface=surface, exclude_pks=exclude_pks)
+    preview = scenarios.PreviewOptions() if unlogged else None
+    served_to: dict[str, Any] = {"preview": preview, "user_id": user_id, "session_id": session_id}
+    if kind == "user":
+        return scenarios.recommendations_for_user(params=params, **served_to)
+    if kind == "trending":
+        return scenarios.recommendations_trending(params=params, **served_to)
+    if kind in ("similar", "bought_together"):
+        if item is None:
+            raise ValueError(f"{kind} needs an item")
+        serve = (
+            scenarios.recommendations_similar
+            if kind == "similar"
+            else scenarios.recommendations_bought_together
+        )
+        return serve(item_pk=item[0], external_id=item[1], params=params, **served_to)
+    if kind == "cart":
+        if not cart:
+            raise ValueError("cart needs items")
+        return scenarios.recommendations_for_cart(items=cart, params=params, **served_to)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def search_serve(
+    *, query: str, limit: int, surface: str, category: str = "", user_id: str = "", session_id: str = ""
+) -> Answer:
+    """The semantic search's answer to `query` (in this top-level category, if given), served and logged
+    like any list."""
+    from recommendations import scenarios
+
+    params = scenarios.ListParams(limit=limit, surface=surface, category=(category,) if category else ())
+    return scenarios.recommendations_search(
+        query=query, params=params, user_id=user_id, session_id=session_id
+    )

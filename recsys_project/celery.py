@@ -20,6 +20,7 @@ from celery import Celery, bootsteps, signals
 from kombu import Queue
 
 from core import beat_lock, embedded
+from core.heartbeat import WORKER_HEARTBEAT_SECONDS, WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_project.settings")
 
@@ -39,19 +40,6 @@ app.conf.task_routes = {
     "*.tasks.*_maintenance_task": {"queue": "maintenance"},
 }
 app.autodiscover_tasks()
-
-# A worker writes its heartbeat every WORKER_HEARTBEAT_SECONDS with a TTL of WORKER_HEARTBEAT_TTL: a killed
-# worker drops out of /healthz at most WORKER_HEARTBEAT_TTL seconds after its last beat (two missed beats
-# are tolerated, e.g. a busy machine); a worker that stops cleanly removes its heartbeat at once.
-WORKER_HEARTBEAT_SECONDS = 2
-WORKER_HEARTBEAT_TTL = 6
-
-
-def worker_heartbeat_prefix() -> str:
-    """`recsys:<instance>:worker:`: /healthz sees the workers of its own instance only."""
-    from django.conf import settings
-
-    return settings.RECSYS_REDIS_PREFIX + "worker:"
 
 
 class WorkerHeartbeat(bootsteps.StartStopStep):

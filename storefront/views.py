@@ -9,6 +9,7 @@ does the same from its own backend with its Api-Key (DESIGN.md §4), and keeps t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -20,10 +21,16 @@ from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.models import Item
+from catalog.selectors import (
+    item_active_get,
+    item_departments,
+    item_titles,
+    items_active_by_external_id,
+    items_active_by_title,
+)
 from core.payloads import check_event
 from interactions.services import events_ingest
-from recommendations import scenarios, selectors, services
+from recommendations import selectors, services
 from recommendations.served_log import served_log_timed
 from storefront.images import MAX_CATEGORY_CHARS, image_svg, item_image_url
 from storefront.middleware import UNSAFE_CHARACTERS, UNSAFE_REASON
@@ -67,13 +74,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _departments() -> list[str]:
     """The top-level categories of the active catalog, for the category filter."""
-    return sorted(
-        {
-            path[0]
-            for path in Item.objects.filter(is_active=True).values_list("category_path", flat=True)
-            if path
-        }
-    )
+    return item_departments()
 
 
 def _card(
@@ -103,11 +104,13 @@ def catalog(request: HttpRequest) -> HttpResponse:
     context = {"category": category, "q": query, "page": "catalog", "departments": _departments()}
     if query:
         user_id, session_id = visitor or ("", "")
-        params = scenarios.ListParams(
-            limit=SEARCH_RESULTS, surface="search", category=(category,) if category else ()
-        )
-        answer = scenarios.recommendations_search(
-            query=query, params=params, user_id=user_id, session_id=session_id
+        answer = services.search_serve(
+            query=query,
+            limit=SEARCH_RESULTS,
+            surface="search",
+            category=category,
+            user_id=user_id,
+            session_id=session_id,
         )
         rec = str(answer.recommendation_id)
         context["results"] = [
@@ -123,12 +126,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
         ]
         context["recommendation_id"] = rec
         return render(request, "storefront/catalog.html", context)
-    items = Item.objects.filter(is_active=True).order_by("title", "pk")
-    if category:
-        items = items.filter(category_path__0=category)
-    page = Paginator(
-        items.only("external_id", "title", "price", "image_url", "category_path", "attributes"), PAGE_SIZE
-    ).get_page(request.GET.get("page"))
+    page = Paginator(items_active_by_title(department=category), PAGE_SIZE).get_page(request.GET.get("page"))
     context["page_obj"] = page
     context["results"] = [
         _card(
@@ -148,7 +146,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def item(request: HttpRequest, item_id: str) -> HttpResponse:
     _visitor(request, create=True)
-    obj = Item.objects.filter(external_id=item_id, is_active=True).first()
+    obj = item_active_get(external_id=item_id)
     if obj is None:
         raise Http404("No such item.")
     image = item_image_url(
@@ -167,7 +165,7 @@ def cart(request: HttpRequest) -> HttpResponse:
     """The visitor's cart (what they added, kept in their session) and what goes with it."""
     _visitor(request, create=True)
     ids = request.session.get("cart", [])
-    found = {i.external_id: i for i in Item.objects.filter(external_id__in=ids, is_active=True)}
+    found = items_active_by_external_id(external_ids=ids)
     cards = [
         _card(
             external_id=i.external_id,
@@ -221,7 +219,6 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
     # request, and it can send no event pointing at it (events need the session). A default preview
     # serves exactly the live list, now and with promotions, and logs nothing.
     user_id, session_id = visitor or ("", "")
-    preview = None if visitor else scenarios.PreviewOptions()
     try:
         limit = int(request.GET.get("limit", "8"))
     except ValueError:
@@ -235,39 +232,36 @@ def recommendations(request: HttpRequest, kind: str) -> JsonResponse:
         if excluded
         else frozenset()
     )
-    params = scenarios.ListParams(limit=limit, surface=surface, exclude_pks=exclude_pks)
-    served_to = {"preview": preview, "user_id": user_id, "session_id": session_id}
+    serve = functools.partial(
+        services.recommendations_serve,
+        limit=limit,
+        surface=surface,
+        exclude_pks=exclude_pks,
+        user_id=user_id,
+        session_id=session_id,
+        unlogged=not visitor,
+    )
     if kind == "user" and visitor:
-        answer = scenarios.recommendations_for_user(params=params, **served_to)
+        answer = serve(kind="user")
     elif kind in ("user", "trending"):
-        answer = scenarios.recommendations_trending(params=params, **served_to)
+        answer = serve(kind="trending")
     elif kind in ("similar", "bought_together"):
-        obj = Item.objects.filter(external_id=request.GET.get("item", "")).only("pk", "external_id").first()
-        if obj is None:
+        item_id = request.GET.get("item", "")
+        item_pk = selectors.items_pks_by_external_id(external_ids=[item_id]).get(item_id)
+        if item_pk is None:
             return _bad("item", "Unknown item id.")
-        if kind == "similar":
-            answer = scenarios.recommendations_similar(
-                item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
-            )
-        else:
-            answer = scenarios.recommendations_bought_together(
-                item_pk=obj.pk, external_id=obj.external_id, params=params, **served_to
-            )
+        answer = serve(kind=kind, item=(item_pk, item_id))
     elif kind == "cart":
         in_cart = request.session.get("cart", []) if visitor else []
         pks = selectors.items_pks_by_external_id(external_ids=in_cart)
         if not pks:
-            answer = scenarios.recommendations_trending(params=params, **served_to)
+            answer = serve(kind="trending")
         else:
-            answer = scenarios.recommendations_for_cart(
-                items={pk: external_id for external_id, pk in pks.items()}, params=params, **served_to
-            )
+            answer = serve(kind="cart", cart={pk: external_id for external_id, pk in pks.items()})
     else:
         return _bad("kind", f"Must be one of {', '.join(KINDS)}.")
     cited = reason_item_ids([i["reason"] for i in answer.items])
-    titles = (
-        dict(Item.objects.filter(external_id__in=cited).values_list("external_id", "title")) if cited else {}
-    )
+    titles = item_titles(external_ids=list(cited)) if cited else {}
     items = [
         {
             "id": i["id"],

@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 from numpy.lib.stride_tricks import sliding_window_view
 
-from catalog.models import Item
+from catalog.selectors import item_feature_rows
 
 EVENT_TYPES = ("view", "click", "add_to_favorites", "add_to_cart", "contact_seller", "purchase", "review")
 TYPE_INDEX = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}  # 0 = padding
@@ -63,10 +63,7 @@ def item_features_load(*, item_pks: Sequence[int], cat_buckets: int, brand_bucke
     category = np.zeros((n, 2), dtype=np.int64)
     brand = np.zeros(n, dtype=np.int64)
     price = np.full(n, np.nan)
-    rows = Item.objects.filter(pk__in=[int(p) for p in pks]).values_list(
-        "pk", "embedding", "category_path", "brand", "price"
-    )
-    for pk, vector, path, brand_name, item_price in rows.iterator(chunk_size=2000):
+    for pk, vector, path, brand_name, item_price in item_feature_rows(item_pks=[int(p) for p in pks]):
         i = index[pk]
         if vector is not None:
             v = np.asarray(vector, dtype=np.float32)

@@ -8,8 +8,8 @@ import pytest
 import redis
 from django.conf import settings
 
+from core.heartbeat import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 from core.processes import Process, start_celery_worker
-from recsys_project.celery import WORKER_HEARTBEAT_TTL, worker_heartbeat_prefix
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from catalog.models import Item
+from catalog.selectors import items_active_pks
 from recommendations.models import TWO_TOWER_DIM, ModelItemVector, ModelVersion
 from recommendations.two_tower.artifacts import artifact_delete, artifact_load, artifact_save
 from recommendations.two_tower.features import item_features_load
@@ -223,7 +223,7 @@ def _overrides(config: TrainConfig) -> dict:
 def vectors_publish(*, version: ModelVersion, trained: TrainedModel) -> int:
     """The item tower's vector for every active item, written as this version's rows, then the version's
     own HNSW index, so that it is complete before anything searches it."""
-    pks = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    pks = items_active_pks()
     features = item_features_load(
         item_pks=pks, cat_buckets=trained.config.cat_buckets, brand_buckets=trained.config.brand_buckets
     )
@@ -332,9 +332,7 @@ def vectors_refresh_items(*, item_pks: list[int]) -> int:
     if version is None or not item_pks:
         return 0
     trained = artifact_load(version.artifact_path).trained
-    pks = list(
-        Item.objects.filter(pk__in=item_pks, is_active=True).order_by("pk").values_list("pk", flat=True)
-    )
+    pks = items_active_pks(among=item_pks)
     if not pks:
         return 0
     features = item_features_load(
