@@ -26,14 +26,21 @@ def two_tower_train_maintenance_task() -> str:
 
     try:
         version = registry.model_train_and_gate()
+        towers = f"v{version.pk} {version.status}"
     except registry.TrainingBusy:
         return "busy"
+    except ValueError as exc:  # too little data to train or gate on (a new or tiny shop): not an error
+        logger.warning("two-tower: not trained: %s", exc)
+        towers = f"towers not trained ({exc})"
     # the ranker retrains on the same schedule, after the towers (its gate serves through them)
     try:
         ranker = ranker_registry.ranker_train_and_gate()
     except ranker_registry.TrainingBusy:
-        return f"v{version.pk} {version.status}; ranker busy"
-    return f"v{version.pk} {version.status}; ranker v{ranker.pk} {ranker.status}"
+        return f"{towers}; ranker busy"
+    except ValueError as exc:
+        logger.warning("ranker: not trained: %s", exc)
+        return f"{towers}; ranker not trained ({exc})"
+    return f"{towers}; ranker v{ranker.pk} {ranker.status}"
 
 
 @shared_task(

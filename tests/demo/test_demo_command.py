@@ -198,6 +198,9 @@ def test_demo_serves_everything_and_ctrl_c_stops_every_process_and_its_postgres(
         health = wait_for_worker(demo)
         assert health["database"]["ok"] and health["database"]["pgvector"]
         assert health["redis"]["ok"]
+        # the first training run was queued before the banner, and this demo's worker takes it
+        assert "queued the first training run" in demo.output
+        demo.wait_for("two_tower_train_maintenance_task", load_scaled(60))
 
         api_key = demo.printed(r"API key\s+(rk_\S+)")
         status, item = get_json(
