@@ -62,19 +62,19 @@ def _database() -> tuple[str, str | None]:
     return url.path.lstrip("/"), host
 
 
-def _children() -> dict[int, list[int]]:
-    """ppid -> pids, over every process on the machine (one pass over /proc)."""
-    out: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _children(pid: int) -> list[int]:
+    """The direct children of `pid` (every thread's /proc children list: no scan of all of /proc)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        out.setdefault(ppid, []).append(int(entry))
     return out
 
 
@@ -105,12 +105,11 @@ class TreeSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            tree = _children()
             pids, todo = [], [self.root]
             while todo:
                 pid = todo.pop()
                 pids.append(pid)
-                todo += tree.get(pid, [])
+                todo += _children(pid)
             total = sum(_rss_bytes(pid) for pid in pids)
             if total > self.peak:
                 self.peak, self.peak_processes = total, len(pids)
