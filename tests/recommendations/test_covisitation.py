@@ -4,11 +4,13 @@ recompute against a pair-by-pair reference, and a planted "bought together" patt
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 
 from interactions.selectors import event_weight
 from recommendations import covisitation as cv
@@ -151,3 +153,44 @@ def test_empty_history_gives_empty_matrices():
         n_items=3,
     )
     assert all(m.nnz == 0 and m.shape == (3, 3) for m in out.values())
+
+
+def reference_pruned(raw: np.ndarray, keep: int) -> dict[tuple[int, int], float]:
+    """Row by row, as `_PRUNE_SQL` orders: score = weight / pop(b) ** NEIGHBOUR_EXPONENT, best first, ties
+    by the smaller column; weights under MIN_WEIGHT dropped; the popularity diagonal kept."""
+    pop = np.maximum(np.diag(raw), 1e-12)
+    out = {}
+    for a in range(raw.shape[0]):
+        if raw[a, a] > 0:
+            out[(a, a)] = raw[a, a]
+        offered = [b for b in range(raw.shape[1]) if b != a and raw[a, b] >= cv.MIN_WEIGHT]
+        offered.sort(key=lambda b: (-raw[a, b] / pop[b] ** cv.NEIGHBOUR_EXPONENT, b))
+        out |= {(a, b): raw[a, b] for b in offered[:keep]}
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 7), st.sampled_from([0.0005, 1.0, 2.0, 3.0, 4.0])),
+        max_size=60,
+    ),
+    st.integers(1, 4),
+)
+def test_pruning_keeps_each_rows_best_neighbours_ties_by_column(entries, keep):
+    # few distinct weights: ties everywhere; duplicates summed; entries in any order (not canonical)
+    rows, cols, vals = (np.array(c) for c in zip(*entries, strict=True)) if entries else ([], [], [])
+    raw = sparse.coo_matrix((vals, (rows, cols)), shape=(8, 8)).tocsr()
+    want = reference_pruned(raw.toarray(), keep)
+    with mock.patch.object(cv, "KEEP_NEIGHBOURS", keep):
+        got = cv.covisitation_pruned(raw)
+        unsorted = sparse.csr_matrix(
+            (vals[::-1], (rows[::-1], cols[::-1])) if entries else ([], ([], [])), shape=(8, 8)
+        )
+        got_unsorted = cv.covisitation_pruned(unsorted)
+    for pruned in (got, got_unsorted):
+        as_dict = {
+            (int(r), int(c)): float(w) for r, c, w in zip(pruned.row, pruned.col, pruned.data, strict=True)
+        }
+        assert as_dict.keys() == want.keys()
+        assert all(as_dict[k] == pytest.approx(w) for k, w in want.items())

@@ -16,6 +16,7 @@ No leakage: only `train_rows` are read (the outer split's training events); what
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,6 +300,7 @@ def ranker_fit(
     progress: bool = False,
 ) -> Ranker:
     """A ranker from these training events (an inner split of the `protocol`'s kind, see above)."""
+    started = time.perf_counter()
     rows = training_rows_build(
         stream,
         train_rows,
@@ -312,6 +314,13 @@ def ranker_fit(
     )
     if not len(rows.groups):
         raise ValueError("no training rows: no user has a next item among the candidates")
+    built = time.perf_counter()
     ranker = ranker_train(rows.features, rows.labels, rows.groups, sources=names, seed=seed)
-    ranker.info.update(protocol=protocol, users=len(rows.users), skipped_no_positive=rows.skipped_no_positive)
+    ranker.info.update(
+        protocol=protocol,
+        users=len(rows.users),
+        skipped_no_positive=rows.skipped_no_positive,
+        rows_seconds=round(built - started, 1),
+        fit_seconds=round(time.perf_counter() - built, 1),
+    )
     return ranker

@@ -5,6 +5,8 @@ gate the ranker the same way (training/ranker/registry.py)."""
 
 from __future__ import annotations
 
+import time
+
 from django.core.management.base import BaseCommand, CommandError
 
 from training.ranker import registry as ranker_registry
@@ -31,19 +33,26 @@ class Command(BaseCommand):
         if options["max_epochs"] is not None and options["max_epochs"] <= 0:
             raise CommandError("--max-epochs must be a positive integer.")
         only = options["only"]
-        if only in (None, "two_tower"):
-            self._two_tower(options)
-        if only in (None, "covisitation"):
-            self._covisitation()
-        if only in (None, "ranker"):
-            self._ranker(options)
+        # each step's wall time, one "time <step>: N s" line (bench/training_cost.py reads them)
+        started = time.perf_counter()
+        for step, run in (
+            ("two_tower", lambda: self._two_tower(options)),
+            ("covisitation", self._covisitation),
+            ("ranker", lambda: self._ranker(options)),
+        ):
+            if only in (None, step):
+                t = time.perf_counter()
+                detail = run()
+                self.stdout.write(f"time {step}: {time.perf_counter() - t:.1f} s{detail or ''}")
+        self.stdout.write(f"time total: {time.perf_counter() - started:.1f} s")
 
-    def _covisitation(self) -> None:
+    def _covisitation(self) -> str:
         from recommendations.covisitation import covisitation_rebuild
 
         self.stdout.write(f"co-visitation rebuilt from the events: {covisitation_rebuild()} pairs")
+        return ""
 
-    def _ranker(self, options) -> None:
+    def _ranker(self, options) -> str:
         try:
             version = ranker_registry.ranker_train_and_gate(
                 seed=options["seed"], progress=not options["no_progress"]
@@ -54,15 +63,18 @@ class Command(BaseCommand):
             # too little history for a ranker (a new shop): the refresh of the rest stands, and serving
             # keeps its current path (the active ranker, if any, else single retrieval)
             self.stderr.write(f"ranker: not trained ({exc}); serving is unchanged")
-            return
+            return ""
         training = version.metrics.get("training", {})
         self.stdout.write(
             f"ranker v{version.pk}: {version.status}{' (active)' if version.is_active else ''}. {version.reason}\n"
             f"{training.get('rounds')} trees on {training.get('groups')} users' candidates; artifact "
             f"{version.artifact_path}"
         )
+        if "rows_seconds" not in training:
+            return ""
+        return f" (training rows {training['rows_seconds']:.1f} s, LightGBM {training['fit_seconds']:.1f} s)"
 
-    def _two_tower(self, options) -> None:
+    def _two_tower(self, options) -> str:
         try:
             version = registry.model_train_and_gate(
                 window_days=options["window_days"],
@@ -80,3 +92,4 @@ class Command(BaseCommand):
             f"trained {len(history)} epochs (best {version.metrics.get('best_epoch')}) in "
             f"{version.training_seconds:.1f} s on {version.events} events; artifact {version.artifact_path}"
         )
+        return f" (training {version.training_seconds or 0.0:.1f} s)"
