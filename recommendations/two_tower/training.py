@@ -2,7 +2,7 @@
 the other targets of the batch, corrected by log Q (the chance that an item is a batch target), and early
 stopping on a held-out validation slice (each eligible user's last training item, never the test split).
 
-The event stream is duck-typed like `analytics.evaluation.EventData` (user_ids, item_idx, ts, event_type,
+The event stream is duck-typed like `training.evaluation.EventData` (user_ids, item_idx, ts, event_type,
 item_pks, active), so offline evaluation and `train_model` train on exactly the same code.
 """
 
@@ -31,7 +31,7 @@ from recommendations.two_tower.features import (
 )
 from recommendations.two_tower.model import ModelShape, TwoTower
 
-# Actors whose id starts with this are anonymous sessions (analytics.evaluation.SESSION_ACTOR): they train,
+# Actors whose id starts with this are anonymous sessions (training.evaluation.SESSION_ACTOR): they train,
 # but are not used for validation.
 SESSION_PREFIX = "s:"
 # Validation ranks the whole catalog for the last target of this many users at most (a sample fixed by the

@@ -200,7 +200,7 @@ def training_rows_build(
     loo_positives: str = LOO_POSITIVES,
 ) -> TrainingRows:
     """Rows from an inner split of the training events, of the same kind as the evaluation protocol
-    (`analytics.evaluation.split_build` on those events alone): `temporal`, a cut `horizon_days` before
+    (`training.evaluation.split_build` on those events alone): `temporal`, a cut `horizon_days` before
     the last training event and the items of the days after it; `leave-one-out`, the history before each
     user's last two new items, and as labels every item after it (or the last item alone: `loo_positives`)."""
     from training.evaluation import EventData, split_build
