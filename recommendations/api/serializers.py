@@ -93,7 +93,7 @@ def _plain_list_params(data: Any) -> ListParams | None:
     if "surface" in data:
         surface = data["surface"]
         # the serializer trims whitespace, which the pattern refuses: such a label goes through it
-        if not isinstance(surface, str) or len(surface) > 100 or not SURFACE_PATTERN.match(surface):
+        if not isinstance(surface, str) or len(surface) > 100 or not SURFACE_PATTERN.fullmatch(surface):
             return None
     return ListParams(limit=limit, surface=surface)
 

@@ -88,7 +88,10 @@ def test_plain_options_give_what_the_serializer_gives(query):
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=-1", "limit=5.0", "limit=+5", "limit=%205", "limit=1234567", "surface=%20home",
-     "surface=a%20b", "category=Shoes", "min_price=1", "exclude="],
+     "surface=a%20b", "category=Shoes", "min_price=1", "exclude=",
+     # a trailing newline: `$` matches before it, so only a full match may take the plain path
+     "surface=home%0A", "limit=5&surface=home%0A", "limit=5%0A", "surface=%00", "limit=%EF%BC%95",
+     "limit=99999999999999999999"],
 )  # fmt: skip
 def test_other_options_go_through_the_serializer(query):
     data = QueryDict(query)
