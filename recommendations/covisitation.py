@@ -114,20 +114,8 @@ def event_pairs(*, actors: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.n
         return empty, empty
     _, actor_codes = np.unique(np.asarray(actors), return_inverse=True)
     order = np.lexsort((np.asarray(ts, dtype=np.float64), actor_codes))
-    a, t = actor_codes[order], np.asarray(ts, dtype=np.float64)[order]
-    left, right = [], []
-    live = np.arange(n - 1)
-    offset = 1
-    while live.size:
-        partner = live + offset
-        inside = partner < n
-        live, partner = live[inside], partner[inside]
-        near = (a[partner] == a[live]) & (t[partner] - t[live] <= WINDOW_SECONDS)
-        live, partner = live[near], partner[near]
-        left.append(order[live])
-        right.append(order[partner])
-        offset += 1
-    return np.concatenate(left).astype(np.int64), np.concatenate(right).astype(np.int64)
+    live, partner = _visit_pairs(actor=actor_codes[order], t=np.asarray(ts, dtype=np.float64)[order])
+    return order[live].astype(np.int64), order[partner].astype(np.int64)
 
 
 def pair_contributions(
@@ -208,8 +196,8 @@ def _visits(*, codes: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _visit_pairs(*, actor: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of visits (i, j), i < j, of the same actor at most WINDOW_SECONDS apart (visits in
-    (actor, time) order, so t[i] < t[j]): `event_pairs` one level up, over far fewer rows."""
+    """Every pair of rows (i, j), i < j, of the same actor at most WINDOW_SECONDS apart, rows in (actor,
+    time) order so that t[i] <= t[j]: over visits for the recompute, over events for `event_pairs`."""
     n = len(t)
     left, right = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     live = np.arange(max(n - 1, 0))
