@@ -221,6 +221,10 @@ def test_demo_serves_everything_and_ctrl_c_stops_every_process_and_its_postgres(
         with urllib.request.urlopen(demo.url("/static/admin/css/base.css"), timeout=10) as css:
             assert css.status == 200
 
+        # the banner names what Ctrl-C stops: the PostgreSQL this demo started, not the test's REDIS_URL server
+        assert (
+            "Ctrl-C stops web, worker and beat and the embedded PostgreSQL this demo started." in demo.output
+        )
         assert demo.stop() == 0
         assert "all stopped" in demo.output
         assert processes_in_sessions(sessions) == []

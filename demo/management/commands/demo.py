@@ -235,17 +235,23 @@ class Command(BaseCommand):
             f"  Health       {base}/healthz",
             f"  API key      {api_key}",
             f'  Try          curl -H "Authorization: Api-Key {api_key}" {base}/api/v1/items/demo-000001',
-            "Ctrl-C stops web, worker and beat"
-            + (
-                " and the embedded PostgreSQL this demo started."
-                if "postgres" in embedded.started_here
-                else "."
-            ),
+            "Ctrl-C stops web, worker and beat" + self.embedded_stopped_words() + ".",
             "=" * 78,
             "",
         ]
         for line in lines:
             supervisor.say(line)
+
+    @staticmethod
+    def embedded_stopped_words() -> str:
+        """What Ctrl-C stops besides the children: the embedded servers this command started, not one it
+        found running (another process's, or a REDIS_URL server)."""
+        started = [
+            name
+            for key, name in (("postgres", "PostgreSQL"), ("redis", "Redis"))
+            if key in embedded.started_here
+        ]
+        return f" and the embedded {' and '.join(started)} this demo started" if started else ""
 
     def stop_embedded(self, *, say) -> None:
         connections.close_all()
