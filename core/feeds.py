@@ -177,9 +177,15 @@ def feed_batches(
         bar.close()
 
 
+# Exit status of an import that kept its valid lines but rejected others: not 0, so that a script or a
+# cron job sees the bad lines, and not 1, which means nothing was imported (a file error, or every line bad).
+EXIT_SOME_REJECTED = 2
+
+
 class FeedImportCommand(BaseCommand):
     """The shape every import command shares: FILE, --format, --batch-size, --limit, --no-progress; file
-    errors become a CommandError (exit 1), each rejected line is reported on stderr by its number."""
+    errors become a CommandError (exit 1), each rejected line is reported on stderr by its number, and an
+    import with rejected lines ends with a non-zero exit (`rejections_check`)."""
 
     default_batch_size = 1000
 
@@ -232,6 +238,19 @@ class FeedImportCommand(BaseCommand):
             else:
                 valid.append(clean)
         return valid
+
+    def rejections_check(self, *, lines: int, what: str = "line") -> None:
+        """Call after the summary: exit 1 when every one of `lines` was rejected (nothing imported), exit
+        EXIT_SOME_REJECTED when some were (the valid ones are imported; each bad one is reported above)."""
+        if not self.rejected:
+            return
+        if self.rejected == lines:
+            raise CommandError(f"Every {what} was rejected; nothing was imported.")
+        raise CommandError(
+            f"{self.rejected} of {lines} {what}s rejected (each reported above by its line number); "
+            f"the other {lines - self.rejected} were imported.",
+            returncode=EXIT_SOME_REJECTED,
+        )
 
     def reject(self, line: int, errors: dict[str, list[str]] | str) -> None:
         self.rejected += 1

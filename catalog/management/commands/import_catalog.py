@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
 from catalog.services import item_upsert
 from core.feeds import Feed, FeedImportCommand
 from core.payloads import check_item
@@ -34,5 +32,4 @@ class Command(FeedImportCommand):
             f"{self.lines} lines: {totals['created']} created, {totals['updated']} updated, "
             f"{totals['unchanged']} unchanged, {self.rejected} rejected."
         )
-        if self.lines and self.rejected == self.lines:
-            raise CommandError("Every line was rejected; nothing was imported.")
+        self.rejections_check(lines=self.lines)

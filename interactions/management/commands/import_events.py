@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
 from core.feeds import Feed, FeedImportCommand
 from core.payloads import check_event
 from interactions.services import events_ingest
@@ -33,5 +31,4 @@ class Command(FeedImportCommand):
         self.stdout.write(
             f"{self.lines} lines: {accepted} accepted, {duplicates} duplicates, {self.rejected} rejected."
         )
-        if self.lines and self.rejected == self.lines:
-            raise CommandError("Every line was rejected; nothing was imported.")
+        self.rejections_check(lines=self.lines)

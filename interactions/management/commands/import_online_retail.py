@@ -101,8 +101,7 @@ class Command(FeedImportCommand):
             f"Quantity <= 0, {counts['non_product']} service lines; {self.rejected} rejected; "
             f"{items_created} items created."
         )
-        if counts["lines"] and self.rejected == counts["lines"]:
-            raise CommandError("Every row was rejected; nothing was imported.")
+        self.rejections_check(lines=counts["lines"], what="row")
 
     def _row(self, line: int, row: dict[str, str], events: list, new_items: dict) -> str:
         """Validate and map one row; append its event (and its item, first time seen). Returns the name of
