@@ -3,7 +3,7 @@ batches, and the list options every recommendation endpoint and the item list ta
 
 The API views, the import commands (`import_catalog`, `import_events`) and the demo data validate with
 `check_item` / `check_event`; the OpenAPI schema's components are these models' JSON schema
-(recsys_project/openapi.py), so the documented rules and the enforced ones cannot disagree
+(core/openapi.py), so the documented rules and the enforced ones cannot disagree
 (tests/project/test_payloads_schema.py).
 
 Each field is one declaration: its type and the bounds JSON Schema can state (pydantic enforces them and
@@ -607,7 +607,7 @@ def _errors(exc: ValidationError, *, order: tuple[str, ...]) -> Errors:
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every 4xx (recsys_project/errors.py): {"error": code, "detail": text, "fields": {field: [reasons]}}."""
+    """Every 4xx (core/errors.py): {"error": code, "detail": text, "fields": {field: [reasons]}}."""
 
     error = serializers.CharField()
     detail = serializers.CharField()
