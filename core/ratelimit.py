@@ -49,7 +49,8 @@ def rate_limit_hit(*, scope: str, ident: str, rate: str | None) -> float | None:
     limit, period = rate_parse(rate)
     now = time.time()
     window = int(now // period)
-    key = f"recsys:ratelimit:{scope}:{ident}:{window}"
+    # under this copy's prefix, like every key: copies sharing one Redis keep their own counters
+    key = f"{settings.RECSYS_REDIS_PREFIX}ratelimit:{scope}:{ident}:{window}"
     try:
         pipe = _client(settings.REDIS_URL).pipeline(transaction=True)
         pipe.incr(key)

@@ -23,7 +23,7 @@ ITEM_URL = "/api/v1/items/sku-1"
 def fresh_counters():
     """Counters live in Redis for a window: start each test with none of them."""
     client = ratelimit._client(settings.REDIS_URL)
-    for key in client.scan_iter("recsys:ratelimit:*"):
+    for key in client.scan_iter(f"{settings.RECSYS_REDIS_PREFIX}ratelimit:*"):
         client.delete(key)
     # a fixed window must not roll over in the middle of a test
     if time.time() % 60 > 55:
@@ -91,6 +91,22 @@ def test_a_forged_x_forwarded_for_does_not_buy_a_new_budget(monkeypatch):
         for n in range(4)
     ]
     assert codes == [401, 401, 429, 429]
+
+
+@pytest.mark.django_db
+def test_another_copy_sharing_the_redis_keeps_its_own_counters(monkeypatch, settings):
+    monkeypatch.setattr(AddressRateThrottle, "THROTTLE_RATES", {"api_anon": "1/min"})
+    ours = settings.RECSYS_REDIS_PREFIX
+    settings.RECSYS_REDIS_PREFIX = "recsys:another-copy:"
+    try:
+        assert [_client("Api-Key nope").get(ITEM_URL).status_code for _ in range(2)] == [401, 429]
+    finally:
+        client = ratelimit._client(settings.REDIS_URL)
+        for key in client.scan_iter("recsys:another-copy:ratelimit:*"):
+            client.delete(key)
+        settings.RECSYS_REDIS_PREFIX = ours
+    # the same address has its whole budget here: the other copy's counter is not ours
+    assert _client("Api-Key nope").get(ITEM_URL).status_code == 401
 
 
 @pytest.mark.django_db
