@@ -9,6 +9,10 @@ With `--steps`, it also prints the wall-clock and CPU p50 of the serving steps (
 the throttle, the options, the user's state, features, re-ranking, explanations, the log, the JSON), timed
 around the functions themselves as their callers look them up.
 
+For `search`, `--steps` shows the query's embedding (`query_vector`); the query vectors are cached per
+process, and the bench's queries repeat, so after the warm-up they are cache hits: `--query-cache-off`
+embeds every query, as search did before the cache.
+
 With `--hits N`, `users` asks only for the first N users, after computing their pre-computed candidate lists
 (candidate_cache), and checks that every answer was served from them (`X-Recsys-Cache: hit`).
 
@@ -44,6 +48,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=0, help="functions to list from a cProfile (0: none)")
     parser.add_argument("--hits", type=int, default=0, help="users: only the first N, from their lists")
     parser.add_argument("--steps", action="store_true", help="wall-clock p50 of the serving steps")
+    parser.add_argument(
+        "--query-cache-off",
+        action="store_true",
+        help="search: forget the query vectors before each request (every query embedded, as before the cache)",
+    )
     args = parser.parse_args()
 
     from bench import serving_data
@@ -76,6 +85,10 @@ def main() -> None:
                 content_type="application/json",
             )
         else:
+            if args.query_cache_off:
+                from catalog.embedding import _query_vector
+
+                _query_vector.cache_clear()
             response = client.get("/api/v1/search", {"q": QUERIES[rng.randrange(len(QUERIES))]})
         assert response.status_code == 200, response.content[:300]
 
@@ -128,6 +141,7 @@ STEPS = (
     ("core.authentication", "rate_limit_hit"),
     ("recommendations.api.views", "list_params"),
     ("recommendations.selectors", "user_state"),
+    ("catalog.embedding", "query_vector"),
     ("recommendations.candidate_cache", "key_current"),
     ("recommendations.selectors", "promotions_live"),
     ("recommendations.selectors", "items_features"),

@@ -217,9 +217,30 @@ def get_embedder() -> Embedder:
 
 
 def reset_embedder() -> None:
-    """Forget the cached embedder (tests that change the embedding settings)."""
+    """Forget the cached embedder (tests that change the embedding settings), and the query vectors it made."""
     with _lock:
         _cached.cache_clear()
+    _query_vector.cache_clear()
+
+
+# Search queries repeat (a shop's top queries are most of its searches), and embedding one on the request path
+# costs far more than the vector search itself. A vector is 1.5 KB, so the cache is ~3 MB per web process. It
+# is per process, not in Redis: a Redis round trip saved little over the model, and with Redis down each one
+# would wait for its timeout.
+QUERY_VECTOR_CACHE_SIZE = 2048
+
+
+@functools.lru_cache(maxsize=QUERY_VECTOR_CACHE_SIZE)
+def _query_vector(model_name: str, text: str) -> np.ndarray:
+    vector = np.array(get_embedder().encode([text])[0], dtype=np.float32)
+    vector.setflags(write=False)  # shared by every request that asks the same: nobody may change it
+    return vector
+
+
+def query_vector(text: str) -> np.ndarray:
+    """The vector of a search query, embedded once per process and model (a read-only array). Keyed by the
+    exact text: the caller strips it, and case is left alone (a model may be cased)."""
+    return _query_vector(current_model_name(), text)
 
 
 def current_model_name() -> str:

@@ -278,9 +278,9 @@ def recommendations_search(
 ) -> Answer:
     """Semantic search: the query embedded with the catalog's model, nearest items first. `user_id` and
     `session_id` label the served list (and place the visitor in an experiment)."""
-    from catalog.embedding import get_embedder
+    from catalog.embedding import query_vector
 
-    vector = get_embedder().encode([query])[0]
+    vector = query_vector(query)
     signal = _Signal(scenario=Scenario.SEARCH, vector=vector, reason={"type": "matches_query"})
     return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
 

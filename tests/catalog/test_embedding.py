@@ -17,6 +17,8 @@ from catalog.embedding import (
     OpenAIEmbedder,
     check_dimension,
     get_embedder,
+    query_vector,
+    reset_embedder,
 )
 
 pytestmark = pytest.mark.slow
@@ -155,3 +157,29 @@ def test_model_of_another_dimension_than_the_database_is_refused(embeddings_serv
     assert embedder.dim == 8
     with pytest.raises(ImproperlyConfigured, match="RECSYS_EMBEDDING_DIMENSIONS=384"):
         check_dimension(embedder)
+
+
+@pytest.fixture
+def openai_embedder(settings, embeddings_server):
+    """The process's embedder switched to the recording server, and back afterwards."""
+    settings.RECSYS_EMBEDDING_BACKEND = "openai"
+    settings.RECSYS_EMBEDDING_API_URL = embeddings_server
+    settings.RECSYS_EMBEDDING_MODEL = "m"
+    settings.RECSYS_EMBEDDING_DIMENSIONS = 384
+    reset_embedder()
+    yield settings
+    reset_embedder()
+
+
+def test_a_search_query_is_embedded_once_per_process(openai_embedder):
+    first = query_vector("wool socks")
+    again = query_vector("wool socks")
+    assert [r["body"]["input"] for r in _FakeEmbeddingsServer.requests] == [["wool socks"]]
+    assert again is first and not first.flags.writeable  # shared, so nobody may change it
+    np.testing.assert_allclose(first, get_embedder().encode(["wool socks"])[0], atol=1e-6)
+
+    _FakeEmbeddingsServer.requests.clear()
+    query_vector("Wool socks")  # another text: embedded (a model may be cased)
+    reset_embedder()  # a new embedder (the settings changed): the old vectors are forgotten
+    query_vector("wool socks")
+    assert [r["body"]["input"] for r in _FakeEmbeddingsServer.requests] == [["Wool socks"], ["wool socks"]]
