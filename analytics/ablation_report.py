@@ -39,7 +39,7 @@ def ablation_charts(run) -> dict[str, dict]:
     table = run.summary["ablation"]
     k = table["k"]
     raw = next((r[f"ndcg@{k}"] for r in table["rows"] if r["method"] == NONE), None)
-    charts = {}
+    charts: dict[str, dict[str, Any]] = {}
     for axis in ("diversity", "coverage"):
         points = [
             {

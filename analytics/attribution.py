@@ -255,7 +255,7 @@ def _first_held(*, pk_range: tuple[int, int], now: datetime) -> int | None:
     )
     if not recent:
         return None
-    known = served_lists_by_id(recommendation_ids=[rec_id for _, rec_id in recent])
+    known = served_lists_by_id(recommendation_ids=[rec_id for _, rec_id in recent if rec_id is not None])
     return next((pk for pk, rec_id in recent if rec_id not in known), None)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TypedDict
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -16,9 +17,15 @@ from training import evaluation
 
 logger = logging.getLogger(__name__)
 
+
 # The page's runs: "quick" scores the baselines (seconds on the demo shop); "full" adds the served path on
 # a fixed sample of users (serving is replayed per user: ~1 min for 200 users on 2 shared cores).
-JOB_SCOPES = {
+class JobScope(TypedDict):
+    methods: list[str]
+    max_users: int | None
+
+
+JOB_SCOPES: dict[str, JobScope] = {
     "quick": {"methods": list(evaluation.BASELINES), "max_users": None},
     "full": {"methods": [*evaluation.BASELINES, "served_single_retrieval"], "max_users": 200},
 }

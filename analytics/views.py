@@ -270,7 +270,7 @@ class ExperimentForm(forms.Form):
 def experiments(request: HttpRequest) -> HttpResponse:
     form = ExperimentForm(request.GET)
     if not form.is_valid():
-        reasons = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        reasons = "; ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items())
         return _bad(BadQuery(reasons))
     picker = experiment_report.experiments_for_picker()
     wanted = form.cleaned_data["experiment"]

@@ -115,7 +115,7 @@ def table_k(ks: list[int]) -> int:
     return TABLE_K if TABLE_K in ks else min(ks)
 
 
-def ablation_table(metrics: dict[str, dict[str, float]], variants: list[Variant], *, k: int) -> dict:
+def ablation_table(metrics: dict[str, dict[str, float | None]], variants: list[Variant], *, k: int) -> dict:
     """The stored table: per variant its metrics at K and its NDCG@K as a share of the raw order's."""
     raw = (metrics.get(NONE) or {}).get(f"ndcg@{k}")
     rows = []
