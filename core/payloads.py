@@ -71,7 +71,8 @@ MAX_POSITION = 10_000
 # 1e14, which attribution's and the rollups' revenue columns hold (analytics/models.py, issue 12).
 MAX_VALUE = Decimal("1000000000")
 MAX_QUANTITY = 100_000
-# interactions.models.EventType is built from this list (one list of event types).
+# The one list of event types: interactions.models.EventType declares the same values, in this order
+# (tests/project/test_payloads.py), and the two-tower model indexes its type embedding by it.
 EVENT_TYPES = (
     "view",
     "click",

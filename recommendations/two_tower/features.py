@@ -17,8 +17,10 @@ from django.conf import settings
 from numpy.lib.stride_tricks import sliding_window_view
 
 from catalog.selectors import item_feature_rows
+from core import payloads
 
-EVENT_TYPES = ("view", "click", "add_to_favorites", "add_to_cart", "contact_seller", "purchase", "review")
+# the one list of event types; a trained model's type embedding is indexed by its order, so it only grows
+EVENT_TYPES = payloads.EVENT_TYPES
 TYPE_INDEX = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}  # 0 = padding
 # Age of a history item relative to the newest one, in log2-hour buckets: 1 = same hour ... 16 = years.
 AGE_BUCKETS = 16
