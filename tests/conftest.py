@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.browser import chromium_launch
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -90,3 +92,9 @@ def _serving_model_caches_reset():
     reset()
     yield
     reset()
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's headless Chromium through Playwright (tests/browser.py), closed after the test."""
+    yield from chromium_launch(monkeypatch)

@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from analytics.models import EvaluationJob
 from analytics.tasks import evaluation_job_maintenance_task
 from demo.shop import DemoShop, demo_shop_load
-from tests.storefront.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, needs_chromium, wait_for
+from tests.browser import OUTPUT, needs_chromium, wait_for
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    OUTPUT.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_staff_start_an_evaluation_from_the_page_and_see_it_finish(

@@ -3,20 +3,12 @@ render from a stored run, within the Content-Security-Policy. Screenshot: test-o
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from analytics.models import EvaluationRun
-from tests.project.test_content_security_policy_browser import CHROMIUM, OUTPUT, Visit, browser  # noqa: F401
+from tests.browser import OUTPUT, needs_chromium
+from tests.project.test_content_security_policy_browser import Visit
 from training import ablation
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
-    ),
-]
+pytestmark = needs_chromium
 
 
 def stored_ablation_run() -> EvaluationRun:

@@ -5,17 +5,10 @@ storefront home and item pages, the API docs) works and the browser reports no C
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
 
-import pytest
-
+from tests.browser import OUTPUT, needs_chromium
 from tests.factories import ItemFactory, leading
 
-CHROMIUM = "/usr/bin/chromium"
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 # Every violation the page sees, whatever blocked it (script, style, image, fetch, inline or not).
 RECORD_VIOLATIONS = """
 window.__csp = [];
@@ -25,26 +18,7 @@ document.addEventListener('securitypolicyviolation', function (e) {
 });
 """
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
-    ),
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never download a browser
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API keeps a loop here
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+pytestmark = needs_chromium
 
 
 class Visit:

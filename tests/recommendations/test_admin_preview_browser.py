@@ -3,40 +3,15 @@ in, schedules a promotion for next week, previews the list as of then and sees i
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from django.utils import timezone
 
 from catalog.models import Promotion
+from tests.browser import OUTPUT, needs_chromium
 from tests.factories import ItemFactory, UserProfileFactory, blend, topic
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
-    ),
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never download a browser
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API keeps a loop here
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+pytestmark = needs_chromium
 
 
 def test_merchandiser_previews_a_future_promotion_side_by_side(
@@ -77,9 +52,6 @@ def test_merchandiser_previews_a_future_promotion_side_by_side(
     right = page.locator("section[data-column='2']").bounding_box()
     assert left and right and right["x"] > left["x"] + left["width"] - 1  # side by side, not stacked
     page.close()
-
-
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
 def _login(page, live_server, next_url):

@@ -8,27 +8,18 @@ import pytest
 
 from recommendations.experiments import experiments_cache_clear
 from recommendations.models import Experiment, ExperimentState, RerankProfile, ServedList
+from tests.browser import OUTPUT, needs_chromium
 from tests.factories import ItemFactory, topic
-from tests.storefront.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, needs_chromium
 
 pytestmark = needs_chromium
 SHOPPERS = 6
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    OUTPUT.mkdir(exist_ok=True)
+@pytest.fixture(autouse=True)
+def experiments_cache_fresh():
+    """The experiments are cached per process: each test starts and ends without a stale one."""
     experiments_cache_clear()
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield
     experiments_cache_clear()
 
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from analytics.models import EvaluationRun
 from demo.shop import DemoShop, demo_shop_load
 from recommendations.models import ServedList
-from tests.storefront.browser import OUTPUT, needs_chromium, wait_for
+from tests.browser import OUTPUT, needs_chromium, wait_for
 
 pytestmark = needs_chromium
 

@@ -8,7 +8,7 @@ import pytest
 from interactions.models import Event
 from recommendations.models import ServedList
 from tests.factories import ItemFactory, leading
-from tests.storefront.browser import OUTPUT, needs_chromium, wait_for
+from tests.browser import OUTPUT, needs_chromium, wait_for
 
 pytestmark = needs_chromium
 

@@ -3,52 +3,16 @@ recommendations show, a click is stored with its recommendation_id, and the CTR 
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
-import pytest
 from django.utils import timezone
 
 from analytics.rollups import daily_metrics_rollup
 from interactions.models import Event
+from tests.browser import OUTPUT, needs_chromium
 from tests.factories import ItemFactory, leading
 
-CHROMIUM = "/usr/bin/chromium"
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
-    ),
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Never let Playwright fetch a browser: Debian's chromium only.
-    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    # Playwright's sync API keeps an asyncio loop in this thread; the test's own ORM calls are plain
-    # synchronous code (Playwright's documented workaround for Django).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+pytestmark = needs_chromium
 
 
 def _wait_for(predicate, timeout=10.0):
