@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +86,12 @@ def items_active_count() -> int:
 def items_stored_count(*, external_ids: list[str]) -> int:
     """How many of these items are stored (active or not): one indexed count."""
     return Item.objects.filter(external_id__in=external_ids).count()
+
+
+def items_active_fingerprint() -> tuple[int, str]:
+    """The number of active items and an md5 over their pks (the offline evaluation's catalog identity)."""
+    pks = items_active_pks()
+    return len(pks), hashlib.md5(",".join(map(str, pks)).encode()).hexdigest() if pks else ""
 
 
 def items_active_pks(*, among: list[int] | None = None) -> list[int]:

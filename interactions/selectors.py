@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 from django.http import Http404
 
@@ -145,3 +146,35 @@ def events_recent_people(*, limit: int) -> list[tuple[str | None, str, str]]:
         .exclude(item_external_id="")
         .values_list("user_id", "session_id", "item_external_id")[:limit]
     )
+
+
+def events_for_training(*, session_prefix: str) -> list[tuple[str, int, float, str]]:
+    """Every event linked to a catalog item as (actor, item pk, epoch seconds, event type), oldest first:
+    the actor is the user id, or `session_prefix` + the session id for an anonymous session. One raw query
+    (the offline evaluation and training read the whole stream; model instances would cost more than it)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT COALESCE(e.user_id, %s || e.session_id), e.item_id, extract(epoch FROM e.timestamp),
+                   e.event_type
+            FROM {Event._meta.db_table} e
+            WHERE e.item_id IS NOT NULL AND (e.user_id IS NOT NULL OR e.session_id <> '')
+            ORDER BY e.timestamp, e.id
+            """,
+            [session_prefix],
+        )
+        return [(actor, int(item), float(ts), kind) for actor, item, ts, kind in cur.fetchall()]
+
+
+def events_fingerprint() -> tuple[int, str]:
+    """The number of events and an md5 over each one's id, item and time (a dataset's identity)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT count(*), COALESCE(md5(string_agg(event_id || ':' || COALESCE(item_id::text, '') || ':'
+                                                     || extract(epoch FROM timestamp)::text, ',' ORDER BY id)), '')
+            FROM {Event._meta.db_table}
+            """
+        )
+        count, digest = cur.fetchone()
+    return int(count), digest

@@ -19,6 +19,7 @@ and draws it on the evaluation report (`analytics.ablation_report`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -75,7 +76,7 @@ def settings_parse(text: str) -> dict[str, Any]:
     return out
 
 
-def variants_build(settings: list[dict[str, Any]] = ()) -> list[Variant]:
+def variants_build(settings: Sequence[dict[str, Any]] = ()) -> list[Variant]:
     variants = [Variant(ALL, "all rules (default)")]
     variants += [
         Variant(f"rules_without_{step}", f"without {step}", skip=frozenset({step})) for step in STEPS

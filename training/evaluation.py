@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 from scipy import sparse
 from tqdm import tqdm
 
-from catalog.selectors import item_vectors_iter, items_active_pks
-from interactions.selectors import event_weight
+from catalog.selectors import item_vectors_iter, items_active_fingerprint, items_active_pks
+from interactions.selectors import event_weight, events_fingerprint, events_for_training
 from training import metrics
 from training.signals import evaluation_finished
 
@@ -80,18 +79,7 @@ class Split:
 
 def events_load() -> EventData:
     """Events linked to a catalog item (user_id or session as the actor), oldest first."""
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT COALESCE(e.user_id, %s || e.session_id), e.item_id, extract(epoch FROM e.timestamp),
-                   e.event_type
-            FROM interactions_event e
-            WHERE e.item_id IS NOT NULL AND (e.user_id IS NOT NULL OR e.session_id <> '')
-            ORDER BY e.timestamp, e.id
-            """,
-            [SESSION_ACTOR],
-        )
-        rows = cur.fetchall()
+    rows = events_for_training(session_prefix=SESSION_ACTOR)
     active_pks = items_active_pks()
     event_items = np.array([r[1] for r in rows], dtype=np.int64)
     all_pks = np.unique(np.concatenate([event_items, np.array(active_pks, dtype=np.int64)]))
@@ -101,7 +89,7 @@ def events_load() -> EventData:
     return EventData(
         user_ids=np.array([r[0] for r in rows], dtype=object),
         item_idx=np.array([index[int(pk)] for pk in event_items], dtype=np.int64),
-        ts=np.array([float(r[2]) for r in rows], dtype=np.float64),
+        ts=np.array([r[2] for r in rows], dtype=np.float64),
         event_type=np.array([r[3] for r in rows], dtype=object),
         item_pks=all_pks,
         active=active,
@@ -110,19 +98,8 @@ def events_load() -> EventData:
 
 def dataset_fingerprint() -> str:
     """A hash of the evaluated data: every event id with its item and time, and the active catalog."""
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT count(*), md5(string_agg(event_id || ':' || COALESCE(item_id::text, '') || ':'
-                                            || extract(epoch FROM timestamp)::text, ',' ORDER BY id))
-            FROM interactions_event
-            """
-        )
-        n_events, events_md5 = cur.fetchone()
-        cur.execute(
-            "SELECT count(*), md5(string_agg(id::text, ',' ORDER BY id)) FROM catalog_item WHERE is_active"
-        )
-        n_items, items_md5 = cur.fetchone()
+    n_events, events_md5 = events_fingerprint()
+    n_items, items_md5 = items_active_fingerprint()
     return hashlib.sha256(f"{n_events}:{events_md5}:{n_items}:{items_md5}".encode()).hexdigest()
 
 
