@@ -7,8 +7,8 @@ import pytest
 
 from interactions.models import Event
 from recommendations.models import ServedList
-from tests.factories import ItemFactory, leading
 from tests.browser import OUTPUT, needs_chromium, wait_for
+from tests.factories import ItemFactory, leading
 
 pytestmark = needs_chromium
 
