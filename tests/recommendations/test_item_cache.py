@@ -328,3 +328,13 @@ def test_serving_needs_no_redis(shop, api, settings, monkeypatch):
     session = api.post(SESSION, {"item_ids": ["it-0"]}, format="json")
     assert session.status_code == 200, session.content
     assert session["X-Recsys-Cache"] == "hit"
+
+
+def test_an_item_given_a_vector_queues_the_nearby_refresh(
+    shop, django_capture_on_commit_callbacks, _no_queue
+):
+    from catalog.item_vectors import items_vectors_changed_send
+
+    with django_capture_on_commit_callbacks(execute=True):
+        items_vectors_changed_send(item_pks=[shop[7].pk])
+    assert [shop[7].pk] in _no_queue
