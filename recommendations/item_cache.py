@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import OperationalError, connection
 from django.utils import timezone
@@ -69,30 +68,6 @@ class Computed:
     computed_at: datetime  # when the computation started
 
 
-@dataclass
-class Stored:
-    key: str
-    model_version: str
-    item_pks: list[int]
-    scores: list[float]
-    reasons: dict[int, dict[str, Any]]  # pk -> the source reason the worker gave it
-    vector_at: datetime | None
-    computed_at: datetime
-
-
-@dataclass
-class ItemState:
-    """What a `similar` or one-item `session` request reads first, in one query: the item's shop id and
-    current-model vector (what the live path reads anyway), its stored list, and whether its co-visitation
-    changed since the list was computed."""
-
-    external_id: str
-    vector: np.ndarray | None
-    embedded_at: datetime | None
-    stored: Stored | None
-    covisited_since: bool
-
-
 def enabled() -> bool:
     return bool(settings.RECSYS_ITEM_CACHE)
 
@@ -116,46 +91,6 @@ def key_current(*, profile: RerankProfile) -> str:
 
 def max_age() -> timedelta:
     return timedelta(seconds=settings.RECSYS_ITEM_CACHE_MAX_AGE_SECONDS)
-
-
-# The co-visitation kinds the ranker's sources read; a folded event appends a delta, a compaction rewrites
-# the pairs, either after the list was computed makes it a miss (only when a ranker orders the list).
-_COVISITED_SINCE = """
-    l.id IS NOT NULL AND (
-        EXISTS (SELECT 1 FROM recommendations_covisitationdelta d
-                WHERE d.kind IN ('bought', 'viewed', 'shoppers') AND d.item_a = i.id
-                  AND d.created_at > l.computed_at)
-        OR EXISTS (SELECT 1 FROM recommendations_covisitationpair p
-                   WHERE p.kind IN ('bought', 'viewed', 'shoppers') AND p.item_a = i.id
-                     AND p.updated_at > l.computed_at))
-"""
-_STATE_SQL = """
-SELECT i.external_id, CASE WHEN i.embedding_model = %(model)s THEN i.embedding END, i.embedded_at,
-       l.key, l.model_version, l.item_pks, l.scores, l.reasons::text, l.reason_index, l.vector_at,
-       l.computed_at, {covisited}
-FROM catalog_item i
-LEFT JOIN recommendations_itemcandidatelist l ON l.item_id = i.id AND l.scenario = %(scenario)s
-WHERE i.id = %(pk)s
-"""
-
-
-def item_state(*, item_pk: int, scenario: str, covisitation: bool) -> ItemState | None:
-    """The item's vector and stored list in one round trip (None: no such item). `covisitation`: whether
-    the list's order depends on co-visitation (a ranker serves), so that a change to it must be seen."""
-    from recommendations.selectors import _binary_rows, _vector
-
-    sql = _STATE_SQL.format(covisited=_COVISITED_SINCE if covisitation else "false")
-    rows = _binary_rows(sql, {"pk": item_pk, "scenario": scenario, "model": current_model_name()})
-    if not rows:
-        return None
-    (external_id, vector, embedded_at, key, model_version, pks, scores, distinct, index, vector_at,
-     computed_at, covisited) = rows[0]  # fmt: skip
-    stored = None
-    if key is not None:
-        distinct = json.loads(distinct)
-        reasons = {pk: distinct[i] for pk, i in zip(pks, index, strict=True) if i >= 0} if index else {}
-        stored = Stored(key, model_version, pks, scores, reasons, vector_at, computed_at)
-    return ItemState(external_id, _vector(vector), embedded_at, stored, bool(covisited))
 
 
 _UPSERT_SQL = """

@@ -328,7 +328,7 @@ def _item_cached(
         return None, "", None
     if not item_cache.enabled():
         return None, "miss:off", None
-    state = item_cache.item_state(item_pk=item_pk, scenario=scenario, covisitation=_ranker() is not None)
+    state = selectors.item_state(item_pk=item_pk, scenario=scenario, covisitation=_ranker() is not None)
     if state is None:
         return None, "miss:none", None
     vectors = {item_pk: (state.external_id, state.vector)} if state.vector is not None else {}
@@ -343,7 +343,7 @@ def _item_cached(
 
 
 def _from_item_cache(
-    state: item_cache.ItemState,
+    state: selectors.ItemState,
     *,
     item_pk: int,
     scenario: str,
@@ -409,7 +409,7 @@ def item_candidates_compute(*, item_pk: int, scenario: str) -> item_cache.Comput
     default profile and no request filters (the worker's side of item_cache), with each candidate's source
     reason; None when the scenario has nothing of its own for the item (trending answers instead)."""
     started = timezone.now()
-    state = item_cache.item_state(item_pk=item_pk, scenario=scenario, covisitation=False)
+    state = selectors.item_state(item_pk=item_pk, scenario=scenario, covisitation=False)
     if state is None:
         return None
     params = _excluding(ListParams(), [item_pk])
