@@ -49,8 +49,7 @@ NEARBY_MAX_ITEMS = 200
 # How deep around a new item to look for the lists it may enter, in lists' lengths (`candidate_k`). A list
 # the new item enters is not always one of its `candidate_k` nearest (where items crowd, the new item's own
 # nearest are others); bench/serving_cache.py --staleness-only measured 39 of 363 such lists missed at 1,
-# NEARBY_DEPTH_MEASURED at 3. The last-score check keeps the extra depth cheap: few deeper lists are
-# recomputed.
+# none at 3. The last-score check keeps the extra depth cheap: few deeper lists are recomputed.
 NEARBY_DEPTH = 3
 
 
