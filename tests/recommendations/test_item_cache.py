@@ -338,3 +338,26 @@ def test_an_item_given_a_vector_queues_the_nearby_refresh(
     with django_capture_on_commit_callbacks(execute=True):
         items_vectors_changed_send(item_pks=[shop[7].pk])
     assert [shop[7].pk] in _no_queue
+
+
+def test_an_experiment_arm_serves_its_own_profile_from_the_list_or_misses(shop, settings):
+    """An arm's re-ranking profile applies on the stored list (its candidate settings are the default's);
+    an arm that changes the models or the sources cannot use a list computed with the defaults."""
+    from recommendations import experiments
+    from recommendations.models import Experiment
+
+    item_lists_refresh(item_pks=[shop[0].pk])
+    variant = RerankProfile.objects.create(surface="exp-b", diversity_mode="mmr", mmr_lambda=0.2)
+    experiment = Experiment.objects.create(name="pages", surfaces=["product"], starts_at=timezone.now())
+    arm = experiments.ArmConfig(experiment_id=experiment.pk, experiment="pages", variant="B", profile=variant)
+    with experiments.arm_override(arm):
+        cached = _similar(shop[0])
+        assert cached.cache == "hit"
+        assert cached.profile == "exp-b"
+        _same(cached, _live(lambda: _similar(shop[0]), settings))
+    assert [i["id"] for i in cached.items] != [i["id"] for i in _similar(shop[0]).items]  # its own MMR
+    other = experiments.ArmConfig(
+        experiment_id=experiment.pk, experiment="pages", variant="C", disabled_sources=frozenset({"trending"})
+    )
+    with experiments.arm_override(other):
+        assert _similar(shop[0]).cache == "miss:experiment"
