@@ -23,6 +23,10 @@ class RecommendationsConfig(AppConfig):
         from recommendations.tasks import candidate_lists_enqueue
 
         user_vectors_changed.connect(candidate_lists_enqueue, dispatch_uid="recommendations.candidate_lists")
+        from catalog.signals import item_vectors_changed
+        from recommendations.tasks import item_lists_nearby_enqueue
+
+        item_vectors_changed.connect(item_lists_nearby_enqueue, dispatch_uid="recommendations.item_lists")
         # An edit applies at once in this process; other processes pick it up within CONFIG_TTL_SECONDS.
         for model in (RerankProfile, Promotion):
             for signal in (post_save, post_delete):

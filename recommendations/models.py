@@ -401,6 +401,38 @@ class CandidateList(models.Model):
         return f"{self.user_id} ({len(self.item_pks)} candidates)"
 
 
+class ItemCandidateList(models.Model):
+    """An item's ranked candidates for one scenario (`similar`: the item page; `session`: a session of
+    this one item), computed by the worker for the default profile and no request filters
+    (recommendations/item_cache.py). A cache like CandidateList: UNLOGGED, every row can be rebuilt.
+    `item_pks`, `scores` and `reason_index` are aligned, best first; `reason_index` points into `reasons`,
+    -1 for a candidate explained at serving time, as the live path does."""
+
+    # no index of its own: the unique (item, scenario) index serves every lookup by item
+    item = models.ForeignKey("catalog.Item", on_delete=models.CASCADE, related_name="+", db_index=False)
+    scenario = models.CharField(max_length=SCENARIO_MAX_LENGTH)
+    # what the list was computed with (item_cache.key_current); another key at request time is a miss
+    key = models.CharField(max_length=400)
+    # the item's `embedded_at` when computed: a new vector of the item makes the row a miss
+    vector_at = models.DateTimeField(null=True)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    item_pks = ArrayField(models.BigIntegerField(), default=list)
+    scores = ArrayField(models.FloatField(), default=list)
+    reasons = models.JSONField(default=list)
+    reason_index = ArrayField(models.SmallIntegerField(), default=list)
+    computed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["item_id", "scenario"]
+        constraints = [models.UniqueConstraint(fields=["item", "scenario"], name="itemcandidatelist_item")]
+        indexes = [models.Index(fields=["computed_at"], name="itemcandidatelist_computed")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.scenario} ({len(self.item_pks)} candidates)"
+
+
 # --- A/B experiments (recommendations/experiments.py assigns and applies; analytics/experiments.py reports)
 
 

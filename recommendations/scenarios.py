@@ -20,7 +20,7 @@ import numpy as np
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
-from recommendations import candidate_cache, experiments, selectors, services, sources
+from recommendations import candidate_cache, experiments, item_cache, selectors, services, sources
 from recommendations.covisitation import covisitation_neighbours
 from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
@@ -65,8 +65,9 @@ class Answer:
     items: list[dict[str, Any]] = field(default_factory=list)
     profile: str = ""
     profile_version: int = 0
-    # a personalised answer: "hit" (served from the user's pre-computed candidates) or "miss:<why>" (the
-    # live path: none, events, key, stale, filtered, off); "" for the other scenarios
+    # a personalised, item-page or one-item session answer: "hit" (served from the pre-computed candidates
+    # of the user or the item) or "miss:<why>" (the live path: none, events, key, vector, stale, filtered,
+    # off, experiment); "" for the other scenarios and for previews
     cache: str = ""
     # the A/B experiment's name and the arm served (None outside any experiment)
     experiment: str | None = None
@@ -239,29 +240,221 @@ def recommendations_similar(
 ) -> Answer:
     """Items like this one (the item itself is never in the answer). An item without a vector yet gets
     what is trending in its category. `user_id`/`session_id` only label the served list (whom it was
-    shown to); they do not change it."""
-    vector = selectors.item_vectors(item_pks=[item_pk]).get(item_pk)
+    shown to); they do not change it.
+
+    A served request first tries the item's pre-computed list (item_cache): when it is still right, only
+    the request's filters and the live re-ranking run. `Answer.cache` tells which."""
     params = _excluding(params, [item_pk])
+    answer, cache, vectors = _item_cached(
+        item_pk=item_pk,
+        scenario=Scenario.SIMILAR,
+        params=params,
+        preview=preview,
+        served_to=(user_id, session_id),
+    )
+    if answer is not None:
+        return answer
+    if vectors is None:
+        vectors = selectors.history_vectors(item_pks=[item_pk])
+    signal = _similar_signal(
+        item_pk=item_pk, external_id=external_id, vector=_vector_of(vectors, item_pk), params=params
+    )
+    if signal is None:
+        answer = _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
+    else:
+        answer = _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
+    answer.cache = cache
+    return answer
+
+
+def _vector_of(vectors: dict[int, tuple[str, np.ndarray]], item_pk: int) -> np.ndarray | None:
+    found = vectors.get(item_pk)
+    return found[1] if found is not None else None
+
+
+def _similar_signal(
+    *, item_pk: int, external_id: str, vector: np.ndarray | None, params: ListParams
+) -> _Signal | None:
+    """Content neighbours with bought-together and viewed-together, ordered by the ranker (when trained);
+    a new item without a vector still gets its co-visitation neighbours that way. Without a ranker, one
+    vector search. None: no ranker and no vector (trending answers)."""
     reason = {"type": "similar_to", "item_id": external_id}
     signal = _Signal(scenario=Scenario.SIMILAR, vector=vector, reason=reason)
-    # content neighbours with bought-together and viewed-together, ordered by the ranker (when trained);
-    # a new item without a vector still gets its co-visitation neighbours that way
     _with_sources(signal, params=params, recent=[], vector=None, learned=None, anchor=item_pk)
     if signal.sources is not None:
         signal.reason = None
         signal.explain_pks = [item_pk]
-        return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
-    if vector is None:
-        return _trending(params=params, preview=preview, user_id=user_id, session_id=session_id)
-    return _serve(signal=signal, params=params, preview=preview, user_id=user_id, session_id=session_id)
+        return signal
+    return signal if vector is not None else None
 
 
 @_in_experiment
 def recommendations_for_session(
     *, item_pks: list[int], session_id: str = "", params: ListParams, preview=None
 ) -> Answer:
-    """Real-time intent of an anonymous visitor: the recent items (oldest first), newest weighted most."""
-    return _from_session(item_pks=item_pks, session_id=session_id, params=params, preview=preview)
+    """Real-time intent of an anonymous visitor: the recent items (oldest first), newest weighted most.
+    A session of one item (any number of events on it) is first served from that item's pre-computed
+    list (item_cache), as `similar` is; longer sessions are always live."""
+    if len(set(item_pks)) != 1:
+        return _from_session(item_pks=item_pks, session_id=session_id, params=params, preview=preview)
+    answer, cache, vectors = _item_cached(
+        item_pk=item_pks[0],
+        scenario=Scenario.SESSION,
+        params=_excluding(params, item_pks),
+        preview=preview,
+        served_to=("", session_id),
+    )
+    if answer is not None:
+        return answer
+    answer = _from_session(
+        item_pks=item_pks, session_id=session_id, params=params, preview=preview, vectors=vectors
+    )
+    answer.cache = cache
+    return answer
+
+
+# A miss for these reasons queues the item's lists (computed on first demand); `filtered`, `off` and
+# `experiment` are misses a recomputation would not turn into hits.
+_QUEUE_ON = frozenset({"miss:none", "miss:key", "miss:vector", "miss:events", "miss:stale"})
+
+
+def _item_cached(
+    *, item_pk: int, scenario: str, params: ListParams, preview, served_to: tuple[str, str]
+) -> tuple[Answer | None, str, dict[int, tuple[str, np.ndarray]] | None]:
+    """The answer from the item's pre-computed list, or (None, "miss:<why>", the item's vector as
+    `history_vectors` gives it, read in the same query, so a miss costs no extra round trip; None when not
+    read). Previews (admin, offline evaluation) are always live and carry no cache result."""
+    if preview is not None:
+        return None, "", None
+    if not item_cache.enabled():
+        return None, "miss:off", None
+    state = selectors.item_state(item_pk=item_pk, scenario=scenario, covisitation=_ranker() is not None)
+    if state is None:
+        return None, "miss:none", None
+    vectors = {item_pk: (state.external_id, state.vector)} if state.vector is not None else {}
+    answer, cache = _from_item_cache(
+        state, item_pk=item_pk, scenario=scenario, params=params, served_to=served_to
+    )
+    if cache in _QUEUE_ON:
+        from recommendations.tasks import item_lists_enqueue
+
+        item_lists_enqueue(item_pks=[item_pk])
+    return answer, cache, vectors
+
+
+def _from_item_cache(
+    state: selectors.ItemState,
+    *,
+    item_pk: int,
+    scenario: str,
+    params: ListParams,
+    served_to: tuple[str, str],
+) -> tuple[Answer | None, str]:
+    """As `_from_cache` for a user: none, computed with other models or profile settings, or with another
+    vector of the item, before a change to its co-visitation (a ranker serves), older than the bound, or
+    cut below `limit` by the request's filters."""
+    stored = state.stored
+    if stored is None:
+        return None, "miss:none"
+    arm = experiments.arm_current()
+    if arm is not None and (arm.model_version is not None or arm.disabled_sources):
+        return None, "miss:experiment"
+    profile = _arm_profile(arm) or selectors.profile_for_surface(surface=params.surface)
+    if stored.key != item_cache.key_current(profile=profile):
+        return None, "miss:key"
+    if stored.vector_at != state.embedded_at:
+        return None, "miss:vector"
+    if state.covisited_since:
+        return None, "miss:events"
+    now = timezone.now()
+    if now - stored.computed_at > item_cache.max_age():
+        return None, "miss:stale"
+    ranked = _ranker() is not None
+    # the live path's explanations: a fixed `similar_to` without a ranker; with one, the source reasons
+    # the worker stored, then the item itself (`explain_pks`), as for a session
+    if scenario == Scenario.SIMILAR and not ranked:
+        reason = {"type": "similar_to", "item_id": state.external_id}
+    else:
+        reason = None
+    signal = _Signal(
+        scenario=scenario,
+        scores=dict(zip(stored.item_pks, stored.scores, strict=True)),
+        reason=reason,
+        reasons=stored.reasons,
+        model_version=stored.model_version,
+        explain_pks=[] if reason is not None else [item_pk],
+        cached=True,
+    )
+    user_id, session_id = served_to
+    answer = _serve_scored(
+        signal=signal,
+        scores=dict(signal.scores or {}),
+        ranked_by=None,
+        params=params,
+        preview=None,
+        user_id=user_id,
+        session_id=session_id,
+        profile=profile,
+        now=now,
+        min_items=params.limit,
+    )
+    if answer is None:
+        return None, "miss:filtered"
+    answer.cache = "hit"
+    return answer, "hit"
+
+
+def item_candidates_compute(*, item_pk: int, scenario: str) -> item_cache.Computed | None:
+    """The item's ranked candidates as the live `similar` (or one-item `session`) path computes them for the
+    default profile and no request filters (the worker's side of item_cache), with each candidate's source
+    reason; None when the scenario has nothing of its own for the item (trending answers instead)."""
+    started = timezone.now()
+    state = selectors.item_state(item_pk=item_pk, scenario=scenario, covisitation=False)
+    if state is None:
+        return None
+    params = _excluding(ListParams(), [item_pk])
+    profile = selectors.profile_for_surface(surface=params.surface)
+    # the key first: a model promoted during the computation leaves a row that is a miss, never a wrong hit
+    key = item_cache.key_current(profile=profile)
+    vectors = {item_pk: (state.external_id, state.vector)} if state.vector is not None else {}
+    if scenario == Scenario.SIMILAR:
+        signal = _similar_signal(
+            item_pk=item_pk, external_id=state.external_id, vector=state.vector, params=params
+        )
+    else:
+        signal = _session_signal(
+            item_pks=[item_pk], params=params, history=selectors.History(), vectors=vectors
+        )
+    if signal is None:
+        return None
+    config = RerankConfig.from_profile(profile)
+    filters = _filters(params, in_stock_only=config.in_stock_only)
+    scores, ranked_by = _scores(
+        signal, profile=profile, config=config, filters=filters, now=started, preview=None
+    )
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
+    reasons: list[dict[str, Any] | None] = [None] * len(order)
+    if ranked_by is not None:
+        vectors_of = selectors.item_vectors(item_pks=order)
+        for i, pk in enumerate(order):
+            reasons[i] = _source_reason(
+                Scored(pk=pk, score=scores[pk], vector=vectors_of.get(pk)), signal, ranked_by
+            )
+    model_version = (
+        (f"ranker:{ranked_by.name}" if ranked_by is not None else "")
+        or signal.model_version
+        or (current_model_name() if signal.vector is not None else "popularity")
+    )
+    return item_cache.Computed(
+        scenario=scenario,
+        key=key,
+        model_version=model_version,
+        item_pks=order,
+        scores=[scores[pk] for pk in order],
+        reasons=reasons,
+        vector_at=state.embedded_at,
+        computed_at=started,
+    )
 
 
 @_in_experiment
@@ -389,27 +582,46 @@ def _from_session(
     preview: PreviewOptions | None,
     user_id: str = "",
     history: selectors.History | None = None,
+    vectors: dict[int, tuple[str, np.ndarray]] | None = None,
 ) -> Answer:
-    vectors = selectors.history_vectors(item_pks=item_pks)
+    """`vectors`: the items' `history_vectors`, when the caller read them already."""
+    if vectors is None:
+        vectors = selectors.history_vectors(item_pks=item_pks)
+    params = _excluding(params, item_pks)
+    signal = _session_signal(
+        item_pks=item_pks, params=params, history=history or selectors.History(), vectors=vectors
+    )
+    if signal is None:
+        return _trending(
+            params=params, user_id=user_id, session_id=session_id, preview=preview, history=history
+        )
+    return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
+
+
+def _session_signal(
+    *,
+    item_pks: list[int],
+    params: ListParams,
+    history: selectors.History,
+    vectors: dict[int, tuple[str, np.ndarray]],
+) -> _Signal | None:
+    """The session's decayed mean vector (and the two-tower user tower over its items, when active),
+    explained by its items. None: neither (trending answers)."""
     newest_first = list(dict.fromkeys(reversed(item_pks)))
     weighted = [
         (vectors[pk][1], SESSION_DECAY**rank) for rank, pk in enumerate(newest_first) if pk in vectors
     ]
     vector = selectors.weighted_mean([v for v, _ in weighted], [w for _, w in weighted])
-    params = _excluding(params, item_pks)
     learned = two_tower_serving.query_for_items(item_pks=item_pks, version=_arm_two_tower())
     if vector is None and learned is None:
-        return _trending(
-            params=params, user_id=user_id, session_id=session_id, preview=preview, history=history
-        )
-    history = history or selectors.History()
+        return None
     signal = _Signal(scenario=Scenario.SESSION, vector=vector, history=history)
     _two_tower(signal, learned)
     _with_sources(signal, params=params, recent=newest_first, vector=vector, learned=learned)
     signal.explainers = _explainers(
         newest_first[: selectors.EXPLAIN_ITEMS], vectors, bought=history.bought_pks
     )
-    return _serve(signal=signal, params=params, user_id=user_id, session_id=session_id, preview=preview)
+    return signal
 
 
 def _trending(

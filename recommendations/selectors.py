@@ -280,11 +280,12 @@ def user_state(*, user_id: str) -> UserState:
     return UserState(history=history, newest_event_id=newest or 0, cached=cached, vector_text=text)
 
 
-def _binary_rows(sql: str, params: dict[str, Any]) -> list[tuple]:
+def _binary_rows(sql: str, params: dict[str, Any], *, primary: bool = False) -> list[tuple]:
     """Runs a query with binary results, through Django's cursor wrapper (so it is logged and counted like
     any other query). Binary matters for vectors: parsing pgvector's text form costs ~0.2 ms per 384-d
-    vector in Python, reading the binary form costs microseconds."""
-    conn = read_connection()
+    vector in Python, reading the binary form costs microseconds. `primary`: never on a replica (UNLOGGED
+    tables cannot be read on a standby)."""
+    conn = connection if primary else read_connection()
     conn.ensure_connection()
     # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
     # cursor on the same connection (same transaction) can.
@@ -573,3 +574,73 @@ def experiment_get(*, pk: int | None = None, name: str = "") -> Experiment | Non
     query = Experiment.objects.prefetch_related("arms__profile", "arms__model_version")
     found = query.filter(pk=pk).first() if pk is not None else query.filter(name=name).first()
     return found
+
+
+# --- pre-computed item lists (recommendations/item_cache.py): the request's one read
+
+
+@dataclass
+class StoredItemList:
+    """An item's pre-computed list as the request reads it (recommendations/item_cache.py)."""
+
+    key: str
+    model_version: str
+    item_pks: list[int]
+    scores: list[float]
+    reasons: dict[int, dict[str, Any]]  # pk -> the source reason the worker gave it
+    vector_at: datetime | None
+    computed_at: datetime
+
+
+@dataclass
+class ItemState:
+    """What a `similar` or one-item `session` request reads first, in one query: the item's shop id and
+    current-model vector (what the live path reads anyway), its stored list, and whether its co-visitation
+    changed since the list was computed."""
+
+    external_id: str
+    vector: np.ndarray | None
+    embedded_at: datetime | None
+    stored: StoredItemList | None
+    covisited_since: bool
+
+
+# The co-visitation kinds the ranker's sources read; a folded event appends a delta, a compaction rewrites
+# the pairs, either after the list was computed makes it a miss (only when a ranker orders the list).
+_COVISITED_SINCE = """
+    l.id IS NOT NULL AND (
+        EXISTS (SELECT 1 FROM recommendations_covisitationdelta d
+                WHERE d.kind IN ('bought', 'viewed', 'shoppers') AND d.item_a = i.id
+                  AND d.created_at > l.computed_at)
+        OR EXISTS (SELECT 1 FROM recommendations_covisitationpair p
+                   WHERE p.kind IN ('bought', 'viewed', 'shoppers') AND p.item_a = i.id
+                     AND p.updated_at > l.computed_at))
+"""
+_STATE_SQL = """
+SELECT i.external_id, CASE WHEN i.embedding_model = %(model)s THEN i.embedding END, i.embedded_at,
+       l.key, l.model_version, l.item_pks, l.scores, l.reasons::text, l.reason_index, l.vector_at,
+       l.computed_at, {covisited}
+FROM catalog_item i
+LEFT JOIN recommendations_itemcandidatelist l ON l.item_id = i.id AND l.scenario = %(scenario)s
+WHERE i.id = %(pk)s
+"""
+
+
+def item_state(*, item_pk: int, scenario: str, covisitation: bool) -> ItemState | None:
+    """The item's vector and stored list in one round trip (None: no such item). `covisitation`: whether
+    the list's order depends on co-visitation (a ranker serves), so that a change to it must be seen."""
+    sql = _STATE_SQL.format(covisited=_COVISITED_SINCE if covisitation else "false")
+    # the primary: the list is in an UNLOGGED table, which a standby cannot read (as user_state)
+    rows = _binary_rows(
+        sql, {"pk": item_pk, "scenario": scenario, "model": current_model_name()}, primary=True
+    )
+    if not rows:
+        return None
+    (external_id, vector, embedded_at, key, model_version, pks, scores, distinct, index, vector_at,
+     computed_at, covisited) = rows[0]  # fmt: skip
+    stored = None
+    if key is not None:
+        distinct = json.loads(distinct)
+        reasons = {pk: distinct[i] for pk, i in zip(pks, index, strict=True) if i >= 0} if index else {}
+        stored = StoredItemList(key, model_version, pks, scores, reasons, vector_at, computed_at)
+    return ItemState(external_id, _vector(vector), embedded_at, stored, bool(covisited))

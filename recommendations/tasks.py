@@ -129,6 +129,72 @@ def candidate_lists_enqueue(sender, *, user_ids: list[str], **kwargs) -> None:
         transaction.on_commit(lambda: _publish(candidate_lists_refresh_task, [ids], countdown=countdown))
 
 
+# --- pre-computed item lists (recommendations/item_cache.py)
+
+# How long an item's "refresh queued" mark lives if its task is lost (the next miss queues it again).
+ITEM_PENDING_TTL_SECONDS = 60
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=30, max_retries=8)
+def item_lists_refresh_task(item_pks: list[int]) -> int:
+    """Compute these items' lists (a request missed them). Safe to repeat or lose: the next miss queues
+    them again, and the sweep computes the popular ones."""
+    from recommendations.item_cache import item_lists_refresh
+
+    try:
+        cache.delete_many([_item_pending_key(pk) for pk in item_pks])
+    except Exception:  # noqa: BLE001
+        logger.warning("could not clear the pending item-list marks; they expire by themselves")
+    return item_lists_refresh(item_pks=item_pks)
+
+
+def _item_pending_key(item_pk: int) -> str:
+    return f"item-lists:pending:{int(item_pk)}"
+
+
+def item_lists_enqueue(*, item_pks: list[int]) -> None:
+    """Called by a request that missed (recommendations.scenarios): queue the items' lists once per
+    ITEM_PENDING_TTL_SECONDS. With Redis down nothing is queued (the mark fails first, and publishing would
+    wait on the same Redis): the request is served live, and the sweep catches up on popular items."""
+    try:
+        pks = [pk for pk in item_pks if cache.add(_item_pending_key(pk), 1, timeout=ITEM_PENDING_TTL_SECONDS)]
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the request
+        return
+    if pks:
+        _publish(item_lists_refresh_task, [pks])
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=30, max_retries=8)
+def item_lists_nearby_task(item_pks: list[int]) -> int:
+    """These items got a vector: recompute their own lists and those of their nearest items that they may
+    enter (item_cache.item_lists_nearby). Safe to repeat or lose: the refresh age bounds what is missed."""
+    from django.utils import timezone
+
+    from recommendations.item_cache import item_lists_nearby, item_lists_refresh
+
+    return item_lists_refresh(item_pks=item_lists_nearby(item_pks=item_pks, before=timezone.now()))
+
+
+def item_lists_nearby_enqueue(sender, *, item_pks=(), **kwargs) -> None:
+    """catalog.signals.item_vectors_changed receiver (sent after commit). A broker outage never fails the
+    caller: the sweep's refresh age catches up."""
+    pks = [int(pk) for pk in item_pks]
+    if pks and settings.RECSYS_ITEM_CACHE:
+        _publish(item_lists_nearby_task, [pks])
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
+def item_lists_sweep_task() -> int:
+    """Catch up: item lists that are a miss now, the popular items' missing lists, and lists due for their
+    periodic refresh; then drop those too old to serve. Stops itself after 50 s."""
+    from recommendations.item_cache import item_lists_sweep
+
+    done = item_lists_sweep()
+    if done:
+        logger.info("sweep recomputed %d item lists", done)
+    return done
+
+
 def _publish(task, args: list, countdown: float | None = None) -> None:
     try:
         task.apply_async(args=args, retry=False, countdown=countdown)

@@ -78,6 +78,15 @@ BEAT_SCHEDULE["recommendations-candidate-lists-sweep"] = {
     "options": {"expires": 55},
 }
 
+# pre-computed item lists (similar, one-item sessions): recompute the lists that are a miss now (a model or
+# profile change, a new vector of the item), compute the most popular items' missing lists, refresh the aged
+# ones; drop those too old to serve.
+BEAT_SCHEDULE["recommendations-item-lists-sweep"] = {
+    "task": "recommendations.tasks.item_lists_sweep_task",
+    "schedule": crontab(minute="*"),
+    "options": {"expires": 55},
+}
+
 # accelerator: rebuild the FAISS index when due (none yet, model changed, overlay of changes past 2%, or a
 # day old). No-op unless RECSYS_VECTOR_BACKEND=faiss; the build's advisory lock keeps it to one at a time.
 BEAT_SCHEDULE["accelerator-faiss-index-refresh"] = {

@@ -335,6 +335,14 @@ RECSYS_CANDIDATE_CACHE_ACTIVE_DAYS = float(os.environ.get("RECSYS_CANDIDATE_CACH
 RECSYS_CANDIDATE_CACHE_COALESCE_SECONDS = float(
     os.environ.get("RECSYS_CANDIDATE_CACHE_COALESCE_SECONDS", "2")
 )
+# Pre-computed item lists (recommendations/item_cache.py): `similar` and one-item `session` answers from
+# each item's stored neighbours. A list older than MAX_AGE is not served; the sweep recomputes lists older
+# than REFRESH, and computes the lists of the PRECOMPUTE_TOP most popular items that have none (others are
+# computed on their first miss). RECSYS_ITEM_CACHE=0 serves them live.
+RECSYS_ITEM_CACHE = env_bool("RECSYS_ITEM_CACHE", True)
+RECSYS_ITEM_CACHE_MAX_AGE_SECONDS = float(os.environ.get("RECSYS_ITEM_CACHE_MAX_AGE_SECONDS", "3600"))
+RECSYS_ITEM_CACHE_REFRESH_SECONDS = float(os.environ.get("RECSYS_ITEM_CACHE_REFRESH_SECONDS", "1800"))
+RECSYS_ITEM_CACHE_PRECOMPUTE_TOP = int(os.environ.get("RECSYS_ITEM_CACHE_PRECOMPUTE_TOP", "1000"))
 RECSYS_TWO_TOWER = json.loads(os.environ.get("RECSYS_TWO_TOWER", "{}"))
 RECSYS_MAX_BATCH = 1000
 # 1,000 items with long descriptions fit; anything larger is refused before it is parsed.

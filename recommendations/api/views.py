@@ -98,7 +98,9 @@ class SimilarItemsView(_ServingView):
         answer = scenarios.recommendations_similar(
             item_pk=item.pk, external_id=item.external_id, params=params
         )
-        return _render(answer)
+        response = _render(answer)
+        response["X-Recsys-Cache"] = answer.cache  # the item's pre-computed list (docs/serving-cache.md)
+        return response
 
 
 class SessionRecommendationsView(_ServingView):
@@ -128,7 +130,11 @@ class SessionRecommendationsView(_ServingView):
             session_id=session.validated_data["session_id"],
             params=params,
         )
-        return _render(answer)
+        response = _render(answer)
+        # a one-item session: its item's pre-computed list; longer sessions: "" (always live)
+        if answer.cache:
+            response["X-Recsys-Cache"] = answer.cache
+        return response
 
 
 class BoughtTogetherView(_ServingView):

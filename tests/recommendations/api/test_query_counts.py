@@ -4,7 +4,8 @@ in the steady state (profiles and promotions are cached per process for a couple
 request loads them; so is the API key, for RECSYS_API_KEY_CACHE_SECONDS). The user answer is 3: user
 context (vector + history), retrieval (one round trip with its SET LOCALs), candidate features with
 vectors. Bought together is 4: the item (or the cart's ids), "bought" neighbours, "viewed" neighbours,
-features. The served-list row is buffered, as in production, and written off the request path."""
+features. A similar or one-item session answer from the item's pre-computed list is 3: the item, its
+list (with its vector, read anyway on a miss), features. The served-list row is buffered, as in production, and written off the request path."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from recommendations import selectors, served_log
 from recommendations.covisitation import covisitation_fold
+from recommendations.item_cache import item_lists_refresh
 from tests.factories import EventFactory, ItemFactory, UserProfileFactory, topic
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +32,11 @@ REQUESTS = {
     "filtered_user": ("get", "/api/v1/recommendations/users/u1", {"category": "Home", "max_price": "50"}),
     "bought_together": ("get", "/api/v1/recommendations/items/it-0/bought-together", {}),
     "cart": ("post", "/api/v1/recommendations/cart", {"item_ids": ["it-1", "it-2"]}),
+    # served from the item's pre-computed list (the catalog fixture computes it-3's)
+    "similar_cached": ("get", "/api/v1/recommendations/items/it-3/similar", {}),
+    "session_one_item_cached": ("post", "/api/v1/recommendations/session", {"item_ids": ["it-3"]}),
 }
+CACHED = {"similar_cached", "session_one_item_cached"}
 
 
 @pytest.fixture
@@ -44,6 +50,7 @@ def catalog():
     # one order of 60 items: enough co-visited neighbours that bought together needs no content fill
     bought = [EventFactory(user_id="buyer", item=item, event_type="purchase").pk for item in items[:60]]
     covisitation_fold(event_pks=bought)
+    item_lists_refresh(item_pks=[items[3].pk])
 
 
 @pytest.fixture
@@ -69,6 +76,7 @@ def _count(api, name: str, limit: int) -> int:
         response = call()
     assert response.status_code == 200, response.content
     assert len(response.json()["items"]) == limit
+    assert (response.get("X-Recsys-Cache") == "hit") == (name in CACHED), response.get("X-Recsys-Cache")
     return len(queries.captured_queries)
 
 
