@@ -74,7 +74,7 @@ def _ranker(path: str | None, ranker_users: int):
         return ranker_load(saved), f"saved ({saved})"
     import numpy as np
 
-    from analytics import evaluation
+    from training import evaluation
     from training.ranker.training import ranker_fit
 
     data = evaluation.events_load()
@@ -171,6 +171,58 @@ def _answer(uid: str, params, preview):
     return [[item["id"], item["score"], item["reason"]] for item in answer.items]
 
 
+def _endpoint(ids: list[str], params, ranker) -> None:
+    """The `users` endpoint's function as a shop's request runs it (no preview: the clock is now, the
+    pre-computed candidates are read first), three ways over the same users in alternating passes: single
+    retrieval without the candidate cache (the path before issues 13 and 15), ranked from the user's
+    pre-computed list (a hit: computed just before the pass, as the worker keeps it), and ranked live (a
+    miss: no list, the user's state is read, then the live path)."""
+    from django.test.utils import override_settings
+
+    from recommendations import scenarios
+    from recommendations.candidate_cache import candidate_lists_delete, candidate_lists_refresh
+    from recommendations.ranker.serving import ranker_override
+
+    modes = {
+        "single retrieval, no candidate cache (before issues 13 and 15)": (None, False, None),
+        "ranked, served from the pre-computed list (a hit)": (ranker, True, "refresh"),
+        "ranked, live (a miss: no pre-computed list)": (ranker, True, "delete"),
+    }
+    timings: dict[str, list[float]] = {label: [] for label in modes}
+    tags: dict[str, dict[str, int]] = {label: defaultdict(int) for label in modes}
+    load_during = []
+    try:
+        for p in range(PASSES):
+            for label, (model, cache, lists) in modes.items():
+                with ranker_override(model, name="bench"), override_settings(RECSYS_CANDIDATE_CACHE=cache):
+                    if lists == "refresh":
+                        candidate_lists_refresh(user_ids=ids)
+                    elif lists == "delete":
+                        candidate_lists_delete(user_ids=ids)
+                    for uid in ids:
+                        t = time.perf_counter()
+                        answer = scenarios.recommendations_for_user(user_id=uid, params=params)
+                        if p > 0:  # the first pass warms
+                            timings[label].append((time.perf_counter() - t) * 1000)
+                            tags[label][answer.cache or "-"] += 1
+                load_during.append(load_average())
+    finally:
+        candidate_lists_delete(user_ids=ids)
+    print(
+        f"\nthe users endpoint as a shop's request runs it (no preview), {len(ids)} users x {PASSES - 1} passes "
+        f"each (after a warm one), load average during {min(load_during):.1f}-{max(load_during):.1f}:"
+    )
+    print("| path | p50 ms | p95 ms | minus single retrieval, p50 | answers (Answer.cache) |")
+    print("|---|---|---|---|---|")
+    single = percentile(next(iter(timings.values())), 50)
+    for label, values in timings.items():
+        counted = ", ".join(f"{tag} {n}" for tag, n in sorted(tags[label].items()))
+        print(
+            f"| {label} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} "
+            f"| {percentile(values, 50) - single:+.1f} | {counted} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -197,7 +249,7 @@ def main() -> None:
     ranker, origin = _ranker(args.ranker, args.ranker_users)
     print(f"ranker: {origin}; sources {ranker.sources}; {ranker.booster.num_trees()} trees")
     if args.covisitation == "memory":
-        from analytics import evaluation
+        from training import evaluation
         from training.ranker.training import covisitation_neighbours_for
 
         data = evaluation.events_load()
@@ -288,6 +340,8 @@ def main() -> None:
             f"bar (ranked - single <= ranker's own cost, {reading} {own:.2f} ms): {verdict} ({diff:.1f} ms)"
         )
     print(load_line("at the end"))
+
+    _endpoint(ids, params, ranker)
 
     if args.steps:
         steps = Steps()
