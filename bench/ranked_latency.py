@@ -7,6 +7,12 @@ Retail, set up as for bench/two_tower.py, co-visitation table built by `train_mo
 The bar: "ranked - single <= the ranker's own cost". Both readings of the ranker's own cost are printed:
 `predict` alone, and `predict` + its features (`context_features`).
 
+Then, in the same run, the `users` endpoint's function as a shop's request runs it (no preview, the
+candidate cache on): single retrieval without the cache (the path before issues 13 and 15), ranked from
+the user's pre-computed list (a hit) and ranked live (a miss), so the bar can be read both ways. Every
+table has the CPU per request (this process + its database backend, from /proc): on the shared,
+saturated box wall clock is mostly waiting for a core; CPU is the work the load multiplies.
+
   .venv/bin/python -m bench.ranked_latency [--users 150] [--ranker PATH] [--steps]
       [--save-lists FILE | --check-lists FILE]
 
