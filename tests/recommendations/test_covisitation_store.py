@@ -409,7 +409,13 @@ def test_reads_equal_the_previous_sql_to_the_bit(monkeypatch, anchor_exponent):
         for anchors in (pks[:1], pks[:5], pks[::3], pks):
             for filters in filters_cases:
                 for k in (1, 3, 500):
-                    args = {"anchors": anchors, "kind": kind, "k": k, "filters": filters, "ae": anchor_exponent}
+                    args = {
+                        "anchors": anchors,
+                        "kind": kind,
+                        "k": k,
+                        "filters": filters,
+                        "ae": anchor_exponent,
+                    }
                     want: dict[int, dict[int, float]] = {pk: {} for pk in sorted(set(anchors))}
                     for a, b, score in _reference(_REFERENCE_NEIGHBOURS_SQL, **args):
                         want[a][b] = score
