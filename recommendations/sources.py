@@ -51,8 +51,9 @@ VISIT_KIND = "shoppers"
 # on the same candidates, then the default re-ranking) within 1% of the previous 150 / 5 / 50 on the
 # validation targets (bench/source_k.py --validation, Online Retail, leave-one-out, seed 0, 600 users,
 # ranker on 800): 150 / 5 / 50 0.0288; 75 / 5 / 50 0.0297; 75 / 3 / 20 0.0296; 55 0.0243; 40 0.0260
-# (paired 95% intervals about +-0.006: 600 users cannot resolve 1%). It cut the live path's CPU by about a
-# third (docs/benchmarks.md, "Ranked path latency").
+# (paired 95% intervals about +-0.006: 600 users cannot resolve 1%). With the cheaper co-visitation reads
+# the live ranked path's CPU per request fell by a quarter, 49 -> 37 ms (docs/benchmarks.md, "Ranked path
+# latency").
 SOURCE_K = 75
 MAX_CANDIDATES = 500
 
