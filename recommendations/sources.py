@@ -7,8 +7,8 @@ The scenarios gather the union of several sources (`candidates_gather`) and the 
 Sources:
 - `bought_together` / `viewed_together`: co-visitation neighbours of the most recent items (and of the
   item on an item page), decayed by recency (`recommendations.covisitation`).
-- `last_visit`: the "shoppers" co-visitation rows (distinct actors who had both items, any time) of EVERY
-  item of the user's newest visit (a session, an invoice: up to 50 items), summed; the rows are already
+- `last_visit`: the "shoppers" co-visitation rows (distinct actors who had both items, any time) of the
+  items of the user's newest visit (a session, an invoice: up to VISIT_ANCHORS of them), summed; the rows are already
   divided by the square root of the neighbour's popularity. Its reason is `bought_together` with the visit item that contributed most.
 - `content_recent`: content-vector neighbours of each of the few most recent items (not of their mean).
 - `user_vector`: content-vector neighbours of the user's stored (or history-built) vector.
