@@ -10,8 +10,12 @@ bootstrap interval (2,000 resamples over users, fixed seed), and the ratio of th
 Settings are chosen on the validation targets (`--validation`, bench/ranker.py's `validation_data`);
 test figures once. Database `recsys_bench_twotower` or a copy (BENCH_RANKER_DATABASE names it).
 
-  .venv/bin/python -m bench.source_k --validation --protocols leave-one-out --max-users 800 \\
-      --variants SOURCE_K=150 SOURCE_K=75 "SOURCE_K=75,VISIT_ANCHORS=20" [--jobs 2]
+  .venv/bin/python -m bench.source_k --validation --protocols leave-one-out --max-users 600 \\
+      --ranker-users 800 --jobs 2 --variants "SOURCE_K=150,COVIS_ANCHORS=5,VISIT_ANCHORS=50" \\
+      SOURCE_K=75 "SOURCE_K=75,COVIS_ANCHORS=3,VISIT_ANCHORS=20" [--reuse]
+
+A variant leaves every constant it does not name at its current value: name them all in the reference.
+Results go to var/bench_source_k/ (`--reuse` keeps those of an earlier run instead of recomputing them).
 """
 
 from __future__ import annotations
