@@ -774,6 +774,8 @@ def _scored(rows: list[tuple]) -> _Scored:
     items, pops = _int8s(items), _float8s(pops)
 
     def term(keys: np.ndarray, exponent: float) -> np.ndarray:
+        if exponent == 0.0:  # pow(x, 0) is 1 for every x (C99 F.9.4.4): the anchor's term, by default
+            return np.ones(len(keys), dtype=np.float64)
         known = np.array([math.pow(max(p, 1e-12), exponent) for p in pops.tolist()], dtype=np.float64)
         out = np.full(len(keys), math.pow(1e-12, exponent), dtype=np.float64)  # no popularity row
         if len(items) and len(keys):
