@@ -7,6 +7,12 @@ Retail, set up as for bench/two_tower.py, co-visitation table built by `train_mo
 The bar: "ranked - single <= the ranker's own cost". Both readings of the ranker's own cost are printed:
 `predict` alone, and `predict` + its features (`context_features`).
 
+Then, in the same run, the `users` endpoint's function as a shop's request runs it (no preview, the
+candidate cache on): single retrieval without the cache (the path before issues 13 and 15), ranked from
+the user's pre-computed list (a hit) and ranked live (a miss), so the bar can be read both ways. Every
+table has the CPU per request (this process + its database backend, from /proc): on the shared,
+saturated box wall clock is mostly waiting for a core; CPU is the work the load multiplies.
+
   .venv/bin/python -m bench.ranked_latency [--users 150] [--ranker PATH] [--steps]
       [--save-lists FILE | --check-lists FILE]
 
@@ -74,7 +80,7 @@ def _ranker(path: str | None, ranker_users: int):
         return ranker_load(saved), f"saved ({saved})"
     import numpy as np
 
-    from analytics import evaluation
+    from training import evaluation
     from training.ranker.training import ranker_fit
 
     data = evaluation.events_load()
@@ -126,6 +132,43 @@ class Steps:
         return timed
 
 
+class Cpu:
+    """CPU time spent on requests: this process's, and its database backend's (read from /proc: the
+    embedded server runs on this machine; None elsewhere). On the shared, saturated box wall clock is
+    mostly waiting for a core, several times the work; CPU per request is the work itself, which is what
+    the load multiplies. The backend's counter ticks every 10 ms: read it over a whole pass."""
+
+    def __init__(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        self.stat = Path(f"/proc/{pid}/stat")
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])  # process, backend, requests
+
+    def _backend_ms(self) -> float:
+        try:
+            fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) * 1000 / self.tick  # utime + stime
+
+    @contextmanager
+    def measure(self, label: str, requests: int):
+        process, backend = time.process_time(), self._backend_ms()
+        yield
+        spent = self.spent[label]
+        spent[0] += (time.process_time() - process) * 1000
+        spent[1] += self._backend_ms() - backend
+        spent[2] += requests
+
+    def cells(self, label: str) -> str:
+        process, backend, n = self.spent[label]
+        return f"{process / n:.1f} + {backend / n:.1f} = {(process + backend) / n:.1f}"
+
+
 @contextmanager
 def _patched(steps: Steps):
     """Times the serving steps around the functions themselves (module attributes, as the callers look
@@ -171,6 +214,64 @@ def _answer(uid: str, params, preview):
     return [[item["id"], item["score"], item["reason"]] for item in answer.items]
 
 
+def _endpoint(ids: list[str], params, ranker) -> None:
+    """The `users` endpoint's function as a shop's request runs it (no preview: the clock is now, the
+    pre-computed candidates are read first), three ways over the same users in alternating passes: single
+    retrieval without the candidate cache (the path before issues 13 and 15), ranked from the user's
+    pre-computed list (a hit: computed just before the pass, as the worker keeps it), and ranked live (a
+    miss: no list, the user's state is read, then the live path)."""
+    from django.test.utils import override_settings
+
+    from recommendations import scenarios
+    from recommendations.candidate_cache import candidate_lists_delete, candidate_lists_refresh
+    from recommendations.ranker.serving import ranker_override
+
+    modes = {
+        "single retrieval, no candidate cache (before issues 13 and 15)": (None, False, None),
+        "ranked, served from the pre-computed list (a hit)": (ranker, True, "refresh"),
+        "ranked, live (a miss: no pre-computed list)": (ranker, True, "delete"),
+    }
+    timings: dict[str, list[float]] = {label: [] for label in modes}
+    tags: dict[str, dict[str, int]] = {label: defaultdict(int) for label in modes}
+    cpu = Cpu()
+    load_during = []
+    try:
+        for p in range(PASSES):
+            for label, (model, cache, lists) in modes.items():
+                with ranker_override(model, name="bench"), override_settings(RECSYS_CANDIDATE_CACHE=cache):
+                    if lists == "refresh":
+                        candidate_lists_refresh(user_ids=ids)
+                    elif lists == "delete":
+                        candidate_lists_delete(user_ids=ids)
+                    # the first pass warms
+                    with cpu.measure(label if p > 0 else "warm", len(ids)):
+                        for uid in ids:
+                            t = time.perf_counter()
+                            answer = scenarios.recommendations_for_user(user_id=uid, params=params)
+                            if p > 0:
+                                timings[label].append((time.perf_counter() - t) * 1000)
+                                tags[label][answer.cache or "-"] += 1
+                load_during.append(load_average())
+    finally:
+        candidate_lists_delete(user_ids=ids)
+    print(
+        f"\nthe users endpoint as a shop's request runs it (no preview), {len(ids)} users x {PASSES - 1} passes "
+        f"each (after a warm one), load average during {min(load_during):.1f}-{max(load_during):.1f}:"
+    )
+    print(
+        "| path | p50 ms | p95 ms | minus single retrieval, p50 | CPU ms per request (process + database) "
+        "| answers (Answer.cache) |"
+    )
+    print("|---|---|---|---|---|---|")
+    single = percentile(next(iter(timings.values())), 50)
+    for label, values in timings.items():
+        counted = ", ".join(f"{tag} {n}" for tag, n in sorted(tags[label].items()))
+        print(
+            f"| {label} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} "
+            f"| {percentile(values, 50) - single:+.1f} | {cpu.cells(label)} | {counted} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -197,7 +298,7 @@ def main() -> None:
     ranker, origin = _ranker(args.ranker, args.ranker_users)
     print(f"ranker: {origin}; sources {ranker.sources}; {ranker.booster.num_trees()} trees")
     if args.covisitation == "memory":
-        from analytics import evaluation
+        from training import evaluation
         from training.ranker.training import covisitation_neighbours_for
 
         data = evaluation.events_load()
@@ -250,10 +351,11 @@ def main() -> None:
     # the users path: single retrieval and ranked, alternating passes over the same users
     timings: dict[str, list[float]] = {"single": [], "ranked": []}
     lists: dict[str, Any] = {}
+    cpu = Cpu()
     load_during = []
     for p in range(PASSES):
         for label, model in (("single", None), ("ranked", ranker)):
-            with ranker_override(model):
+            with ranker_override(model), cpu.measure(label if p > 0 else "warm", len(ids)):
                 for uid in ids:
                     t = time.perf_counter()
                     out = _answer(uid, params, preview)
@@ -272,11 +374,15 @@ def main() -> None:
         f"\nusers path in process, {len(ids)} users x {PASSES - 1} passes each (after a warm one), "
         f"load average during {min(load_during):.1f}-{max(load_during):.1f} (2 cores, shared):"
     )
-    print("| measure | p50 ms | p95 ms |")
-    print("|---|---|---|")
-    print(f"| users, single retrieval (before the ranker) | {single50:.1f} | {single95:.1f} |")
-    print(f"| users, ranked (sources + features + ranker) | {ranked50:.1f} | {ranked95:.1f} |")
-    print(f"| difference ranked - single | {diff:.1f} | {ranked95 - single95:.1f} |")
+    print("| measure | p50 ms | p95 ms | CPU ms per request (process + database) |")
+    print("|---|---|---|---|")
+    print(
+        f"| users, single retrieval (before the ranker) | {single50:.1f} | {single95:.1f} | {cpu.cells('single')} |"
+    )
+    print(
+        f"| users, ranked (sources + features + ranker) | {ranked50:.1f} | {ranked95:.1f} | {cpu.cells('ranked')} |"
+    )
+    print(f"| difference ranked - single | {diff:.1f} | {ranked95 - single95:.1f} | |")
     print(f"| ranker.predict, 500 candidates | {pred50:.2f} | {percentile(predict_ms, 95):.2f} |")
     print(
         f"| ranker features (context_features), median {int(np.median(captured['sizes']))} candidates "
@@ -288,6 +394,8 @@ def main() -> None:
             f"bar (ranked - single <= ranker's own cost, {reading} {own:.2f} ms): {verdict} ({diff:.1f} ms)"
         )
     print(load_line("at the end"))
+
+    _endpoint(ids, params, ranker)
 
     if args.steps:
         steps = Steps()

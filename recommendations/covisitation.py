@@ -23,7 +23,7 @@ each new event in with the same rules; `covisitation_matrices` is the full recom
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db import connection, transaction
@@ -690,14 +690,23 @@ def covisitation_rebuild() -> int:
 
 
 # --- reads
-
+#
+# One statement per kind reads the raw material (`_ROWS_SQL`): each (anchor, neighbour) weight, compacted
+# plus pending increments, of the neighbours that pass the hard filters, and the popularity of those
+# neighbours (and of anchors that are another anchor's neighbour, for the anchor's own exponent), as one
+# row of binary arrays. numpy computes the scores, each anchor's top k and the sums over anchors
+# (`_scored`, `_top_per_anchor`, `_summed_top`) with the same operations, in the same order, as the SQL
+# that did it before (a test checks them equal to the bit against it): in Postgres the scoring, the window
+# and the grouped sums over the ~3,000-10,000 rows of a visit were three quarters of the read's time, and
+# on a loaded 2-core box a request's database CPU is what it waits for (bench/ranked_latency.py).
+#
 # The hard filters are checked once per distinct neighbour (`ok`), not once per (anchor, neighbour) row,
-# and popularity is read only for neighbours that pass them (and for anchors that are another anchor's
-# neighbour: the anchor's own exponent): with the 50 items of a visit, the rows number about 10,000 and the
-# distinct neighbours a third of that (issue 13's latency, bench/ranked_latency.py). The popularity rows
-# are read with one index-only scan of `covisit_pair_popularity` (an array, not a join: ~1 ms instead of
-# ~11 ms for 500 neighbours). The scores are the same expression on the same rows.
-_NEIGHBOURS_SQL = f"""
+# and popularity is read only for neighbours that pass them, with one index-only scan of
+# `covisit_pair_popularity` (an array, not a join: ~1 ms instead of ~11 ms for 500 neighbours). The anchors
+# and the excluded items (a wholesaler's history: hundreds) are one hashed NOT IN, not `<> ALL(array)`,
+# which compares each of the ~900 neighbours of a visit with every element in turn (~10 of the read's
+# ~13 ms of execution with a long history).
+_ROWS_SQL = f"""
 WITH w AS (
     SELECT u.item_a, u.item_b, sum(u.weight) AS weight FROM (
         SELECT item_a, item_b, weight FROM {_PAIR} WHERE kind = %(kind)s AND item_a = ANY(%(anchors)s)
@@ -707,7 +716,8 @@ WITH w AS (
 ),
 ok AS (
     SELECT i.id FROM catalog_item i
-    WHERE i.id IN (SELECT item_b FROM w) AND i.id <> ALL(%(anchors)s) AND {{where}}
+    WHERE i.id IN (SELECT item_b FROM w) AND i.id NOT IN (SELECT unnest(%(excluded)s::bigint[]))
+      AND {{where}}
 ),
 needed AS (
     SELECT id AS item FROM ok
@@ -722,23 +732,131 @@ pop AS (
         SELECT item_a, weight FROM {_DELTA}
         WHERE kind = %(kind)s AND item_a = item_b AND item_a = ANY(ARRAY(SELECT item FROM needed))
     ) u GROUP BY u.item
-),
-scored AS (
-    SELECT w.item_a, w.item_b,
-           w.weight / (power(GREATEST(COALESCE(pa.pop, 0), 1e-12), %(ae)s)
-                       * power(GREATEST(COALESCE(pb.pop, 0), 1e-12), %(ne)s)) AS score
-    FROM w
-    JOIN ok ON ok.id = w.item_b
-    LEFT JOIN pop pa ON pa.item = w.item_a
-    LEFT JOIN pop pb ON pb.item = w.item_b
-),
-ranked AS (
-    SELECT item_a, item_b, score,
-           row_number() OVER (PARTITION BY item_a ORDER BY score DESC, item_b) AS rank
-    FROM scored
 )
-SELECT item_a, item_b, score FROM ranked WHERE rank <= %(k)s ORDER BY item_a, rank
+SELECT r.a, r.b, r.w, p.items, p.pops
+FROM (
+    SELECT string_agg(int8send(w.item_a), '') AS a, string_agg(int8send(w.item_b), '') AS b,
+           string_agg(float8send(w.weight), '') AS w
+    FROM w JOIN ok ON ok.id = w.item_b
+) r, (
+    SELECT string_agg(int8send(item), '') AS items, string_agg(float8send(pop), '') AS pops FROM pop
+) p
 """
+
+
+@dataclass
+class _Scored:
+    """The (anchor, neighbour, score) rows of one read, score = weight / (pop(anchor) ** ANCHOR_EXPONENT *
+    pop(neighbour) ** NEIGHBOUR_EXPONENT), in no particular order."""
+
+    a: np.ndarray  # int64
+    b: np.ndarray  # int64
+    score: np.ndarray  # float64
+
+
+def _int8s(data: bytes | None) -> np.ndarray:
+    return np.frombuffer(data, dtype=">i8").astype(np.int64) if data else np.zeros(0, dtype=np.int64)
+
+
+def _float8s(data: bytes | None) -> np.ndarray:
+    return np.frombuffer(data, dtype=">f8").astype(np.float64) if data else np.zeros(0, dtype=np.float64)
+
+
+def _scored(rows: list[tuple]) -> _Scored:
+    """The scores of `_ROWS_SQL`'s row, as the SQL computed them: weight / (power(GREATEST(COALESCE(
+    pop(a), 0), 1e-12), ae) * power(GREATEST(COALESCE(pop(b), 0), 1e-12), ne)). The power is the C
+    library's `pow` on each distinct item's popularity, as Postgres's `power()` calls it (numpy's own
+    vectorised power may differ in the last bit), then IEEE products and quotients like float8's."""
+    import math
+
+    ((a, b, w, items, pops),) = rows
+    a, b, w = _int8s(a), _int8s(b), _float8s(w)
+    items, pops = _int8s(items), _float8s(pops)
+
+    def term(keys: np.ndarray, exponent: float) -> np.ndarray:
+        if exponent == 0.0:  # pow(x, 0) is 1 for every x (C99 F.9.4.4): the anchor's term, by default
+            return np.ones(len(keys), dtype=np.float64)
+        known = np.array([math.pow(max(p, 1e-12), exponent) for p in pops.tolist()], dtype=np.float64)
+        out = np.full(len(keys), math.pow(1e-12, exponent), dtype=np.float64)  # no popularity row
+        if len(items) and len(keys):
+            order = np.argsort(items, kind="stable")
+            at = np.minimum(np.searchsorted(items, keys, sorter=order), len(items) - 1)
+            found = items[order[at]] == keys
+            out[found] = known[order[at[found]]]
+        return out
+
+    score = w / (term(a, ANCHOR_EXPONENT) * term(b, NEIGHBOUR_EXPONENT))
+    return _Scored(a=a, b=b, score=score)
+
+
+def _top_per_anchor(scored: _Scored, *, anchors: list[int], k: int) -> dict[int, dict[int, float]]:
+    """Each anchor's best k neighbours by score (ties by the smaller neighbour), best first."""
+    out: dict[int, dict[int, float]] = {pk: {} for pk in anchors}
+    if not len(scored.a):
+        return out
+    order = np.lexsort((scored.b, -scored.score, scored.a))
+    a, b, s = scored.a[order], scored.b[order], scored.score[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = a[1:] != a[:-1]
+    starts = np.flatnonzero(first)
+    rank = np.arange(len(a)) - np.repeat(starts, np.diff(np.append(starts, len(a))))
+    keep = rank < k
+    for anchor, neighbour, score in zip(a[keep].tolist(), b[keep].tolist(), s[keep].tolist(), strict=True):
+        out[anchor][neighbour] = score
+    return out
+
+
+def _summed_top(scored: _Scored, *, k: int) -> dict[int, tuple[float, int, int]]:
+    """neighbour -> (its scores summed over the anchors, how many anchors, the anchor that gave the most),
+    the best k by sum (ties by the smaller neighbour), best first. Each sum adds the scores one at a time,
+    largest first (ties by the smaller anchor), as Postgres's sum() did over its input sorted that way: the
+    same additions in the same order give the same sum to the bit."""
+    if not len(scored.a) or k <= 0:
+        return {}
+    order = np.lexsort((scored.a, -scored.score, scored.b))
+    a, b, s = scored.a[order], scored.b[order], scored.score[order]
+    first = np.ones(len(b), dtype=bool)
+    first[1:] = b[1:] != b[:-1]
+    starts = np.flatnonzero(first)
+    hits = np.diff(np.append(starts, len(b)))
+    total = s[starts].copy()
+    for j in range(1, int(hits.max())):
+        more = hits > j
+        total[more] += s[starts[more] + j]
+    best = np.lexsort((b[starts], -total))[:k]
+    return {
+        int(n): (float(t), int(h), int(top))
+        for n, t, h, top in zip(
+            b[starts][best].tolist(),
+            total[best].tolist(),
+            hits[best].tolist(),
+            a[starts][best].tolist(),
+            strict=True,
+        )
+    }
+
+
+def _rows_read(
+    *, item_pks: Sequence[int], kind: str, filters: HardFilters | None, parse
+) -> tuple[Read, list[int]]:
+    from recommendations.retrieval.pgvector_backend import filters_where
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
+    anchors = sorted({int(pk) for pk in item_pks})
+    excluded = set(anchors)
+    if filters is None:
+        where, params = "i.is_active", {}
+    else:
+        excluded |= filters.exclude_item_pks
+        where, params = filters_where(replace(filters, exclude_item_pks=frozenset()), require_vector=False)
+    params |= {"kind": kind, "anchors": anchors, "excluded": _pk_array(excluded)}
+    return Read(_ROWS_SQL.format(where=where), params, parse), anchors
+
+
+def _pk_array(pks) -> str:
+    """A bigint[] parameter in Postgres's text form (psycopg's list dumper inspects every element)."""
+    return "{" + ",".join(str(int(pk)) for pk in sorted(pks)) + "}"
 
 
 def covisitation_neighbours(
@@ -760,46 +878,26 @@ def covisitation_neighbours_read(
     *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
 ) -> Read:
     """`covisitation_neighbours` as a `Read`."""
-    from recommendations.retrieval.pgvector_backend import filters_where
-
-    if kind not in KINDS:
-        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
     anchors = sorted({int(pk) for pk in item_pks})
 
     def parse(rows: list[tuple]) -> dict[int, dict[int, float]]:
-        out: dict[int, dict[int, float]] = {pk: {} for pk in anchors}
-        for a, b, score in rows:
-            out[a][b] = float(score)
-        return out
+        if not rows:
+            return {pk: {} for pk in anchors}
+        return _top_per_anchor(_scored(rows), anchors=anchors, k=k)
 
+    read, _ = _rows_read(item_pks=anchors, kind=kind, filters=filters, parse=parse)
     if not anchors or k <= 0:
         return Read(None, {}, parse)
-    if filters is None:
-        where, params = "i.is_active", {}
-    else:
-        where, params = filters_where(filters, require_vector=False)
-    params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
-    return Read(_NEIGHBOURS_SQL.format(where=where), params, parse)
-
-
-# The same scores summed over all the anchors per neighbour (the whole rows, not each anchor's top k: the
-# many small contributions of a basket's lines are what ranks its best complement first), with how many
-# anchors it co-visits and the one that gave it the most.
-_SUMMED_SQL = (
-    _NEIGHBOURS_SQL.split("ranked AS")[0].rstrip().rstrip(",")
-    + """
-SELECT item_b, sum(score) AS total, count(*) AS hits,
-       (array_agg(item_a ORDER BY score DESC, item_a))[1] AS top_anchor
-FROM scored GROUP BY item_b ORDER BY total DESC, item_b LIMIT %(k)s
-"""
-)
+    return read
 
 
 def covisitation_summed(
     *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
 ) -> dict[int, tuple[float, int, int]]:
     """neighbour -> (its scores summed over every anchor's whole row, how many anchors, the anchor that
-    gave it the most), the best k by sum, in one query; anchors never appear; `filters` inside."""
+    gave it the most), the best k by sum, in one query; anchors never appear; `filters` inside. The whole
+    rows, not each anchor's top k: the many small contributions of a basket's lines are what ranks its
+    best complement first."""
     read = covisitation_summed_read(item_pks=item_pks, kind=kind, k=k, filters=filters)
     if read.sql is None:
         return read.parse([])
@@ -808,24 +906,15 @@ def covisitation_summed(
         return read.parse(cur.fetchall())
 
 
-def _summed_rows(rows: list[tuple]) -> dict[int, tuple[float, int, int]]:
-    return {int(b): (float(total), int(hits), int(a)) for b, total, hits, a in rows}
-
-
 def covisitation_summed_read(
     *, item_pks: Sequence[int], kind: str, k: int, filters: HardFilters | None = None
 ) -> Read:
     """`covisitation_summed` as a `Read`."""
-    from recommendations.retrieval.pgvector_backend import filters_where
 
-    if kind not in KINDS:
-        raise ValueError(f"unknown co-visitation kind {kind!r}; one of {', '.join(KINDS)}")
-    anchors = sorted({int(pk) for pk in item_pks})
+    def parse(rows: list[tuple]) -> dict[int, tuple[float, int, int]]:
+        return _summed_top(_scored(rows), k=k) if rows else {}
+
+    read, anchors = _rows_read(item_pks=item_pks, kind=kind, filters=filters, parse=parse)
     if not anchors or k <= 0:
-        return Read(None, {}, _summed_rows)
-    if filters is None:
-        where, params = "i.is_active", {}
-    else:
-        where, params = filters_where(filters, require_vector=False)
-    params |= {"kind": kind, "anchors": anchors, "k": k, "ae": ANCHOR_EXPONENT, "ne": NEIGHBOUR_EXPONENT}
-    return Read(_SUMMED_SQL.format(where=where), params, _summed_rows)
+        return Read(None, {}, parse)
+    return read

@@ -7,8 +7,8 @@ The scenarios gather the union of several sources (`candidates_gather`) and the 
 Sources:
 - `bought_together` / `viewed_together`: co-visitation neighbours of the most recent items (and of the
   item on an item page), decayed by recency (`recommendations.covisitation`).
-- `last_visit`: the "shoppers" co-visitation rows (distinct actors who had both items, any time) of EVERY
-  item of the user's newest visit (a session, an invoice: up to 50 items), summed; the rows are already
+- `last_visit`: the "shoppers" co-visitation rows (distinct actors who had both items, any time) of the
+  items of the user's newest visit (a session, an invoice: up to VISIT_ANCHORS of them), summed; the rows are already
   divided by the square root of the neighbour's popularity. Its reason is `bought_together` with the visit item that contributed most.
 - `content_recent`: content-vector neighbours of each of the few most recent items (not of their mean).
 - `user_vector`: content-vector neighbours of the user's stored (or history-built) vector.
@@ -30,13 +30,15 @@ from recommendations import selectors
 from recommendations.retrieval import get_backend
 from recommendations.retrieval.base import HardFilters
 
+# Chosen with SOURCE_K below on the validation targets (bench/source_k.py, see SOURCE_K).
 # The most recent distinct items whose co-visitation rows are read, and their weight decay (newest 1.0).
-COVIS_ANCHORS = 5
+COVIS_ANCHORS = 3
 # The most recent distinct items whose content neighbours are searched (one vector search each).
 CONTENT_ANCHORS = 3
 ANCHOR_DECAY = 0.7
-# The most items of the newest visit whose co-visitation rows `last_visit` sums (selectors.VISIT_ITEMS).
-VISIT_ANCHORS = 50
+# The most items of the newest visit whose co-visitation rows `last_visit` sums (selectors.VISIT_ITEMS
+# reads up to 50; a visit's median is 15 lines on Online Retail).
+VISIT_ANCHORS = 20
 # Summed neighbours `last_visit` reads (the features see each candidate's sum among these).
 VISIT_K = 500
 # The co-visitation kind `last_visit` sums. Validation NDCG@10 (Online Retail, the visit's rows summed,
@@ -45,7 +47,14 @@ VISIT_K = 500
 # window, weighted) 0.0161 / 0.0191 and 0.0452 / 0.0519.
 VISIT_KIND = "shoppers"
 # Candidates each source contributes, and the most the union holds (the ranker's cost is per candidate).
-SOURCE_K = 150
+# With COVIS_ANCHORS and VISIT_ANCHORS: the smallest tried that kept the served NDCG@10 (ranker retrained
+# on the same candidates, then the default re-ranking) within 1% of the previous 150 / 5 / 50 on the
+# validation targets (bench/source_k.py --validation, Online Retail, leave-one-out, seed 0, 600 users,
+# ranker on 800): 150 / 5 / 50 0.0288; 75 / 5 / 50 0.0297; 75 / 3 / 20 0.0296; 55 0.0243; 40 0.0260
+# (paired 95% intervals about +-0.006: 600 users cannot resolve 1%). With the cheaper co-visitation reads
+# the live ranked path's CPU per request fell by a quarter, 49 -> 37 ms (docs/benchmarks.md, "Ranked path
+# latency").
+SOURCE_K = 75
 MAX_CANDIDATES = 500
 
 
@@ -303,7 +312,7 @@ SOURCES: dict[str, Callable[..., dict[int, float]]] = {
 
 
 def sources_prefetch(
-    context: SourceContext, *, names: tuple[str, ...], filters: HardFilters, k: int = SOURCE_K
+    context: SourceContext, *, names: tuple[str, ...], filters: HardFilters, k: int | None = None
 ) -> None:
     """Read what these sources and the ranker's features (`features.context_features`) will ask for in
     two round trips instead of one per read (nine for the default sources), into `context.memo`: the
@@ -315,6 +324,7 @@ def sources_prefetch(
     from core.round_trip import reads_run
     from recommendations.covisitation import covisitation_neighbours_read, covisitation_summed_read
 
+    k = SOURCE_K if k is None else k  # read at call time: the offline evaluation tries other values
     memo = context.memo
     backend = get_backend()
     search_read = getattr(backend, "search_read", None)
@@ -373,9 +383,11 @@ def candidates_gather(
     *,
     names: tuple[str, ...],
     filters: HardFilters,
-    k: int = SOURCE_K,
-    max_candidates: int = MAX_CANDIDATES,
+    k: int | None = None,
+    max_candidates: int | None = None,
 ) -> Gathered:
+    k = SOURCE_K if k is None else k
+    max_candidates = MAX_CANDIDATES if max_candidates is None else max_candidates
     by_source = {name: SOURCES[name](context, k=k, filters=filters) for name in names}
     # the union, best-ranked first, so that the cap keeps each source's best
     best: dict[int, int] = {}

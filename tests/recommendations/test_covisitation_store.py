@@ -305,3 +305,125 @@ def test_rebuild_command_writes_the_pairs_and_reports_them():
     call_command("covisitation_rebuild", stdout=out)
     assert "co-visitation rebuilt: 12 rows" in out.getvalue()  # per kind (3): a->b, b->a, two popularity rows
     assert CovisitationPair.objects.filter(kind="bought", item_a=a.pk, item_b=b.pk).exists()
+
+
+# The selectors' previous SQL, which computed the scores, the ranks and the sums in Postgres: the reads now
+# compute them in numpy from the same rows and must give the same numbers to the bit.
+_REFERENCE_NEIGHBOURS_SQL = f"""
+WITH w AS (
+    SELECT u.item_a, u.item_b, sum(u.weight) AS weight FROM (
+        SELECT item_a, item_b, weight FROM {cv._PAIR} WHERE kind = %(kind)s AND item_a = ANY(%(anchors)s)
+        UNION ALL
+        SELECT item_a, item_b, weight FROM {cv._DELTA} WHERE kind = %(kind)s AND item_a = ANY(%(anchors)s)
+    ) u GROUP BY u.item_a, u.item_b
+),
+ok AS (
+    SELECT i.id FROM catalog_item i
+    WHERE i.id IN (SELECT item_b FROM w) AND i.id <> ALL(%(anchors)s) AND {{where}}
+),
+needed AS (
+    SELECT id AS item FROM ok
+    UNION
+    SELECT item_b FROM w WHERE item_b = ANY(%(anchors)s)
+),
+pop AS (
+    SELECT u.item, sum(u.weight) AS pop FROM (
+        SELECT item_a AS item, weight FROM {cv._PAIR}
+        WHERE kind = %(kind)s AND item_a = item_b AND item_a = ANY(ARRAY(SELECT item FROM needed))
+        UNION ALL
+        SELECT item_a, weight FROM {cv._DELTA}
+        WHERE kind = %(kind)s AND item_a = item_b AND item_a = ANY(ARRAY(SELECT item FROM needed))
+    ) u GROUP BY u.item
+),
+scored AS (
+    SELECT w.item_a, w.item_b,
+           w.weight / (power(GREATEST(COALESCE(pa.pop, 0), 1e-12), %(ae)s)
+                       * power(GREATEST(COALESCE(pb.pop, 0), 1e-12), %(ne)s)) AS score
+    FROM w
+    JOIN ok ON ok.id = w.item_b
+    LEFT JOIN pop pa ON pa.item = w.item_a
+    LEFT JOIN pop pb ON pb.item = w.item_b
+),
+ranked AS (
+    SELECT item_a, item_b, score,
+           row_number() OVER (PARTITION BY item_a ORDER BY score DESC, item_b) AS rank
+    FROM scored
+)
+SELECT item_a, item_b, score FROM ranked WHERE rank <= %(k)s ORDER BY item_a, rank
+"""
+_REFERENCE_SUMMED_SQL = (
+    _REFERENCE_NEIGHBOURS_SQL.split("ranked AS")[0].rstrip().rstrip(",")
+    + """
+SELECT item_b, sum(score) AS total, count(*) AS hits,
+       (array_agg(item_a ORDER BY score DESC, item_a))[1] AS top_anchor
+FROM scored GROUP BY item_b ORDER BY total DESC, item_b LIMIT %(k)s
+"""
+)
+
+
+def _reference(sql: str, *, anchors: list[int], kind: str, k: int, filters: HardFilters | None, ae: float):
+    from recommendations.retrieval.pgvector_backend import filters_where
+
+    where, params = ("i.is_active", {}) if filters is None else filters_where(filters, require_vector=False)
+    params |= {"kind": kind, "anchors": sorted(anchors), "k": k, "ae": ae, "ne": cv.NEIGHBOUR_EXPONENT}
+    with connection.cursor() as cur:
+        cur.execute(sql.format(where=where), params)
+        return cur.fetchall()
+
+
+@pytest.mark.parametrize("anchor_exponent", [0.0, 0.5])
+def test_reads_equal_the_previous_sql_to_the_bit(monkeypatch, anchor_exponent):
+    """Random baskets, some folded and compacted, some pending (the sums of both tables), filters that
+    drop neighbours, anchors that are each other's neighbours, ties: every score, rank and sum is the
+    same float as the SQL that computed them before, in the same order."""
+    monkeypatch.setattr(cv, "ANCHOR_EXPONENT", anchor_exponent)
+    rng = np.random.default_rng(7)
+    items = [
+        ItemFactory(category_path=["Home"] if i % 4 else ["Garden"], is_active=i % 11 != 5) for i in range(40)
+    ]
+    evs = []
+    for u in range(120):
+        basket = rng.choice(40, size=int(rng.integers(2, 7)), replace=False)
+        kind = "purchase" if u % 3 else "view"
+        for n, i in enumerate(basket):
+            evs.append(
+                EventFactory(
+                    user_id=f"u{u % 50}",
+                    item=items[int(i)],
+                    event_type=kind,
+                    timestamp=T0 + timedelta(days=u // 50, hours=int(rng.integers(0, 48)), minutes=n),
+                )
+            )
+    half = len(evs) // 2
+    cv.covisitation_fold(event_pks=[e.pk for e in evs[:half]])
+    cv.covisitation_compact()
+    cv.covisitation_fold(event_pks=[e.pk for e in evs[half:]])
+    assert CovisitationDelta.objects.exists() and CovisitationPair.objects.exists()
+    pks = [it.pk for it in items]
+    filters_cases = [
+        None,
+        HardFilters(),
+        HardFilters(category_prefix=("Home",), exclude_item_pks=frozenset(pks[3:6])),
+    ]
+    for kind in cv.KINDS:
+        for anchors in (pks[:1], pks[:5], pks[::3], pks):
+            for filters in filters_cases:
+                for k in (1, 3, 500):
+                    args = {
+                        "anchors": anchors,
+                        "kind": kind,
+                        "k": k,
+                        "filters": filters,
+                        "ae": anchor_exponent,
+                    }
+                    want: dict[int, dict[int, float]] = {pk: {} for pk in sorted(set(anchors))}
+                    for a, b, score in _reference(_REFERENCE_NEIGHBOURS_SQL, **args):
+                        want[a][b] = score
+                    got = cv.covisitation_neighbours(item_pks=anchors, kind=kind, k=k, filters=filters)
+                    assert got == want and [list(r) for r in got.values()] == [list(r) for r in want.values()]
+                    want_summed = [
+                        (b, (total, hits, top))
+                        for b, total, hits, top in _reference(_REFERENCE_SUMMED_SQL, **args)
+                    ]
+                    got_summed = cv.covisitation_summed(item_pks=anchors, kind=kind, k=k, filters=filters)
+                    assert list(got_summed.items()) == want_summed
