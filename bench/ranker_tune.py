@@ -12,7 +12,7 @@ item removed). Settings chosen here are then checked once with `bench/ranker.py`
 
 A variant's "fit" picks the procedure (`cv`: `ranker_train`'s 3-fold cross-validation and refit;
 `holdout` / `holdout_refit`: `training.ranker.training.ranker_train_holdout`) and "negatives" samples each
-training group's negatives (`rows_sample`), "groups" keeps a seeded sample of that many training groups
+training group's negatives (`rows_sample`, seeded by "sample_seed", default the seed), "groups" keeps a seeded sample of that many training groups
 (as fewer training users would); the rest are LightGBM parameters. Every variant after the first
 is also compared with the first, paired over the validation users.
 """
@@ -153,9 +153,8 @@ def main() -> None:
             for name, variant in variants.items():
                 params = dict(variant)
                 fit, negatives = params.pop("fit", "cv"), params.pop("negatives", None)
-                rows = rows_sample(
-                    _groups_subset(train, params.pop("groups", None), seed), negatives=negatives, seed=seed
-                )
+                subset = _groups_subset(train, params.pop("groups", None), seed)
+                rows = rows_sample(subset, negatives=negatives, seed=params.pop("sample_seed", seed))
                 t0, c0 = time.perf_counter(), time.process_time()
                 if fit == "cv":
                     ranker = ranker_train(
