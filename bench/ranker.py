@@ -180,6 +180,20 @@ def _paired(result, single: list[str], resamples: int = 2000) -> dict:
             percentile(means, 2.5),
             percentile(means, 97.5),
         ]
+    # the gate's own comparison on a fresh shop (`served` with the candidate against the single-retrieval
+    # path) on the first n users of the same md5 order the gate samples (RECSYS_RANKER_GATE_USERS): does a
+    # smaller gate still decide?
+    if "served_single_retrieval" in result.rankings:
+        import hashlib
+
+        by_hash = np.argsort([hashlib.md5(u.encode()).hexdigest() for u in users], kind="stable")
+        diff = (per_user("served") - per_user("served_single_retrieval"))[by_hash]
+        rng = np.random.default_rng(0)
+        for n in sorted({250, 500, 1000, 2000, len(users)}):
+            if n > len(users):
+                continue
+            means = diff[:n][rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+            out[f"gate_{n}"] = [float(diff[:n].mean()), percentile(means, 2.5), percentile(means, 97.5)]
     return out
 
 
@@ -240,6 +254,11 @@ def table(rows: list[dict]) -> None:
                 f"; {method} {r['metrics'][method]['ndcg@10']:.4f} diff {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
             )
         print(line)
+        for key in sorted((k for k in p if k.startswith("gate_")), key=lambda k: int(k[5:])):
+            mean, lo, hi = p[key]
+            print(
+                f"  served - served_single_retrieval, first {key[5:]} users: {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+            )
         print(
             f"  ranker: {r['ranker_info']}; pass {r['pass_ms_median']:.0f} ms/user median; run {r['seconds']:.0f} s"
         )

@@ -9,6 +9,12 @@ item removed). Settings chosen here are then checked once with `bench/ranker.py`
 
   .venv/bin/python -m bench.ranker_tune --protocol leave-one-out --ranker-users 2500 \
       --variants '{"current": {}, "xendcg": {"objective": "rank_xendcg"}}'
+
+A variant's "fit" picks the procedure (`cv`: `ranker_train`'s 3-fold cross-validation and refit;
+`holdout` / `holdout_refit`: `training.ranker.training.ranker_train_holdout`) and "negatives" samples each
+training group's negatives (`rows_sample`, seeded by "sample_seed", default the seed), "groups" keeps a seeded sample of that many training groups
+(as fewer training users would); the rest are LightGBM parameters. Every variant after the first
+is also compared with the first, paired over the validation users.
 """
 
 from __future__ import annotations
@@ -52,6 +58,18 @@ def _vectors(data) -> np.ndarray:
     return _VECTORS[id(data)]
 
 
+def _groups_subset(rows, n: int | None, seed: int):
+    """A seeded sample of `n` of the training groups (fewer training users), in their order."""
+    from training.ranker.training import TrainingRows
+
+    if n is None or n >= len(rows.groups):
+        return rows
+    chosen = np.sort(np.random.default_rng(seed).choice(len(rows.groups), n, replace=False))
+    starts = np.r_[0, np.cumsum(rows.groups)[:-1]]
+    at = np.concatenate([np.arange(starts[g], starts[g] + rows.groups[g]) for g in chosen])
+    return TrainingRows(rows.features[at], rows.labels[at], rows.groups[chosen], [], rows.skipped_no_positive)
+
+
 def ndcg_at_10(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per group: NDCG@10 of the order by score (ties broken by position), one or more positives."""
     out = np.zeros(len(groups))
@@ -92,7 +110,7 @@ def main() -> None:
     from recommendations.ranker.features import feature_names
     from recommendations.ranker.model import ranker_train
     from training import evaluation
-    from training.ranker.training import DEFAULT_SOURCES
+    from training.ranker.training import DEFAULT_SOURCES, ranker_train_holdout, rows_sample
 
     data = bench_ranker.validation_data(evaluation.events_load(), args.protocol)
     split = evaluation.split_build(data, protocol=args.protocol)
@@ -131,23 +149,43 @@ def main() -> None:
                 f"seed {seed}, positives {positives}: {len(train.groups)} training groups "
                 f"({train.skipped_no_positive} users without a positive, {int((train.labels > 0).sum())} positives)"
             )
-            for name, params in variants.items():
-                t0 = time.perf_counter()
-                ranker = ranker_train(
-                    train.features,
-                    train.labels,
-                    train.groups,
-                    sources=DEFAULT_SOURCES,
-                    seed=seed,
-                    params=params,
-                )
+            per_variant: dict[str, np.ndarray] = {}
+            for name, variant in variants.items():
+                params = dict(variant)
+                fit, negatives = params.pop("fit", "cv"), params.pop("negatives", None)
+                subset = _groups_subset(train, params.pop("groups", None), seed)
+                rows = rows_sample(subset, negatives=negatives, seed=params.pop("sample_seed", seed))
+                t0, c0 = time.perf_counter(), time.process_time()
+                if fit == "cv":
+                    ranker = ranker_train(
+                        rows.features,
+                        rows.labels,
+                        rows.groups,
+                        sources=DEFAULT_SOURCES,
+                        seed=seed,
+                        params=params,
+                    )
+                else:
+                    ranker = ranker_train_holdout(
+                        rows.features, rows.labels, rows.groups, sources=DEFAULT_SOURCES, seed=seed,
+                        params=params, refit=fit == "holdout_refit",
+                    )  # fmt: skip
+                fit_cpu = time.process_time() - c0
                 got = ndcg_at_10(ranker.predict(evaluated.features), evaluated.labels, evaluated.groups)
                 diff = np.concatenate([got - baselines[best], np.zeros(evaluated.skipped_no_positive)])
                 lo, hi = bootstrap(diff)
                 print(
                     f"  {name:<24} NDCG@10 {got.sum() / users_total:.4f}  vs {best} {diff.mean():+.4f} "
-                    f"[{lo:+.4f}, {hi:+.4f}]  rounds {ranker.info['rounds']}  {time.perf_counter() - t0:.0f} s"
+                    f"[{lo:+.4f}, {hi:+.4f}]  rounds {ranker.info['rounds']}  {time.perf_counter() - t0:.0f} s "
+                    f"({fit_cpu:.0f} CPU s, {len(rows.labels)} rows)"
                 )
+                per_variant[name] = got
+            # each variant against the first, paired over the same users
+            first = next(iter(per_variant))
+            for name, got in list(per_variant.items())[1:]:
+                diff = np.concatenate([got - per_variant[first], np.zeros(evaluated.skipped_no_positive)])
+                lo, hi = bootstrap(diff)
+                print(f"  {name} - {first}: {diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]")
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

@@ -227,19 +227,30 @@ def main() -> None:
     if child.returncode != 0:
         sys.exit(f"train_model exited with {child.returncode}")
 
+    def cpu(parts: dict[str, float], name: str = "cpu") -> str:
+        return f" (cpu {parts[name]:.0f} s)" if name in parts else ""
+
     if "two_tower" in steps:
         total, parts = steps["two_tower"]
         training = parts.get("training", 0.0)
-        results.add("two-tower: training", f"{training:.0f} s")
-        results.add("two-tower: gate (+ publishing if promoted)", f"{total - training:.0f} s")
+        results.add("two-tower: training + gate (+ publishing if promoted)", f"{total:.0f} s{cpu(parts)}")
+        results.add("two-tower: training / the rest", f"{training:.0f} s / {total - training:.0f} s")
     if "covisitation" in steps:
-        results.add("co-visitation rebuild", f"{steps['covisitation'][0]:.0f} s")
+        total, parts = steps["covisitation"]
+        results.add("co-visitation rebuild", f"{total:.0f} s{cpu(parts)}")
     if "ranker" in steps:
         total, parts = steps["ranker"]
         rows, fit = parts.get("training rows", 0.0), parts.get("LightGBM", 0.0)
-        results.add("ranker: training rows (inner split, co-visitation matrices included)", f"{rows:.0f} s")
-        results.add("ranker: LightGBM (cross-validation + fit)", f"{fit:.0f} s")
-        results.add("ranker: gate", f"{total - rows - fit:.0f} s")
+        results.add("ranker: whole step", f"{total:.0f} s{cpu(parts)}")
+        results.add(
+            "ranker: training rows (inner split, co-visitation matrices included)",
+            f"{rows:.0f} s{cpu(parts, 'training rows cpu')}",
+        )
+        results.add("ranker: LightGBM fit", f"{fit:.0f} s{cpu(parts, 'LightGBM cpu')}")
+        rest = parts.get("cpu", 0.0) - parts.get("training rows cpu", 0.0) - parts.get("LightGBM cpu", 0.0)
+        results.add(
+            "ranker: gate", f"{total - rows - fit:.0f} s" + (f" (cpu {rest:.0f} s)" if "cpu" in parts else "")
+        )
     results.add("train_model's own total", f"{steps.get('total', (float('nan'), {}))[0]:.0f} s")
     results.add("**wall time of the child** (start-up included)", f"**{wall:.0f} s**")
     cpu = usage.ru_utime + usage.ru_stime

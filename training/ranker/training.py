@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,7 +37,8 @@ from recommendations.covisitation import (
     covisitation_normalise,
     covisitation_popularity,
 )
-from recommendations.ranker.features import context_features
+from recommendations.ranker import model as ranker_model
+from recommendations.ranker.features import context_features, feature_names
 from recommendations.ranker.model import Ranker, ranker_train
 from recommendations.rerank.pipeline import RerankConfig
 from recommendations.retrieval.base import HardFilters
@@ -60,6 +62,17 @@ MAX_USERS = 2500
 # source's 0.0262; "after_history" gave 1,653 groups (11,676 positives) and 0.0293 (+0.0031, 95% paired
 # bootstrap [-0.0009, +0.0071]). The registry's ranker is trained this way (its gate is leave-one-out).
 LOO_POSITIVES = "after_history"
+# LightGBM's fit (`ranker_train_holdout`): the share of the training users whose groups stop the boosting
+# early instead of a K-fold cross-validation and a refit, and how many negatives each group keeps (every
+# positive stays; None keeps them all). Chosen on the validation targets (bench/ranker_tune.py): see
+# docs/ranker.md.
+HOLDOUT_SHARE = 0.2
+NEGATIVES_PER_GROUP: int | None = 50
+# LightGBM's threads while training (serving predicts on one, `Ranker.predict`). With `deterministic` the
+# trees are the same whatever the number (tests/training/test_ranker_fit.py), only the wall time changes:
+# one, as the rest of the command runs, on a box whose other core serves; 2 on an idle machine halves the
+# fit's wall time at a little more CPU.
+TRAIN_THREADS = 1
 
 
 @dataclass
@@ -198,11 +211,14 @@ def training_rows_build(
     seed: int = 0,
     progress: bool = False,
     loo_positives: str = LOO_POSITIVES,
+    negatives: int | None = None,
 ) -> TrainingRows:
     """Rows from an inner split of the training events, of the same kind as the evaluation protocol
     (`training.evaluation.split_build` on those events alone): `temporal`, a cut `horizon_days` before
     the last training event and the items of the days after it; `leave-one-out`, the history before each
-    user's last two new items, and as labels every item after it (or the last item alone: `loo_positives`)."""
+    user's last two new items, and as labels every item after it (or the last item alone: `loo_positives`).
+    `negatives`: each group keeps every positive and that many of its negatives (`rows_sample`'s rows), and
+    only those rows' features are computed."""
     from training.evaluation import EventData, split_build
 
     train_rows = np.sort(np.asarray(train_rows, dtype=np.int64))
@@ -243,6 +259,7 @@ def training_rows_build(
     skipped = 0
     neighbours = covisitation_neighbours_for(stream, before)
     dim = vectors.shape[1]
+    sample_rng = np.random.default_rng(seed)  # rows_sample's draws, group by group
     try:
         with transaction.atomic():
             popularity_replace(stream, before, now_ts=cut_ts)
@@ -270,6 +287,17 @@ def training_rows_build(
                 if not labels.any():
                     skipped += 1
                     continue
+                if negatives is not None:
+                    # a candidate's features do not depend on the others': those of the rows kept are
+                    # the rows of the whole group's features
+                    chosen = _group_sample(labels, negatives, sample_rng)
+                    labels = labels[chosen]
+                    gathered = replace(
+                        gathered,
+                        pks=gathered.pks[chosen],
+                        scores=gathered.scores[chosen],
+                        ranks=gathered.ranks[chosen],
+                    )
                 out_x.append(context_features(context, gathered, now_ts=now_ts, dim=dim))
                 out_y.append(labels)
                 groups.append(len(labels))
@@ -287,6 +315,101 @@ def training_rows_build(
     )
 
 
+def _group_sample(labels: np.ndarray, negatives: int, rng: np.random.Generator) -> np.ndarray:
+    """The rows of one group kept: every positive and at most `negatives` negatives, uniformly (in the
+    group's order)."""
+    negative = np.flatnonzero(labels <= 0)
+    if len(negative) <= negatives:
+        return np.arange(len(labels))
+    chosen = rng.choice(negative, negatives, replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(labels > 0), chosen]))
+
+
+def rows_sample(rows: TrainingRows, *, negatives: int | None, seed: int = 0) -> TrainingRows:
+    """Every positive of each group and at most `negatives` of its negatives, a seeded uniform sample (the
+    group's order kept): the same rows as `training_rows_build(..., negatives=negatives, seed=seed)`."""
+    if negatives is None or not len(rows.groups):
+        return rows
+    rng = np.random.default_rng(seed)
+    keep: list[np.ndarray] = []
+    sizes = np.zeros(len(rows.groups), dtype=np.int64)
+    start = 0
+    for g, size in enumerate(rows.groups):
+        kept = _group_sample(rows.labels[start : start + size], negatives, rng)
+        keep.append(start + kept)
+        sizes[g] = len(kept)
+        start += size
+    at = np.concatenate(keep)
+    return TrainingRows(rows.features[at], rows.labels[at], sizes, rows.users, rows.skipped_no_positive)
+
+
+def ranker_train_holdout(
+    features: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    sources: tuple[str, ...],
+    seed: int = 0,
+    params: dict | None = None,
+    holdout: float = HOLDOUT_SHARE,
+    refit: bool = False,
+) -> Ranker:
+    """One LightGBM fit on the groups of (1 - `holdout`) of the users, boosting stopped when the other
+    users' NDCG@10 has not risen for EARLY_STOPPING rounds (kept to at least MIN_ROUNDS, as the
+    cross-validation's pick is), instead of `ranker_train`'s K-fold cross-validation and refit (which
+    costs about three times the trees). `refit`: then train on every group with that many rounds."""
+    groups = np.asarray(groups, dtype=np.int64)
+    if len(groups) < ranker_model.MIN_CV_GROUPS or not 0.0 < holdout < 1.0:
+        return ranker_train(features, labels, groups, sources=sources, seed=seed, params=params)
+    names = feature_names(sources)
+    merged = {**ranker_model.PARAMS, "num_threads": TRAIN_THREADS, **(params or {}), "seed": seed}
+    held = np.random.default_rng(seed).permutation(len(groups)) < round(holdout * len(groups))
+    row_held = np.repeat(held, groups)
+    fit = lgb.Dataset(
+        features[~row_held], labels[~row_held], group=groups[~held], feature_name=names, free_raw_data=True
+    )
+    valid = lgb.Dataset(features[row_held], labels[row_held], group=groups[held], reference=fit)
+    best = {"score": -np.inf, "round": 0}
+
+    def stop(env) -> None:
+        score = env.evaluation_result_list[0][2]
+        if score > best["score"]:
+            best.update(score=score, round=env.iteration + 1)
+        done = env.iteration + 1
+        if done >= ranker_model.MIN_ROUNDS and done - best["round"] >= ranker_model.EARLY_STOPPING:
+            raise lgb.callback.EarlyStopException(best["round"] - 1, env.evaluation_result_list)
+
+    stop.order = 30  # type: ignore[attr-defined]  # LightGBM runs callbacks by this
+    # keep_training_booster: every tree run (lgb.train would otherwise cut the model at the best round,
+    # below the floor)
+    booster = lgb.train(
+        merged,
+        fit,
+        num_boost_round=ranker_model.MAX_ROUNDS,
+        valid_sets=[valid],
+        callbacks=[stop],
+        keep_training_booster=True,
+    )
+    # LightGBM also stops by itself when no tree can split any more: then every tree it made is kept
+    rounds = min(max(best["round"], ranker_model.MIN_ROUNDS), booster.current_iteration())
+    if refit:
+        everything = lgb.Dataset(features, labels, group=groups, feature_name=names)
+        booster = lgb.train(merged, everything, num_boost_round=rounds)
+    else:
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
+    info = {
+        "rounds": rounds,
+        "groups": int(len(groups)),
+        "rows": int(len(labels)),
+        "positives": int((labels > 0).sum()),
+        "holdout_groups": int(held.sum()),
+        "holdout_ndcg@10": float(best["score"]),
+        "refit": refit,
+        "params": {k: v for k, v in merged.items() if k != "eval_at"},
+    }
+    return Ranker(booster=booster, sources=tuple(sources), info=info)
+
+
 def ranker_fit(
     stream,
     train_rows: np.ndarray,
@@ -300,7 +423,7 @@ def ranker_fit(
     progress: bool = False,
 ) -> Ranker:
     """A ranker from these training events (an inner split of the `protocol`'s kind, see above)."""
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     rows = training_rows_build(
         stream,
         train_rows,
@@ -311,16 +434,20 @@ def ranker_fit(
         max_users=max_users,
         seed=seed,
         progress=progress,
+        negatives=NEGATIVES_PER_GROUP,
     )
     if not len(rows.groups):
         raise ValueError("no training rows: no user has a next item among the candidates")
-    built = time.perf_counter()
-    ranker = ranker_train(rows.features, rows.labels, rows.groups, sources=names, seed=seed)
+    built, built_cpu = time.perf_counter(), time.process_time()
+    ranker = ranker_train_holdout(rows.features, rows.labels, rows.groups, sources=names, seed=seed)
     ranker.info.update(
         protocol=protocol,
         users=len(rows.users),
         skipped_no_positive=rows.skipped_no_positive,
+        negatives_per_group=NEGATIVES_PER_GROUP,
         rows_seconds=round(built - started, 1),
         fit_seconds=round(time.perf_counter() - built, 1),
+        rows_cpu_seconds=round(built_cpu - started_cpu, 1),
+        fit_cpu_seconds=round(time.process_time() - built_cpu, 1),
     )
     return ranker

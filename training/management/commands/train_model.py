@@ -41,9 +41,11 @@ class Command(BaseCommand):
             ("ranker", lambda: self._ranker(options)),
         ):
             if only in (None, step):
-                t = time.perf_counter()
+                t, cpu = time.perf_counter(), time.process_time()
                 detail = run()
-                self.stdout.write(f"time {step}: {time.perf_counter() - t:.1f} s{detail or ''}")
+                # this process's CPU seconds too (every thread): the load inflates them far less than wall
+                parts = ", ".join(p for p in (f"cpu {time.process_time() - cpu:.1f} s", detail) if p)
+                self.stdout.write(f"time {step}: {time.perf_counter() - t:.1f} s ({parts})")
         self.stdout.write(f"time total: {time.perf_counter() - started:.1f} s")
 
     def _covisitation(self) -> str:
@@ -72,7 +74,11 @@ class Command(BaseCommand):
         )
         if "rows_seconds" not in training:
             return ""
-        return f" (training rows {training['rows_seconds']:.1f} s, LightGBM {training['fit_seconds']:.1f} s)"
+        return (
+            f"training rows {training['rows_seconds']:.1f} s, LightGBM {training['fit_seconds']:.1f} s, "
+            f"training rows cpu {training.get('rows_cpu_seconds', 0.0):.1f} s, "
+            f"LightGBM cpu {training.get('fit_cpu_seconds', 0.0):.1f} s"
+        )
 
     def _two_tower(self, options) -> str:
         try:
@@ -92,4 +98,4 @@ class Command(BaseCommand):
             f"trained {len(history)} epochs (best {version.metrics.get('best_epoch')}) in "
             f"{version.training_seconds:.1f} s on {version.events} events; artifact {version.artifact_path}"
         )
-        return f" (training {version.training_seconds or 0.0:.1f} s)"
+        return f"training {version.training_seconds or 0.0:.1f} s"
