@@ -1,8 +1,10 @@
 """The ranker model: LightGBM LambdaRank over `features.feature_names(sources)`, trained on groups of
-candidates (one group per user and time cut). The number of boosting rounds comes from a K-fold
-cross-validation over the groups (early stopping on the folds' mean NDCG@10), then one model is trained on
-every group: with a few hundred groups, one held-out slice of 20% was too noisy (the temporal validation
-ranker stopped at 3 trees, below its best single source).
+candidates (one group per user and time cut). `ranker_train` here picks the number of boosting rounds by a
+K-fold cross-validation over the groups (early stopping on the folds' mean NDCG@10), then trains one model on
+every group (for small training sets: with a few hundred groups, one held-out slice of 20% was too noisy).
+The served models of `train_model` come from `training.ranker.training.ranker_train_holdout` instead: one
+early-stopped fit on 80% of the training users, about a third of the cost, chosen on validation
+(docs/ranker.md).
 
 On disk: one text file (LightGBM's own model format) and a small JSON of what it needs at serving time
 (the sources it was trained with, in order), under RECSYS_DATA_DIR/models/ranker/.
