@@ -314,11 +314,12 @@ WITH e AS (
 ), x AS (
     SELECT u.pk FROM s, h, unnest(h.item_ids) WITH ORDINALITY AS u(pk, o)
     GROUP BY u.pk ORDER BY min(u.o) LIMIT %(explain)s
+), v AS (
+    (SELECT pk FROM scored ORDER BY score DESC, pk LIMIT %(pool)s)
+    UNION SELECT unnest(%(pinned_vector)s::bigint[])
+    UNION SELECT pk FROM x
 ), a AS (
-    SELECT ARRAY(SELECT pk FROM scored) AS scored,
-           ARRAY(SELECT pk FROM scored ORDER BY score DESC, pk LIMIT %(pool)s) || %(pinned_vector)s::bigint[]
-               || ARRAY(SELECT pk FROM x) AS with_vector,
-           ARRAY(SELECT pk FROM x) AS extra
+    SELECT ARRAY(SELECT pk FROM scored) AS scored, ARRAY(SELECT pk FROM x) AS extra
 ), f AS ({features})
 SELECT CASE WHEN p.embedding_model = '' OR p.embedding_model = %(model)s THEN p.embedding::text END,
        h.item_ids, h.event_types, h.times, h.newest,
@@ -356,7 +357,7 @@ def user_state(*, user_id: str, serve: ServeCheck | None = None) -> UserState:
             explain=EXPLAIN_ITEMS,
         )
         sql = _user_state_served_sql(where)
-        (result,) = _binary_rows(sql, params, conn=connection)
+        (result,) = _binary_rows(sql, params, conn=connection, prepare=True)
         text, item_ids, event_types, times, newest, *row = result[:14]
         served, aggregates = result[14], result[15:]
         features = _features_parse(aggregates) if served else None
@@ -377,27 +378,50 @@ def user_state(*, user_id: str, serve: ServeCheck | None = None) -> UserState:
 @functools.cache
 def _user_state_served_sql(where: str) -> str:
     return _USER_STATE_SERVED_SQL.format(
+        # membership by joins, not `= ANY` of a computed array: an array that is not a constant is taken
+        # apart again for every row and every aggregate that reads the column (it doubled the query's CPU)
         features=_FEATURES_ROWS.format(
-            scored="(SELECT scored FROM a)::bigint[]",
-            with_vector="(SELECT with_vector FROM a)::bigint[]",
-            extra="(SELECT extra FROM a)::bigint[]",
+            scored="sc.pk IS NOT NULL",
+            with_vector="v.pk IS NOT NULL",
+            extra="xx.pk IS NOT NULL",
             where=where,
             score="sc.score",
-            join="LEFT JOIN scored sc ON sc.pk = i.id",
+            join="LEFT JOIN scored sc ON sc.pk = i.id LEFT JOIN v ON v.pk = i.id LEFT JOIN x xx ON xx.pk = i.id",
+            scored_pks="(SELECT scored FROM a)::bigint[]",
+            extra_pks="(SELECT extra FROM a)::bigint[]",
         ),
         aggregates=_FEATURES_AGGREGATES,
     )
 
 
-def _binary_rows(sql: str, params: dict[str, Any], *, conn: Any = None) -> list[tuple]:
+# Django turns psycopg's prepared statements off (`prepare_threshold` None), which also refuses an explicit
+# `prepare=True`. A connection that runs a `_PreparedCursor` gets this threshold instead: explicit ones
+# only, never automatically.
+_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """A cursor whose statements are prepared on the server (once per connection: parsed, analysed and
+    planned once, then run with each request's parameters)."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ):
+        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
+def _binary_rows(sql: str, params: dict[str, Any], *, conn: Any = None, prepare: bool = False) -> list[tuple]:
     """Runs a query with binary results, through Django's cursor wrapper (so it is logged and counted like
     any other query). Binary matters for vectors: parsing pgvector's text form costs ~0.2 ms per 384-d
-    vector in Python, reading the binary form costs microseconds."""
+    vector in Python, reading the binary form costs microseconds. With `prepare`, the statement is
+    prepared on the server (`_PreparedCursor`)."""
     conn = conn if conn is not None else read_connection()
     conn.ensure_connection()
     # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
     # cursor on the same connection (same transaction) can.
-    raw = psycopg.Cursor(conn.connection)
+    if prepare and conn.connection.prepare_threshold is None:
+        conn.connection.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
+    raw = (_PreparedCursor if prepare else psycopg.Cursor)(conn.connection)
     raw.format = psycopg.pq.Format.BINARY
     with conn._prepare_cursor(raw) as cur:
         cur.execute(sql, params)
@@ -472,12 +496,10 @@ _FEATURES_ROWS = """
            COALESCE(p.interaction_count, 0)::int8 AS interactions,
            array_to_string(i.category_path, E'\\x1f') AS category,
            json_build_array(i.external_id, i.title, i.price::text, i.image_url)::text AS card,
-           CASE WHEN i.id = ANY({with_vector}) AND i.embedding_model = %(model)s
-                THEN i.embedding END AS embedding,
-           i.id = ANY({scored}) AND {where} AS candidate,
-           i.id = ANY({extra}) AS extra, i.external_id, {score} AS score
+           CASE WHEN {with_vector} AND i.embedding_model = %(model)s THEN i.embedding END AS embedding,
+           {scored} AND {where} AS candidate, {extra} AS extra, i.external_id, {score} AS score
     FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id {join}
-    WHERE i.id = ANY({scored}) OR i.id = ANY({extra})
+    WHERE i.id = ANY({scored_pks}) OR i.id = ANY({extra_pks})
 """
 _FEATURES_AGGREGATES = """
     string_agg(int8send(id), '') FILTER (WHERE candidate),
@@ -498,12 +520,14 @@ _FEATURES_AGGREGATES = """
 _FEATURES_SQL = (
     "WITH f AS ("
     + _FEATURES_ROWS.format(
-        scored="%(scored)s::bigint[]",
-        with_vector="%(with_vector)s::bigint[]",
-        extra="%(extra)s::bigint[]",
+        scored="i.id = ANY(%(scored)s::bigint[])",
+        with_vector="i.id = ANY(%(with_vector)s::bigint[])",
+        extra="i.id = ANY(%(extra)s::bigint[])",
         where="{where}",
         score="NULL::float8",
         join="",
+        scored_pks="%(scored)s::bigint[]",
+        extra_pks="%(extra)s::bigint[]",
     )
     + ") SELECT"
     + _FEATURES_AGGREGATES

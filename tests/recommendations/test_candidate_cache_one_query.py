@@ -184,6 +184,11 @@ def test_a_hit_is_one_query_and_a_miss_reads_no_features(shop, monkeypatch, requ
     assert hit.cache == "hit"
     statements = [q["sql"] for q in queries.captured_queries]
     assert len(statements) == 2 and "recommendations_servedlist" in statements[1], statements
+    # prepared on the server (parsed and planned once per connection), and nothing else is
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cur.fetchall()]
+    assert prepared and all(p.strip().startswith("WITH e AS") for p in prepared), prepared
 
     CandidateList.objects.filter(user_id="gen-4").update(key="another")
     plan = scenarios._cache_plan(scenarios.ListParams())
