@@ -357,7 +357,7 @@ def user_state(*, user_id: str, serve: ServeCheck | None = None) -> UserState:
             explain=EXPLAIN_ITEMS,
         )
         sql = _user_state_served_sql(where)
-        (result,) = _binary_rows(sql, params, conn=connection, prepare=True)
+        (result,) = _binary_rows(sql, params, primary=True, prepare=True)
         text, item_ids, event_types, times, newest, *row = result[:14]
         served, aggregates = result[14], result[15:]
         features = _features_parse(aggregates) if served else None
@@ -410,12 +410,14 @@ class _PreparedCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
 
 
-def _binary_rows(sql: str, params: dict[str, Any], *, conn: Any = None, prepare: bool = False) -> list[tuple]:
+def _binary_rows(
+    sql: str, params: dict[str, Any], *, primary: bool = False, prepare: bool = False
+) -> list[tuple]:
     """Runs a query with binary results, through Django's cursor wrapper (so it is logged and counted like
     any other query). Binary matters for vectors: parsing pgvector's text form costs ~0.2 ms per 384-d
-    vector in Python, reading the binary form costs microseconds. With `prepare`, the statement is
-    prepared on the server (`_PreparedCursor`)."""
-    conn = conn if conn is not None else read_connection()
+    vector in Python, reading the binary form costs microseconds. `primary`: never on a replica. With
+    `prepare`, the statement is prepared on the server (`_PreparedCursor`)."""
+    conn = connection if primary else read_connection()
     conn.ensure_connection()
     # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
     # cursor on the same connection (same transaction) can.
