@@ -26,6 +26,7 @@ from recommendations.models import Scenario
 from recommendations.ranker import serving as ranker_serving
 from recommendations.rerank.candidates import Candidates, Scored, cosine, order_by_score
 from recommendations.rerank.pipeline import RerankConfig, RerankContext, pool_size, rerank
+from recommendations.rerank.promotions import PromotionRule
 from recommendations.retrieval import get_backend
 from recommendations.retrieval.base import HardFilters
 from recommendations.two_tower import serving as two_tower_serving
@@ -147,8 +148,9 @@ def recommendations_for_user(
             vector, history = selectors.user_context(user_id=user_id)
             cache = "miss:off"
         else:
-            state = selectors.user_state(user_id=user_id)
-            answer, cache = _from_cache(state, user_id=user_id, session_id=session_id, params=params)
+            plan = _cache_plan(params)
+            state = selectors.user_state(user_id=user_id, serve=plan.check)
+            answer, cache = _from_cache(state, plan, user_id=user_id, session_id=session_id, params=params)
             if answer is not None:
                 return answer
             history, vector = state.history, state.vector()
@@ -706,37 +708,37 @@ def _serve_scored(
     profile,
     now: datetime,
     min_items: int = 0,
+    promotions: list[PromotionRule] | None = None,
+    features: selectors.Features | None = None,
 ) -> Answer | None:
     """Promotions, features (the hard filters checked on fresh rows), re-ranking, explanations, hydration
     and the log. None, with nothing logged, when fewer than `min_items` candidates pass the filters and the
-    history exclusions (a pre-computed list the request's filters cut too short)."""
+    history exclusions (a pre-computed list the request's filters cut too short). A cache hit gives the
+    live promotions and the features it read with the user's state (`_cache_plan`: the same promotions,
+    pinned items and vectors as here); `scores` is then not read."""
     config = RerankConfig.from_profile(profile)
     filters = _filters(params, in_stock_only=config.in_stock_only)
     backend = get_backend()
-    promotions = []
-    if config.promotions_enabled and (preview is None or preview.promotions):
-        promotions = selectors.promotions_live(
-            surface=params.surface,
-            now=now,
-            include_inactive=bool(preview and preview.include_inactive_promotions),
-            search=signal.scenario == Scenario.SEARCH,
-        )
+    if promotions is None:
+        promotions = _promotions(signal, params=params, config=config, preview=preview, now=now)
+    if features is None:
         # An item pinned by a promotion is offered even when retrieval did not find it (it must still
         # pass the hard filters, checked with the features).
         floor = min(scores.values(), default=0.0)
-        for rule in promotions:
-            if rule.target_type == "item" and rule.pinned_slot and rule.item_pk not in scores:
-                scores[rule.item_pk] = floor
-
-    # Vectors (for near duplicates, MMR and explanations) only for the candidates that can reach the list:
-    # the best by retrieval score, and pinned items. The rest are compared as if dissimilar.
-    pks = np.fromiter(scores, np.int64, len(scores))
-    values = np.fromiter(scores.values(), np.float64, len(scores))
-    best = pks[order_by_score(values, pks)[: pool_size(params.limit)]].tolist()
-    pinned = [r.item_pk for r in promotions if r.pinned_slot and r.item_pk is not None]
-    features = selectors.items_features(
-        scores=scores, filters=filters, with_vector=[*best, *pinned], extra_pks=signal.explain_pks
-    )
+        for pk in _pinned_offered(promotions):
+            if pk not in scores:
+                scores[pk] = floor
+        # Vectors (for near duplicates, MMR and explanations) only for the candidates that can reach the
+        # list: the best by retrieval score, and pinned items. The rest are compared as if dissimilar.
+        pks = np.fromiter(scores, np.int64, len(scores))
+        values = np.fromiter(scores.values(), np.float64, len(scores))
+        best = pks[order_by_score(values, pks)[: pool_size(params.limit)]].tolist()
+        features = selectors.items_features(
+            scores=scores,
+            filters=filters,
+            with_vector=[*best, *_pinned_vectors(promotions)],
+            extra_pks=signal.explain_pks,
+        )
     candidates = features.candidates
     if min_items and _servable(candidates, signal=signal, config=config) < min_items:
         return None
@@ -806,6 +808,36 @@ def _serve_scored(
     return answer
 
 
+def _promotions(
+    signal: _Signal,
+    *,
+    params: ListParams,
+    config: RerankConfig,
+    preview: PreviewOptions | None,
+    now: datetime,
+) -> list[PromotionRule]:
+    if not config.promotions_enabled or (preview is not None and not preview.promotions):
+        return []
+    return selectors.promotions_live(
+        surface=params.surface,
+        now=now,
+        include_inactive=bool(preview and preview.include_inactive_promotions),
+        search=signal.scenario == Scenario.SEARCH,
+    )
+
+
+def _pinned_offered(promotions: list[PromotionRule]) -> list[int]:
+    """The items pinned by item promotions: offered at the candidates' lowest score when not among them."""
+    return [
+        r.item_pk for r in promotions if r.target_type == "item" and r.pinned_slot and r.item_pk is not None
+    ]
+
+
+def _pinned_vectors(promotions: list[PromotionRule]) -> list[int]:
+    """The pinned items whose vectors are read, whatever their score."""
+    return [r.item_pk for r in promotions if r.pinned_slot and r.item_pk is not None]
+
+
 def _servable(candidates: Candidates, *, signal: _Signal, config: RerankConfig) -> int:
     """How many candidates the re-ranking could show: available, and not hidden by the history."""
     hidden: set[int] = set()
@@ -817,31 +849,70 @@ def _servable(candidates: Candidates, *, signal: _Signal, config: RerankConfig) 
     return len(shown) if not config.in_stock_only else int(shown.available.sum())
 
 
+@dataclass(frozen=True)
+class _CachePlan:
+    """What serving a user's pre-computed list needs before reading it: the experiment arm's verdict, the
+    profile, the key the list must have, the time, the live promotions; and `check`, for `user_state` to read
+    the list's features in the same query (None under an arm the list cannot serve)."""
+
+    arm_ok: bool
+    profile: Any
+    key: str
+    now: datetime
+    fresh_after: datetime  # a list computed before this is too old to serve
+    promotions: list[PromotionRule]
+    check: selectors.ServeCheck | None
+
+
+def _cache_plan(params: ListParams) -> _CachePlan:
+    arm = experiments.arm_current()
+    # the list was computed with the default models and sources
+    arm_ok = arm is None or (arm.model_version is None and not arm.disabled_sources)
+    profile = _arm_profile(arm) or selectors.profile_for_surface(surface=params.surface)
+    key = candidate_cache.key_current(profile=profile)
+    now = timezone.now()
+    fresh_after = now - candidate_cache.max_age()
+    config = RerankConfig.from_profile(profile)
+    signal = _Signal(scenario=Scenario.USER)  # the promotions of a personalised answer
+    promotions = _promotions(signal, params=params, config=config, preview=None, now=now)
+    check = (
+        selectors.ServeCheck(
+            key=key,
+            fresh_after=fresh_after,
+            filters=_filters(params, in_stock_only=config.in_stock_only),
+            pool=pool_size(params.limit),
+            pinned=tuple(_pinned_offered(promotions)),
+            pinned_vector=tuple(_pinned_vectors(promotions)),
+        )
+        if arm_ok
+        else None
+    )
+    return _CachePlan(arm_ok, profile, key, now, fresh_after, promotions, check)
+
+
 def _from_cache(
-    state: selectors.UserState, *, user_id: str, session_id: str, params: ListParams
+    state: selectors.UserState, plan: _CachePlan, *, user_id: str, session_id: str, params: ListParams
 ) -> tuple[Answer | None, str]:
     """The answer from the user's pre-computed candidates, or (None, "miss:<why>") when they cannot give
     the answer the live path would: none, older than the user's newest event, computed with other models
     or profile settings (an experiment's arm that pins a model or leaves sources out included), older than
-    the bound, or cut below `limit` by the request's filters."""
+    the bound, or cut below `limit` by the request's filters. `user_state` read the list's features when
+    the list passed the same checks (`plan.check`); without them (serving reads on a replica), they are
+    read here."""
     cached = state.cached
     if cached is None:
         return None, "miss:none"
     if cached.last_event_id != state.newest_event_id:
         return None, "miss:events"
-    arm = experiments.arm_current()
-    if arm is not None and (arm.model_version is not None or arm.disabled_sources):
-        return None, "miss:experiment"  # the list was computed with the default models and sources
-    profile = _arm_profile(arm) or selectors.profile_for_surface(surface=params.surface)
-    if cached.key != candidate_cache.key_current(profile=profile):
+    if not plan.arm_ok:
+        return None, "miss:experiment"
+    if cached.key != plan.key:
         return None, "miss:key"
-    now = timezone.now()
-    if now - cached.computed_at > candidate_cache.max_age():
+    if cached.computed_at < plan.fresh_after:  # now - computed_at > max_age
         return None, "miss:stale"
     history = state.history
     signal = _Signal(
         scenario=cached.scenario,
-        scores=dict(zip(cached.item_pks, cached.scores, strict=True)),
         history=history,
         reasons=cached.reasons,
         model_version=cached.model_version,
@@ -850,15 +921,17 @@ def _from_cache(
     signal.explain_pks = [pk for pk, _ in history.recent][: selectors.EXPLAIN_ITEMS]
     answer = _serve_scored(
         signal=signal,
-        scores=dict(signal.scores or {}),
+        scores={} if state.features is not None else dict(zip(cached.item_pks, cached.scores, strict=True)),
         ranked_by=None,
         params=params,
         preview=None,
         user_id=user_id,
         session_id=session_id,
-        profile=profile,
-        now=now,
+        profile=plan.profile,
+        now=plan.now,
         min_items=params.limit,
+        promotions=plan.promotions,
+        features=state.features,
     )
     if answer is None:
         return None, "miss:filtered"

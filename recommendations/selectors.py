@@ -3,6 +3,7 @@ vectors, trending. Each is one query."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -15,13 +16,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import Q
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
 from catalog.models import Item, Promotion, surface_covered
-from core.replicas import read_connection
+from core.replicas import read_alias, read_connection
 from core.round_trip import Read
 from interactions.selectors import event_weight
 from recommendations.models import DEFAULT_PROFILE, Experiment, RerankProfile, ServedList
@@ -69,21 +70,24 @@ def _serving_config() -> dict[str, Any]:
         .values("pk", "target_type", "item_id", "category_path", "brand", "boost", "pinned_slot", "surfaces",
                 "surface_scope", "starts_at", "ends_at", "is_active")
     )  # fmt: skip
+    # a shop that saved no `default` profile serves the built-in defaults: one unsaved instance per
+    # refresh, not one per request (building a model instance cost ~0.1 ms of CPU a request)
+    builtin = RerankProfile(surface=DEFAULT_PROFILE, version=0)
     with _config_lock:
         _config.update(
-            profiles=profiles, promotions=promotions, expires=time.monotonic() + CONFIG_TTL_SECONDS
+            profiles=profiles,
+            builtin=builtin,
+            promotions=promotions,
+            expires=time.monotonic() + CONFIG_TTL_SECONDS,
         )
         return _config
 
 
 def profile_for_surface(*, surface: str) -> RerankProfile:
     """The surface's profile, else the `default` one, else built-in defaults (unsaved)."""
-    profiles = _serving_config()["profiles"]
-    return (
-        profiles.get(surface or DEFAULT_PROFILE)
-        or profiles.get(DEFAULT_PROFILE)
-        or RerankProfile(surface=DEFAULT_PROFILE, version=0)
-    )
+    config = _serving_config()
+    profiles = config["profiles"]
+    return profiles.get(surface or DEFAULT_PROFILE) or profiles.get(DEFAULT_PROFILE) or config["builtin"]
 
 
 def promotions_live(
@@ -234,6 +238,9 @@ class UserState:
     newest_event_id: int
     cached: CachedCandidates | None
     vector_text: str | None = None
+    # the list's candidates' features, read in the same query when asked for (`ServeCheck`) and the list
+    # passed its checks; None otherwise
+    features: Features | None = None
 
     def vector(self) -> np.ndarray | None:
         if self.vector_text is None:
@@ -262,12 +269,98 @@ LEFT JOIN recommendations_candidatelist c ON c.user_id = %(user)s
 """
 
 
-def user_state(*, user_id: str) -> UserState:
+@dataclass(frozen=True)
+class ServeCheck:
+    """What `user_state` needs to read, in its one query, the features of the user's pre-computed list
+    when the list can be served: the checks the list must pass (the ones `scenarios._from_cache` makes:
+    it saw the newest event, it has the key serving now, it is young enough) and what serving it reads
+    (`scenarios._serve_scored`'s features read: the hard filters, the vectors of the best `pool`
+    candidates and of pinned items, the newest history items that may explain the answer)."""
+
+    key: str
+    fresh_after: datetime  # computed at or after this
+    filters: HardFilters
+    pool: int
+    # pinned item promotions: offered at the list's lowest score when the list does not hold them
+    pinned: tuple[int, ...] = ()
+    # items whose vectors are read whatever their score (the items of pinned promotions)
+    pinned_vector: tuple[int, ...] = ()
+
+
+# `_USER_STATE_SQL`, and the list's features when it passes the checks (`ServeCheck`): one round trip for
+# a cache hit instead of two. `s` is the list when it can be served (else no row, and every CTE after it
+# is empty: a miss reads no features); `scored` its candidates with their scores, pinned items at the
+# list's lowest score; `x` the history's newest distinct items (the explanations' anchors).
+_USER_STATE_SERVED_SQL = """
+WITH e AS (
+    SELECT id, item_id, event_type, timestamp FROM interactions_event
+    WHERE user_id = %(user)s AND item_id IS NOT NULL ORDER BY timestamp DESC, id DESC LIMIT %(n)s
+), h AS (
+    SELECT array_agg(e.item_id ORDER BY e.timestamp DESC, e.id DESC) AS item_ids,
+           array_agg(e.event_type ORDER BY e.timestamp DESC, e.id DESC) AS event_types,
+           array_agg(extract(epoch FROM e.timestamp)::float8 ORDER BY e.timestamp DESC, e.id DESC) AS times,
+           max(e.id) AS newest
+    FROM e
+), c AS (
+    SELECT * FROM recommendations_candidatelist WHERE user_id = %(user)s
+), s AS (
+    SELECT c.item_pks, c.scores FROM c, h
+    WHERE c.last_event_id = COALESCE(h.newest, 0) AND c.key = %(key)s AND c.computed_at >= %(fresh_after)s
+), scored AS (
+    SELECT u.pk, u.score FROM s, unnest(s.item_pks, s.scores) AS u(pk, score)
+    UNION ALL
+    SELECT p.pk, (SELECT COALESCE(min(v), 0.0) FROM unnest(s.scores) AS v)
+    FROM s, unnest(%(pinned)s::bigint[]) AS p(pk) WHERE p.pk <> ALL(s.item_pks)
+), x AS (
+    SELECT u.pk FROM s, h, unnest(h.item_ids) WITH ORDINALITY AS u(pk, o)
+    GROUP BY u.pk ORDER BY min(u.o) LIMIT %(explain)s
+), v AS (
+    (SELECT pk FROM scored ORDER BY score DESC, pk LIMIT %(pool)s)
+    UNION SELECT unnest(%(pinned_vector)s::bigint[])
+    UNION SELECT pk FROM x
+), a AS (
+    SELECT ARRAY(SELECT pk FROM scored) AS scored, ARRAY(SELECT pk FROM x) AS extra
+), f AS ({features})
+SELECT CASE WHEN p.embedding_model = '' OR p.embedding_model = %(model)s THEN p.embedding::text END,
+       h.item_ids, h.event_types, h.times, h.newest,
+       c.key, c.last_event_id, c.scenario, c.model_version, c.item_pks, c.scores, c.reasons, c.reason_index,
+       c.computed_at, EXISTS (SELECT 1 FROM s), ft.*
+FROM h
+LEFT JOIN interactions_userprofile p ON p.external_id = %(user)s AND p.embedding IS NOT NULL
+LEFT JOIN c ON true
+CROSS JOIN (SELECT {aggregates} FROM f) AS ft
+"""
+
+
+def user_state(*, user_id: str, serve: ServeCheck | None = None) -> UserState:
     """`user_context` and the user's pre-computed candidate list, in one query. The newest event is the
-    highest id among the HISTORY_EVENTS read: an event stored late (an older timestamp) still counts."""
-    with connection.cursor() as cur:
-        cur.execute(_USER_STATE_SQL, {"user": user_id, "n": HISTORY_EVENTS, "model": current_model_name()})
-        text, item_ids, event_types, times, newest, *row = cur.fetchone()
+    highest id among the HISTORY_EVENTS read: an event stored late (an older timestamp) still counts.
+
+    With `serve`, the same query also reads the features `scenarios._serve_scored` would read for the list
+    when the list passes `serve`'s checks (`UserState.features`). Only when serving reads go to the
+    primary: with a replica chosen, the features stay on the replica, in their own query."""
+    params: dict[str, Any] = {"user": user_id, "n": HISTORY_EVENTS, "model": current_model_name()}
+    if serve is None or read_alias() != DEFAULT_DB_ALIAS:
+        with connection.cursor() as cur:
+            cur.execute(_USER_STATE_SQL, params)
+            text, item_ids, event_types, times, newest, *row = cur.fetchone()
+        features = None
+    else:
+        where, filter_params = filters_where(serve.filters, require_vector=False, active_only=False)
+        params.update(
+            filter_params,
+            key=serve.key,
+            fresh_after=serve.fresh_after,
+            pinned=pk_array_literal(dict.fromkeys(serve.pinned)),
+            pinned_vector=pk_array_literal(serve.pinned_vector),
+            pool=serve.pool,
+            explain=EXPLAIN_ITEMS,
+        )
+        sql = _user_state_served_sql(where)
+        (result,) = _binary_rows(sql, params, primary=True, prepare=True)
+        text, item_ids, event_types, times, newest, *row = result[:14]
+        served, aggregates = result[14], result[15:]
+        features = _features_parse(aggregates) if served else None
     cached = None
     if row[0] is not None:
         key, last_event_id, scenario, model_version, pks, scores, distinct, index, computed_at = row
@@ -277,19 +370,61 @@ def user_state(*, user_id: str) -> UserState:
             key, last_event_id, scenario, model_version, pks, scores, reasons, computed_at
         )
     history = _history(list(zip(item_ids or [], event_types or [], strict=True)), times or [])
-    return UserState(history=history, newest_event_id=newest or 0, cached=cached, vector_text=text)
+    return UserState(
+        history=history, newest_event_id=newest or 0, cached=cached, vector_text=text, features=features
+    )
 
 
-def _binary_rows(sql: str, params: dict[str, Any], *, primary: bool = False) -> list[tuple]:
+@functools.cache
+def _user_state_served_sql(where: str) -> str:
+    return _USER_STATE_SERVED_SQL.format(
+        # membership by joins, not `= ANY` of a computed array: an array that is not a constant is taken
+        # apart again for every row and every aggregate that reads the column (it doubled the query's CPU)
+        features=_FEATURES_ROWS.format(
+            scored="sc.pk IS NOT NULL",
+            with_vector="v.pk IS NOT NULL",
+            extra="xx.pk IS NOT NULL",
+            where=where,
+            score="sc.score",
+            join="LEFT JOIN scored sc ON sc.pk = i.id LEFT JOIN v ON v.pk = i.id LEFT JOIN x xx ON xx.pk = i.id",
+            scored_pks="(SELECT scored FROM a)::bigint[]",
+            extra_pks="(SELECT extra FROM a)::bigint[]",
+        ),
+        aggregates=_FEATURES_AGGREGATES,
+    )
+
+
+# Django turns psycopg's prepared statements off (`prepare_threshold` None), which also refuses an explicit
+# `prepare=True`. A connection that runs a `_PreparedCursor` gets this threshold instead: explicit ones
+# only, never automatically.
+_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """A cursor whose statements are prepared on the server (once per connection: parsed, analysed and
+    planned once, then run with each request's parameters)."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ):
+        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
+def _binary_rows(
+    sql: str, params: dict[str, Any], *, primary: bool = False, prepare: bool = False
+) -> list[tuple]:
     """Runs a query with binary results, through Django's cursor wrapper (so it is logged and counted like
     any other query). Binary matters for vectors: parsing pgvector's text form costs ~0.2 ms per 384-d
     vector in Python, reading the binary form costs microseconds. `primary`: never on a replica (UNLOGGED
-    tables cannot be read on a standby)."""
+    tables cannot be read on a standby). With
+    `prepare`, the statement is prepared on the server (`_PreparedCursor`)."""
     conn = connection if primary else read_connection()
     conn.ensure_connection()
     # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
     # cursor on the same connection (same transaction) can.
-    raw = psycopg.Cursor(conn.connection)
+    if prepare and conn.connection.prepare_threshold is None:
+        conn.connection.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
+    raw = (_PreparedCursor if prepare else psycopg.Cursor)(conn.connection)
     raw.format = psycopg.pq.Format.BINARY
     with conn._prepare_cursor(raw) as cur:
         cur.execute(sql, params)
@@ -355,36 +490,52 @@ def item_vectors(*, item_pks: Iterable[int]) -> dict[int, np.ndarray]:
 # per value; the vector only for the items that will be compared (the best candidates, pinned items, and
 # history items that may explain them). A card (what the answer shows) is one JSON text per candidate,
 # decoded for the answer's items only. Every aggregate reads the rows in the same order: they share one scan
-# and none has an ORDER BY of its own.
-_FEATURES_SQL = """
-WITH f AS (
+# and none has an ORDER BY of its own. `user_state`'s served form reads the same columns in its own query:
+# {scored}, {with_vector} and {extra} are bigint[] expressions, {where} the hard filters, {score} the
+# candidate's score (NULL here: the caller has the scores).
+_FEATURES_ROWS = """
     SELECT i.id, i.brand, i.is_active AND i.in_stock AND (i.stock IS NULL OR i.stock > 0) AS available,
            COALESCE(i.stock, 0)::int8 AS stock, COALESCE(i.published_at, i.created_at) AS published,
            COALESCE(p.interaction_count, 0)::int8 AS interactions,
            array_to_string(i.category_path, E'\\x1f') AS category,
            json_build_array(i.external_id, i.title, i.price::text, i.image_url)::text AS card,
-           CASE WHEN i.id = ANY(%(with_vector)s::bigint[]) AND i.embedding_model = %(model)s
-                THEN i.embedding END AS embedding,
-           i.id = ANY(%(scored)s::bigint[]) AND {where} AS candidate,
-           i.id = ANY(%(extra)s::bigint[]) AS extra, i.external_id
-    FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id
-    WHERE i.id = ANY(%(scored)s::bigint[]) OR i.id = ANY(%(extra)s::bigint[])
-)
-SELECT string_agg(int8send(id), '') FILTER (WHERE candidate),
-       string_agg(boolsend(available), '') FILTER (WHERE candidate),
-       string_agg(int8send(stock), '') FILTER (WHERE candidate),
-       string_agg(timestamptz_send(published), '') FILTER (WHERE candidate),
-       string_agg(int8send(interactions), '') FILTER (WHERE candidate),
-       string_agg(boolsend(embedding IS NOT NULL), '') FILTER (WHERE candidate),
-       string_agg(vector_send(embedding), '') FILTER (WHERE candidate AND embedding IS NOT NULL),
-       array_agg(category) FILTER (WHERE candidate),
-       array_agg(brand) FILTER (WHERE candidate),
-       array_agg(card) FILTER (WHERE candidate),
-       array_agg(id) FILTER (WHERE extra AND embedding IS NOT NULL),
-       array_agg(external_id) FILTER (WHERE extra AND embedding IS NOT NULL),
-       string_agg(vector_send(embedding), '') FILTER (WHERE extra AND embedding IS NOT NULL)
-FROM f
+           CASE WHEN {with_vector} AND i.embedding_model = %(model)s THEN i.embedding END AS embedding,
+           {scored} AND {where} AS candidate, {extra} AS extra, i.external_id, {score} AS score
+    FROM catalog_item i LEFT JOIN recommendations_itempopularity p ON p.item_id = i.id {join}
+    WHERE i.id = ANY({scored_pks}) OR i.id = ANY({extra_pks})
 """
+_FEATURES_AGGREGATES = """
+    string_agg(int8send(id), '') FILTER (WHERE candidate),
+    string_agg(boolsend(available), '') FILTER (WHERE candidate),
+    string_agg(int8send(stock), '') FILTER (WHERE candidate),
+    string_agg(timestamptz_send(published), '') FILTER (WHERE candidate),
+    string_agg(int8send(interactions), '') FILTER (WHERE candidate),
+    string_agg(boolsend(embedding IS NOT NULL), '') FILTER (WHERE candidate),
+    string_agg(vector_send(embedding), '') FILTER (WHERE candidate AND embedding IS NOT NULL),
+    array_agg(category) FILTER (WHERE candidate),
+    array_agg(brand) FILTER (WHERE candidate),
+    array_agg(card) FILTER (WHERE candidate),
+    array_agg(id) FILTER (WHERE extra AND embedding IS NOT NULL),
+    array_agg(external_id) FILTER (WHERE extra AND embedding IS NOT NULL),
+    string_agg(vector_send(embedding), '') FILTER (WHERE extra AND embedding IS NOT NULL),
+    string_agg(float8send(score), '') FILTER (WHERE candidate)
+"""
+_FEATURES_SQL = (
+    "WITH f AS ("
+    + _FEATURES_ROWS.format(
+        scored="i.id = ANY(%(scored)s::bigint[])",
+        with_vector="i.id = ANY(%(with_vector)s::bigint[])",
+        extra="i.id = ANY(%(extra)s::bigint[])",
+        where="{where}",
+        score="NULL::float8",
+        join="",
+        scored_pks="%(scored)s::bigint[]",
+        extra_pks="%(extra)s::bigint[]",
+    )
+    + ") SELECT"
+    + _FEATURES_AGGREGATES
+    + "FROM f"
+)
 # timestamptz_send counts microseconds from 2000-01-01; `Candidates.published` from 1970-01-01.
 _PG_EPOCH_US = 946_684_800 * 1_000_000
 # array_to_string's separator for a category path (a control character no category name contains)
@@ -436,8 +587,14 @@ def items_features(
         model=current_model_name(),
     )
     (row,) = _binary_rows(_FEATURES_SQL.format(where=where), params)
+    return _features_parse(row, score_of=scores)
+
+
+def _features_parse(row: Sequence[Any], *, score_of: dict[int, float] | None = None) -> Features:
+    """`_FEATURES_AGGREGATES` as `Features`. The candidates' scores are looked up in `score_of` when given,
+    else read from the row (the served form of `user_state` returns them with the features)."""
     (pk, available, stock, published, interactions, has_vector, vectors, paths, brands, cards,
-     extra_pks_found, extra_ids, extra_vectors) = row  # fmt: skip
+     extra_pks_found, extra_ids, extra_vectors, score) = row  # fmt: skip
     pks = _int8s(pk)
     has = _int8s(has_vector, ">u1").astype(bool)
     matrix = _vectors(vectors)
@@ -446,7 +603,9 @@ def items_features(
     split: dict[str, tuple[str, ...]] = {}
     candidates = Candidates.build(
         pk=pks,
-        score=np.fromiter((scores[p] for p in pks.tolist()), np.float64, len(pks)),
+        score=np.fromiter((score_of[p] for p in pks.tolist()), np.float64, len(pks))
+        if score_of is not None
+        else np.frombuffer(score or b"", ">f8").astype(np.float64),
         available=_int8s(available, ">u1").astype(bool),
         stock=_int8s(stock),
         published=_int8s(published) + _PG_EPOCH_US,

@@ -180,7 +180,7 @@ class Candidates:
 
     def without(self, pks: np.ndarray) -> Candidates:
         """The rows whose pk is not in `pks`."""
-        return self.take(~np.isin(self.pk, pks)) if len(pks) else self
+        return self.take(~member(self.pk, pks)) if len(pks) else self
 
 
 def concat(parts: Sequence[Candidates]) -> Candidates:
@@ -190,6 +190,18 @@ def concat(parts: Sequence[Candidates]) -> Candidates:
 
 
 _COLUMNS = tuple(f.name for f in fields(Candidates))
+
+
+def member(values: np.ndarray, pks: np.ndarray) -> np.ndarray:
+    """`np.isin(values, pks)` for int64 pks, by binary search in the sorted `pks`. np.isin picks its
+    lookup-table method for integers, which allocates a table spanning the pks' whole range (a catalog's
+    100,000 pks for a few hundred candidates): about 0.1 ms a call, against about 10 µs here."""
+    if not len(values) or not len(pks):
+        return np.zeros(len(values), dtype=bool)
+    ordered = np.sort(pks)
+    at = np.searchsorted(ordered, values)
+    at[at == len(ordered)] = 0  # past the largest: compared with any pk, it is not equal
+    return ordered[at] == values
 
 
 def order_by_score(score: np.ndarray, pk: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from recommendations.rerank.candidates import NO_TIME, Candidates, concat, order_by_score, time_us
+from recommendations.rerank.candidates import NO_TIME, Candidates, concat, member, order_by_score, time_us
 
 
 def exploration_slots(
@@ -30,10 +30,7 @@ def exploration_slots(
     now_us = time_us(now)
     age_seconds = (now_us - np.where(known, pool.published, now_us)) / 1e6
     eligible = (
-        (pool.interactions == 0)
-        & ~np.isin(pool.pk, ranked.pk)
-        & known
-        & (age_seconds <= max_age_days * 86400)
+        (pool.interactions == 0) & ~member(pool.pk, ranked.pk) & known & (age_seconds <= max_age_days * 86400)
     )
     fresh = pool.take(eligible)
     fresh = fresh.take(order_by_score(fresh.score, fresh.pk)[:slots])
