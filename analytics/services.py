@@ -4,7 +4,9 @@ started from the report page, as a Celery job."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TypedDict
 
@@ -106,11 +108,11 @@ def evaluation_job_execute(*, job_id: int) -> str:
                 )
 
         try:
-            extra = {}
+            extra: dict[str, Callable[..., evaluation.Scorer]] = {}
             if "served_single_retrieval" in scope["methods"]:
                 from training.served_recommender import served_scorer_factory
 
-                extra["served_single_retrieval"] = served_scorer_factory
+                extra["served_single_retrieval"] = functools.partial(served_scorer_factory, progress=False)
             result = evaluation.evaluation_run(
                 protocol="temporal",
                 methods=scope["methods"],

@@ -56,8 +56,9 @@ class _Rollback(Exception):
     pass
 
 
-def served_scorer_factory(data, split, stats, vectors, *, k: int = 50):
-    """A Scorer for `evaluation_run`: the served list's order as scores (-inf for what it left out)."""
+def served_scorer_factory(data, split, stats, vectors, *, k: int = 50, progress: bool = True):
+    """A Scorer for `evaluation_run`: the served list's order as scores (-inf for what it left out). With
+    `progress`, a bar per user (the evaluation's own bar moves per block of users)."""
     index = {int(pk): i for i, pk in enumerate(data.item_pks)}
     train_rows: dict[str, list[int]] = {}
     evaluated = set(split.users)
@@ -76,7 +77,9 @@ def served_scorer_factory(data, split, stats, vectors, *, k: int = 50):
         try:
             with transaction.atomic(), ranker_override(None):
                 _popularity_replace(data, stats)
-                for row, user in enumerate(tqdm(users, desc="served", unit="user", leave=False)):
+                for row, user in enumerate(
+                    tqdm(users, desc="served", unit="user", leave=False, disable=not progress)
+                ):
                     rows = np.array(train_rows.get(user, []), dtype=np.int64)
                     last_ts = float(data.ts[rows].max()) if len(rows) else split.cut_ts or 0.0
                     vector = user_vecs.get(user)

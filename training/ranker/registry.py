@@ -13,6 +13,7 @@ roll back, the same way as the two-tower model's (training/two_tower/registry.py
 
 from __future__ import annotations
 
+import functools
 import zlib
 from datetime import UTC, datetime
 
@@ -85,7 +86,7 @@ def _train_and_gate(*, seed, progress, data) -> ModelVersion:
             extra["served_active"] = ranker_methods(ranker=active, progress=progress)["served"]
             methods.append("served_active")
         else:
-            extra["served_single_retrieval"] = served_scorer_factory
+            extra["served_single_retrieval"] = functools.partial(served_scorer_factory, progress=progress)
             methods.append("served_single_retrieval")
         result = evaluation.evaluation_run(
             protocol=protocol,

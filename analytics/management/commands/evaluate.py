@@ -10,6 +10,7 @@ The evaluation itself is the training app's (`training.evaluation`, the methods 
 
 from __future__ import annotations
 
+import functools
 import math
 
 from django.core.management.base import BaseCommand, CommandError
@@ -119,7 +120,9 @@ class Command(BaseCommand):
                     extra_scorers={
                         "cooccurrence_visit": cooccurrence_visit_factory,
                         **served,
-                        "served_single_retrieval": served_scorer_factory,
+                        "served_single_retrieval": functools.partial(
+                            served_scorer_factory, progress=progress
+                        ),
                         "two_tower": two_tower_scorer_factory,
                         **arm_scorers,
                     },
