@@ -12,7 +12,9 @@ from django.apps import apps
 from recommendations.models import RerankProfile
 from recommendations.rerank.pipeline import RerankConfig
 
-migration = importlib.import_module("recommendations.migrations.0015_rerank_defaults_keep_ranker_accuracy_demo")
+migration = importlib.import_module(
+    "recommendations.migrations.0015_rerank_defaults_keep_ranker_accuracy_demo"
+)
 
 
 @pytest.mark.django_db
