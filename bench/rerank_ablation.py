@@ -9,8 +9,9 @@ Runs against the database the environment points at (DATABASE_URL, or the embedd
 RECSYS_DATA_DIR): the demo shop (`manage.py seed_demo` + `embed_items`) or the Online Retail bench database
 (`DATABASE_URL=postgresql://postgres@/recsys_bench_twotower?host=$PWD/var/pg`). `--validation` (on by
 default) removes the test targets first (`bench/ranker.py`'s `validation_data`), so the settings are chosen
-without looking at the test targets. The ranker is trained on the split (at most 400 users' rows), as in
-bench/ranker.py. Prints one table; the run is saved as an EvaluationRun (label "bench rerank ablation").
+without looking at the test targets. The ranker is trained on the split (at most `--ranker-users` users'
+rows, 400 by default), as in bench/ranker.py. Prints one table; the run is saved as an EvaluationRun (label
+"bench rerank ablation").
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def main() -> None:
     parser.add_argument("--test", action="store_true", help="Score the test targets, not validation.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE[,...]")
+    parser.add_argument(
+        "--ranker-users",
+        type=int,
+        default=RANKER_USERS,
+        help="Users whose next items train the ranker (bench/ranker.py's round-4 runs: 2500).",
+    )
     args = parser.parse_args()
     dsn = os.environ.get("DATABASE_URL")
     from bench.harness import django_setup
@@ -52,7 +59,7 @@ def main() -> None:
     result = evaluation.evaluation_run(
         protocol=args.protocol,
         methods=["ranker", "served", *(v.method for v in variants)],
-        extra_scorers=ablation_methods(variants, seed=args.seed, max_users=RANKER_USERS, progress=True),
+        extra_scorers=ablation_methods(variants, seed=args.seed, max_users=args.ranker_users, progress=True),
         label="bench rerank ablation" + ("" if args.test else " validation"),
         progress=True,
         data=data,

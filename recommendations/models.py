@@ -60,7 +60,11 @@ class RerankProfile(models.Model):
         "sources take their own). 100: chosen by the offline evaluation (docs/serving-speed.md).",
     )
     # freshness
-    freshness_weight = models.FloatField(default=0.05, help_text="Added to the score of a brand-new item.")
+    freshness_weight = models.FloatField(
+        default=0.0,
+        help_text="Added to the score of a brand-new item (0: off; it cost accuracy in the re-ranking "
+        "ablation, and exploration still gives new items a slot).",
+    )
     freshness_half_life_days = models.FloatField(default=30.0, validators=[MinValueValidator(0.1)])
     # inventory
     in_stock_only = models.BooleanField(default=True)
@@ -101,7 +105,7 @@ class RerankProfile(models.Model):
     # diversity
     diversity_mode = models.CharField(max_length=10, choices=DiversityMode.choices, default=DiversityMode.MMR)
     mmr_lambda = models.FloatField(
-        default=0.9,
+        default=0.95,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="1 = pure relevance, 0 = pure diversity. Lower it to turn diversity up (what it costs: "
         "`evaluate --ablation`).",

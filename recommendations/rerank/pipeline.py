@@ -27,7 +27,7 @@ POOL_MIN = 50
 class RerankConfig:
     """The weights of a RerankProfile (same field names), without the database."""
 
-    freshness_weight: float = 0.05
+    freshness_weight: float = 0.0
     freshness_half_life_days: float = 30.0
     in_stock_only: bool = True
     low_stock_threshold: int = 3
@@ -38,7 +38,7 @@ class RerankConfig:
     popularity_penalty: float = 0.0
     duplicate_similarity: float = 0.97
     diversity_mode: str = "mmr"
-    mmr_lambda: float = 0.9
+    mmr_lambda: float = 0.95
     max_per_category: int = 0
     max_per_brand: int = 0
     exploration_share: float = 0.1

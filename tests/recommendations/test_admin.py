@@ -90,7 +90,8 @@ def test_editing_a_profile_bumps_its_version_and_is_audited(staff):
     assert response.status_code == 302, response.content
     profile.refresh_from_db()
     assert profile.version == 2 and profile.mmr_lambda == 0.5
-    assert AuditEntry.objects.get().changes["mmr_lambda"] == [0.9, 0.5]  # from the default (0.8 before 0005)
+    # from the default (0.8 before 0005, 0.9 before 0015)
+    assert AuditEntry.objects.get().changes["mmr_lambda"] == [0.95, 0.5]
 
 
 def test_preview_shows_the_list_with_and_without_promotions_side_by_side(staff, shop):

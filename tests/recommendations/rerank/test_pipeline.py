@@ -192,3 +192,18 @@ def test_steps_leave_their_input_columns_untouched():
     )
     assert candidates.score.tolist() == before.tolist()
     assert not candidates.promotion_id.any()
+
+
+def test_default_profile_does_not_lift_a_new_arrival_over_better_scored_items():
+    # the default (round 5, chosen on the re-ranking ablation): no freshness boost; a merchandiser who
+    # turns it back on (0.05, the old default) lifts the item published today over a better-scored one
+    rows = [
+        cand(pk, score, vector=axis(pk), published_at=OLD, interaction_count=3)
+        for pk, score in ((1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6))
+    ]
+    new_arrival = cand(5, 0.58, vector=axis(5), published_at=NOW, interaction_count=3)
+    candidates = cands(*rows, new_arrival)
+    served = rerank(candidates, config=RerankConfig(), context=_ctx())
+    assert [c.pk for c in served] == [1, 2, 3, 4]
+    boosted = rerank(candidates, config=replace(RerankConfig(), freshness_weight=0.05), context=_ctx())
+    assert [c.pk for c in boosted] == [1, 2, 3, 5]
