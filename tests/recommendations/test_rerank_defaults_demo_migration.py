@@ -13,7 +13,7 @@ from recommendations.models import RerankProfile
 from recommendations.rerank.pipeline import RerankConfig
 
 migration = importlib.import_module(
-    "recommendations.migrations.0015_rerank_defaults_keep_ranker_accuracy_demo"
+    "recommendations.migrations.0016_rerank_defaults_keep_ranker_accuracy_demo"
 )
 
 

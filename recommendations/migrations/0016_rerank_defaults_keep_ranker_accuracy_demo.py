@@ -35,7 +35,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("recommendations", "0014_covisitation_popularity_index"),
+        ("recommendations", "0015_item_candidate_list"),
     ]
 
     operations = [
