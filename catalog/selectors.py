@@ -28,6 +28,15 @@ def item_get(*, external_id: str) -> Item:
     return item
 
 
+def item_pk_get(*, external_id: str) -> int:
+    """The pk of the item with this shop id, active or not; Http404 if unknown. One index-only read: the
+    item pages' serving path needs no more (the whole row carries its vector, ~0.2 ms to parse)."""
+    pk = Item.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if pk is None:
+        raise Http404(f"No item with id {external_id!r}.")
+    return pk
+
+
 @dataclass(frozen=True)
 class ItemFilters:
     """The hard filters a list of items takes (the same as the recommendation endpoints')."""

@@ -407,7 +407,12 @@ class _PreparedCursor(psycopg.Cursor):
     def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
     ):
-        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+        cursor = super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+        if self._query is None:
+            # a prepared run keeps no query text, and Django's query log (debug, tests' captured queries)
+            # reads it: without it the statement was logged as None
+            self._query = self._convert_query(query, params)
+        return cursor
 
 
 def _binary_rows(

@@ -91,13 +91,11 @@ class SimilarItemsView(_ServingView):
     @_serving
     def get(self, request, item_id: str):
         try:
-            item = catalog_selectors.item_get(external_id=item_id)
+            item_pk = catalog_selectors.item_pk_get(external_id=item_id)
         except Http404 as exc:  # in the API's error shape, like every other error here
             raise NotFound(str(exc)) from None
         params = list_params(request.query_params)
-        answer = scenarios.recommendations_similar(
-            item_pk=item.pk, external_id=item.external_id, params=params
-        )
+        answer = scenarios.recommendations_similar(item_pk=item_pk, external_id=item_id, params=params)
         response = _render(answer)
         response["X-Recsys-Cache"] = answer.cache  # the item's pre-computed list (docs/serving-cache.md)
         return response
@@ -148,12 +146,12 @@ class BoughtTogetherView(_ServingView):
     @_serving
     def get(self, request, item_id: str):
         try:
-            item = catalog_selectors.item_get(external_id=item_id)
+            item_pk = catalog_selectors.item_pk_get(external_id=item_id)
         except Http404 as exc:
             raise NotFound(str(exc)) from None
         params = list_params(request.query_params)
         answer = scenarios.recommendations_bought_together(
-            item_pk=item.pk, external_id=item.external_id, params=params
+            item_pk=item_pk, external_id=item_id, params=params
         )
         return _render(answer)
 

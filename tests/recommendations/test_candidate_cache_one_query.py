@@ -184,6 +184,7 @@ def test_a_hit_is_one_query_and_a_miss_reads_no_features(shop, monkeypatch, requ
     assert hit.cache == "hit"
     statements = [q["sql"] for q in queries.captured_queries]
     assert len(statements) == 2 and "recommendations_servedlist" in statements[1], statements
+    assert statements[0].strip().startswith("WITH e AS")  # the prepared one is logged with its text too
     # prepared on the server (parsed and planned once per connection), and nothing else is
     with connection.cursor() as cur:
         cur.execute("SELECT statement FROM pg_prepared_statements")
