@@ -75,18 +75,24 @@ def stage_key(profile: RerankProfile) -> str:
     )
 
 
-def key_current(*, profile: RerankProfile) -> str:
-    """What a list must have been computed with to be served now: the active ranker and two-tower
-    versions, the content-embedding model, and the profile's candidate settings. A promotion, a rollback
-    or a profile edit changes it, and every list computed before is a miss at once (both versions are
-    cached per process for their ACTIVE_TTL_SECONDS, like the rest of serving)."""
+def models_key() -> str:
+    """The models a stored list was computed with: the active ranker and two-tower versions and the
+    content-embedding model (both versions are cached per process for their ACTIVE_TTL_SECONDS, like the
+    rest of serving). Shared with item_cache."""
     ranker = ranker_serving.ranker_active()
     two_tower = two_tower_serving.active_version()
     return (
         f"ranker={ranker.name if ranker is not None else ''}|"
         f"two_tower={two_tower.pk if two_tower is not None else ''}|"
-        f"embedding={current_model_name()}|{stage_key(profile)}"
+        f"embedding={current_model_name()}"
     )
+
+
+def key_current(*, profile: RerankProfile) -> str:
+    """What a list must have been computed with to be served now: the models and the profile's candidate
+    settings. A promotion, a rollback or a profile edit changes it, and every list computed before is a
+    miss at once."""
+    return f"{models_key()}|{stage_key(profile)}"
 
 
 def max_age() -> timedelta:

@@ -32,9 +32,8 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from catalog.embedding import current_model_name
+from recommendations import candidate_cache
 from recommendations.models import ItemCandidateList, RerankProfile, Scenario
-from recommendations.ranker import serving as ranker_serving
-from recommendations.two_tower import serving as two_tower_serving
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +78,7 @@ def stage_key(profile: RerankProfile) -> str:
 def key_current(*, profile: RerankProfile) -> str:
     """As candidate_cache.key_current: the active ranker and two-tower versions, the content model and the
     profile's candidate settings. A promotion, a rollback or such a profile edit makes every list a miss."""
-    ranker = ranker_serving.ranker_active()
-    two_tower = two_tower_serving.active_version()
-    return (
-        f"ranker={ranker.name if ranker is not None else ''}|"
-        f"two_tower={two_tower.pk if two_tower is not None else ''}|"
-        f"embedding={current_model_name()}|{stage_key(profile)}"
-    )
+    return f"{candidate_cache.models_key()}|{stage_key(profile)}"
 
 
 def max_age() -> timedelta:

@@ -429,31 +429,14 @@ def item_candidates_compute(*, item_pk: int, scenario: str) -> item_cache.Comput
         )
     if signal is None:
         return None
-    config = RerankConfig.from_profile(profile)
-    filters = _filters(params, in_stock_only=config.in_stock_only)
-    scores, ranked_by = _scores(
-        signal, profile=profile, config=config, filters=filters, now=started, preview=None
-    )
-    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
-    reasons: list[dict[str, Any] | None] = [None] * len(order)
-    if ranked_by is not None:
-        vectors_of = selectors.item_vectors(item_pks=order)
-        for i, pk in enumerate(order):
-            reasons[i] = _source_reason(
-                Scored(pk=pk, score=scores[pk], vector=vectors_of.get(pk)), signal, ranked_by
-            )
-    model_version = (
-        (f"ranker:{ranked_by.name}" if ranked_by is not None else "")
-        or signal.model_version
-        or (current_model_name() if signal.vector is not None else "popularity")
-    )
+    ranked = _candidates_rank(signal, params=params, profile=profile, now=started)
     return item_cache.Computed(
         scenario=scenario,
         key=key,
-        model_version=model_version,
-        item_pks=order,
-        scores=[scores[pk] for pk in order],
-        reasons=reasons,
+        model_version=ranked.model_version,
+        item_pks=ranked.item_pks,
+        scores=ranked.scores,
+        reasons=ranked.reasons,
         vector_at=state.embedded_at,
         computed_at=started,
     )
@@ -954,10 +937,35 @@ def user_candidates_compute(*, user_id: str) -> candidate_cache.Computed | None:
     )
     if signal is None:
         return None
+    ranked = _candidates_rank(signal, params=params, profile=profile, now=started)
+    return candidate_cache.Computed(
+        key=key,
+        last_event_id=state.newest_event_id,
+        scenario=signal.scenario,
+        model_version=ranked.model_version,
+        item_pks=ranked.item_pks,
+        scores=ranked.scores,
+        reasons=ranked.reasons,
+        computed_at=started,
+    )
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    item_pks: list[int]
+    scores: list[float]
+    reasons: list[dict[str, Any] | None]  # the source that placed each candidate (None: single retrieval)
+    model_version: str
+
+
+def _candidates_rank(signal: _Signal, *, params: ListParams, profile, now) -> _Ranked:
+    """A signal's candidates ranked for storage (the worker's side of candidate_cache and item_cache):
+    the profile's hard filters, no request filters, best first (ties by pk), each with its source reason
+    when a ranker ordered them."""
     config = RerankConfig.from_profile(profile)
     filters = _filters(params, in_stock_only=config.in_stock_only)
     scores, ranked_by = _scores(
-        signal, profile=profile, config=config, filters=filters, now=started, preview=None
+        signal, profile=profile, config=config, filters=filters, now=now, preview=None
     )
     order = sorted(scores, key=lambda pk: (-scores[pk], pk))
     reasons: list[dict[str, Any] | None] = [None] * len(order)
@@ -971,16 +979,7 @@ def user_candidates_compute(*, user_id: str) -> candidate_cache.Computed | None:
         or signal.model_version
         or (current_model_name() if signal.vector is not None else "popularity")
     )
-    return candidate_cache.Computed(
-        key=key,
-        last_event_id=state.newest_event_id,
-        scenario=signal.scenario,
-        model_version=model_version,
-        item_pks=order,
-        scores=[scores[pk] for pk in order],
-        reasons=reasons,
-        computed_at=started,
-    )
+    return _Ranked(order, [scores[pk] for pk in order], reasons, model_version)
 
 
 def _with_sources(

@@ -3,26 +3,14 @@ recommendations show, a click is stored with its recommendation_id, and the CTR 
 
 from __future__ import annotations
 
-import time
-
 from django.utils import timezone
 
 from analytics.rollups import daily_metrics_rollup
 from interactions.models import Event
-from tests.browser import OUTPUT, needs_chromium
+from tests.browser import OUTPUT, needs_chromium, wait_for
 from tests.factories import ItemFactory, leading
 
 pytestmark = needs_chromium
-
-
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_home_recommendations_click_is_stored_and_ctr_chart_renders(
@@ -55,11 +43,11 @@ def test_home_recommendations_click_is_stored_and_ctr_chart_renders(
     page.locator('[data-recsys="similar"] a.card').first.wait_for(timeout=15000)
     page.screenshot(path=str(OUTPUT / "storefront-item.png"), full_page=True)
 
-    click = _wait_for(lambda: Event.objects.filter(event_type="click").first())
+    click = wait_for(lambda: Event.objects.filter(event_type="click").first())
     assert click is not None, "the click was not stored"
     assert str(click.recommendation_id) == recommendation_id
     assert (click.item_external_id, click.surface, click.position) == (clicked_item, "home", 1)
-    assert _wait_for(lambda: Event.objects.filter(event_type="view", item_external_id=clicked_item).exists())
+    assert wait_for(lambda: Event.objects.filter(event_type="view", item_external_id=clicked_item).exists())
 
     daily_metrics_rollup(day=timezone.now().date())
 
