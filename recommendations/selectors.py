@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import Q
 from django.utils import timezone
@@ -425,6 +426,7 @@ def _binary_rows(
     `prepare`, the statement is prepared on the server (`_PreparedCursor`)."""
     conn = connection if primary else read_connection()
     conn.ensure_connection()
+    prepare = prepare and settings.RECSYS_DB_PREPARED_STATEMENTS
     # Django's psycopg backend binds client-side, which cannot return binary results: a plain psycopg
     # cursor on the same connection (same transaction) can.
     if prepare and conn.connection.prepare_threshold is None:

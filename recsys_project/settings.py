@@ -367,6 +367,10 @@ RECSYS_SERVED_LOG_BUFFERED = env_bool("RECSYS_SERVED_LOG_BUFFERED", True)
 RECSYS_SERVED_LOG_FLUSH_SECONDS = float(os.environ.get("RECSYS_SERVED_LOG_FLUSH_SECONDS", "0.5"))
 RECSYS_SERVED_LOG_GRACE_SECONDS = float(os.environ.get("RECSYS_SERVED_LOG_GRACE_SECONDS", "120"))
 RECSYS_API_KEY_CACHE_SECONDS = float(os.environ.get("RECSYS_API_KEY_CACHE_SECONDS", "5"))
+# The users cache hit's one statement is prepared on the server per connection (recommendations/selectors.py).
+# Off (0) behind a transaction-mode pooler that cannot keep prepared statements (PgBouncer before 1.21, or
+# without max_prepared_statements): the same statement, parsed and planned each time.
+RECSYS_DB_PREPARED_STATEMENTS = env_bool("RECSYS_DB_PREPARED_STATEMENTS", True)
 
 # Every handler redacts user ids from the request paths it logs (docs/security.md, "Privacy"). Django's own "django"
 # and "django.server" (runserver's access lines) loggers lose their default handlers, which would not.

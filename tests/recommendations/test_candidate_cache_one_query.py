@@ -214,3 +214,26 @@ def test_the_state_read_with_the_features_is_the_state_read_alone(shop):
         if alone.cached is not None:
             assert asdict(both.cached) == asdict(alone.cached)
     assert candidate_cache.enabled()
+
+
+def test_with_prepared_statements_off_a_hit_answers_the_same_unprepared(shop, settings, monkeypatch):
+    """RECSYS_DB_PREPARED_STATEMENTS=0 (behind a transaction-mode pooler): the same one statement, not
+    prepared, and the same answer."""
+    prepared: list[bool] = []
+    execute = selectors._PreparedCursor.execute
+
+    def recording(self, *args, **kwargs):
+        prepared.append(True)
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(selectors._PreparedCursor, "execute", recording)
+    params = scenarios.ListParams()
+    on = scenarios.recommendations_for_user(user_id="gen-4", params=params)
+    assert on.cache == "hit" and prepared
+    prepared.clear()
+    settings.RECSYS_DB_PREPARED_STATEMENTS = False
+    off = scenarios.recommendations_for_user(user_id="gen-4", params=params)
+    assert off.cache == "hit" and not prepared
+    assert [(i["id"], i["score"], i["reason"]) for i in off.items] == [
+        (i["id"], i["score"], i["reason"]) for i in on.items
+    ]
