@@ -3,43 +3,24 @@ generated shop (the variants and the table: tests/training/test_ablation.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from analytics.models import EvaluationRun
-from interactions.models import Event
 from recommendations.models import RerankProfile
 from recommendations.ranker.serving import active_ranker_clear
 from recommendations.rerank.pipeline import STEPS
-from tests.recommendations.two_tower_factories import planted_shop
+from tests.recommendations.two_tower_factories import planted_shop_with_early_purchases
 
 
 @pytest.fixture
 def shop(db, settings, tmp_path):
-    """The planted shop (tests/recommendations/test_ranker.py's): each evaluated user with two more early
-    purchases, so that the ranker's own leave-one-out split has a history and a target for them."""
+    """The planted shop with early purchases (two_tower_factories), the ranker's directory per test."""
     settings.RECSYS_RANKER_DIR = tmp_path / "ranker"
     active_ranker_clear()
-    shop = planted_shop()
-    early = timezone.now() - timedelta(days=199)
-    users = sorted({u for u in Event.objects.values_list("user_id", flat=True) if u.startswith("user-")})
-    Event.objects.bulk_create(
-        Event(
-            event_id=f"early-{u}-{k}",
-            user_id=u,
-            session_id=f"early-{u}",
-            item=shop.noise[(n * 2 + k) % len(shop.noise)],
-            item_external_id=shop.noise[(n * 2 + k) % len(shop.noise)].external_id,
-            event_type="purchase",
-            timestamp=early + timedelta(hours=k),
-        )
-        for n, u in enumerate(users)
-        for k in range(2)
-    )
+    shop = planted_shop_with_early_purchases()
     yield shop
     active_ranker_clear()
 

@@ -17,7 +17,7 @@ from recommendations.models import ModelVersion
 from recommendations.ranker.features import feature_names
 from recommendations.ranker.model import ranker_load, ranker_save, ranker_train
 from recommendations.ranker.serving import active_ranker_clear, ranker_override
-from tests.recommendations.two_tower_factories import GROUPS, planted_shop
+from tests.recommendations.two_tower_factories import GROUPS, planted_shop, planted_shop_with_early_purchases
 from training import evaluation, metrics
 from training.ranker import registry
 from training.ranker.training import DEFAULT_SOURCES, covisitation_neighbours_for, training_rows_build
@@ -160,25 +160,7 @@ def test_leave_one_out_rows_label_every_item_after_the_history(shop):
 
 @pytest.fixture
 def shop():
-    """The planted shop, each evaluated user with two more (early) purchases: the ranker's own
-    leave-one-out split, inside the gate's training events, then still has a history and a target."""
-    shop = planted_shop()
-    early = timezone.now() - timedelta(days=199)
-    users = sorted({u for u in Event.objects.values_list("user_id", flat=True) if u.startswith("user-")})
-    Event.objects.bulk_create(
-        Event(
-            event_id=f"early-{u}-{k}",
-            user_id=u,
-            session_id=f"early-{u}",
-            item=shop.noise[(n * 2 + k) % len(shop.noise)],
-            item_external_id=shop.noise[(n * 2 + k) % len(shop.noise)].external_id,
-            event_type="purchase",
-            timestamp=early + timedelta(hours=k),
-        )
-        for n, u in enumerate(users)
-        for k in range(2)
-    )
-    return shop
+    return planted_shop_with_early_purchases()
 
 
 def test_gate_promotes_a_ranker_that_clears_the_required_gain(shop, settings):

@@ -114,3 +114,26 @@ def buy_now(user: str, item: Item, *, minutes_ago: float = 0.0) -> None:
         event_type="purchase",
         timestamp=timezone.now() - timedelta(minutes=minutes_ago),
     )
+
+
+def planted_shop_with_early_purchases() -> Shop:
+    """The planted shop, each evaluated user with two more purchases 199 days back: the ranker's own
+    leave-one-out split, inside a gate's or an evaluation's training events, then still has a history and a
+    target for them."""
+    shop = planted_shop()
+    early = timezone.now() - timedelta(days=199)
+    users = sorted({u for u in Event.objects.values_list("user_id", flat=True) if u.startswith("user-")})
+    Event.objects.bulk_create(
+        Event(
+            event_id=f"early-{u}-{k}",
+            user_id=u,
+            session_id=f"early-{u}",
+            item=shop.noise[(n * 2 + k) % len(shop.noise)],
+            item_external_id=shop.noise[(n * 2 + k) % len(shop.noise)].external_id,
+            event_type="purchase",
+            timestamp=early + timedelta(hours=k),
+        )
+        for n, u in enumerate(users)
+        for k in range(2)
+    )
+    return shop
