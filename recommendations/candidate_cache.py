@@ -114,31 +114,36 @@ WHERE c.last_event_id <= EXCLUDED.last_event_id
 """
 
 
-def candidate_list_save(*, user_id: str, computed: Computed) -> None:
-    # each distinct reason once: 500 candidates share a few anchors (~2 bytes a candidate, not ~50)
+def list_columns(computed: Any) -> dict[str, Any]:
+    """The stored columns every pre-computed list has (this module's and item_cache's), as the upserts'
+    parameters: the pks and scores as array literals, and each distinct reason once (500 candidates share
+    a few anchors: ~2 bytes a candidate, not ~50), pointed at by index."""
     distinct: dict[str, int] = {}
     index = []
     for reason in computed.reasons:
-        if reason is None:
-            index.append(-1)
-            continue
-        index.append(distinct.setdefault(json.dumps(reason), len(distinct)))
+        index.append(-1 if reason is None else distinct.setdefault(json.dumps(reason), len(distinct)))
     if not distinct:
         index = []  # no source reasons at all (the single-retrieval path): nothing to point at
+    return {
+        "key": computed.key,
+        "model": computed.model_version,
+        "pks": "{" + ",".join(str(int(pk)) for pk in computed.item_pks) + "}",
+        "scores": "{" + ",".join(repr(float(s)) for s in computed.scores) + "}",
+        "reasons": "[" + ",".join(distinct) + "]",
+        "index": "{" + ",".join(map(str, index)) + "}",
+        "at": computed.computed_at,
+    }
+
+
+def candidate_list_save(*, user_id: str, computed: Computed) -> None:
     with connection.cursor() as cur:
         cur.execute(
             _UPSERT_SQL,
             {
+                **list_columns(computed),
                 "user": user_id,
-                "key": computed.key,
                 "event": computed.last_event_id,
                 "scenario": computed.scenario,
-                "model": computed.model_version,
-                "pks": "{" + ",".join(str(int(pk)) for pk in computed.item_pks) + "}",
-                "scores": "{" + ",".join(repr(float(s)) for s in computed.scores) + "}",
-                "reasons": "[" + ",".join(distinct) + "]",
-                "index": "{" + ",".join(map(str, index)) + "}",
-                "at": computed.computed_at,
             },
         )
 

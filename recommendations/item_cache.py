@@ -19,7 +19,6 @@ sessions"). The item-keyed counterpart of candidate_cache.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -101,26 +100,14 @@ WHERE c.computed_at <= EXCLUDED.computed_at
 
 
 def item_list_save(*, item_pk: int, computed: Computed) -> None:
-    distinct: dict[str, int] = {}
-    index = []
-    for reason in computed.reasons:
-        index.append(-1 if reason is None else distinct.setdefault(json.dumps(reason), len(distinct)))
-    if not distinct:
-        index = []  # the single-retrieval path: every reason is given at serving time
     with connection.cursor() as cur:
         cur.execute(
             _UPSERT_SQL,
             {
+                **candidate_cache.list_columns(computed),
                 "item": item_pk,
                 "scenario": computed.scenario,
-                "key": computed.key,
                 "vector_at": computed.vector_at,
-                "model": computed.model_version,
-                "pks": "{" + ",".join(str(int(pk)) for pk in computed.item_pks) + "}",
-                "scores": "{" + ",".join(repr(float(s)) for s in computed.scores) + "}",
-                "reasons": "[" + ",".join(distinct) + "]",
-                "index": "{" + ",".join(map(str, index)) + "}",
-                "at": computed.computed_at,
             },
         )
 
