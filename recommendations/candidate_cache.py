@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -211,12 +211,21 @@ def candidate_lists_sweep(*, budget_seconds: float = SWEEP_TIME_BUDGET_SECONDS) 
     lists too old to be served. Safe to repeat or to lose."""
     from recommendations.selectors import profile_for_surface
 
-    started = time.monotonic()
     due = candidate_lists_due(profile=profile_for_surface(surface=""))
+    done = due_refresh(
+        due, lambda batch: candidate_lists_refresh(user_ids=batch), budget_seconds=budget_seconds
+    )
+    CandidateList.objects.filter(computed_at__lt=timezone.now() - max_age()).delete()
+    return done
+
+
+def due_refresh(due: list, refresh: Callable[[list], int], *, budget_seconds: float) -> int:
+    """A sweep's catch-up, shared with item_cache: `refresh` the due keys SWEEP_BATCH at a time until none is
+    left or `budget_seconds` are spent (the next sweep takes the rest); how many lists were computed."""
+    started = time.monotonic()
     done = 0
     for start in range(0, len(due), SWEEP_BATCH):
         if time.monotonic() - started > budget_seconds:
             break
-        done += candidate_lists_refresh(user_ids=due[start : start + SWEEP_BATCH])
-    CandidateList.objects.filter(computed_at__lt=timezone.now() - max_age()).delete()
+        done += refresh(due[start : start + SWEEP_BATCH])
     return done

@@ -20,7 +20,6 @@ sessions"). The item-keyed counterpart of candidate_cache.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,9 +36,8 @@ from recommendations.models import ItemCandidateList, RerankProfile, Scenario
 logger = logging.getLogger(__name__)
 
 SCENARIOS = (Scenario.SIMILAR, Scenario.SESSION)
-# The sweep recomputes this many items per batch and stops after this long (its beat entry runs every
-# minute and expires after 55 s).
-SWEEP_BATCH = 50
+# The sweep stops after this long (its beat entry runs every minute and expires after 55 s); it recomputes
+# candidate_cache.SWEEP_BATCH items per batch.
 SWEEP_TIME_BUDGET_SECONDS = 50
 # At most this many changed items are looked around per task: a bulk import (thousands of new vectors)
 # would recompute a large part of the catalog's lists; beyond this, the refresh age catches up.
@@ -184,13 +182,10 @@ def item_lists_sweep(*, budget_seconds: float = SWEEP_TIME_BUDGET_SECONDS) -> in
     the lists too old to be served. Safe to repeat or to lose."""
     from recommendations.selectors import profile_for_surface
 
-    started = time.monotonic()
     due = item_lists_due(profile=profile_for_surface(surface=""))
-    done = 0
-    for start in range(0, len(due), SWEEP_BATCH):
-        if time.monotonic() - started > budget_seconds:
-            break
-        done += item_lists_refresh(item_pks=due[start : start + SWEEP_BATCH])
+    done = candidate_cache.due_refresh(
+        due, lambda batch: item_lists_refresh(item_pks=batch), budget_seconds=budget_seconds
+    )
     ItemCandidateList.objects.filter(computed_at__lt=timezone.now() - max_age()).delete()
     return done
 
